@@ -1,0 +1,19 @@
+#include "cli/commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+  CLI::App app{"tandem: a hybrid GPU inference platform (dedicated + serverless tiers behind one gateway)",
+               "tandem"};
+  app.set_version_flag("--version", TANDEM_VERSION);
+  app.require_subcommand(1);
+  int exit_code = 0;
+  tandem::cli::add_serve_command(app, exit_code);
+  tandem::cli::add_worker_command(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

@@ -1,0 +1,140 @@
+#include "cli/commands.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/logging.hpp"
+#include "gateway/gateway.hpp"
+#include "http/server.hpp"
+#include "pool/child_reaper.hpp"
+#include "pool/worker_process.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+
+namespace tandem::cli {
+namespace {
+
+namespace asio = boost::asio;
+
+struct ServeArgs {
+  std::filesystem::path config_file;
+  std::string listen;
+  std::filesystem::path state_dir;
+  std::string log_level = "info";
+  int shutdown_grace_ms = 5000;
+};
+
+int run_serve(const ServeArgs& args) {
+  auto config = load_config(args.config_file);
+  if (!config) {
+    std::fprintf(stderr, "tandem serve: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  if (!args.listen.empty()) config->server.listen = args.listen;
+  if (!args.state_dir.empty()) config->server.state_dir = std::filesystem::absolute(args.state_dir);
+  auto listen = parse_host_port(config->server.listen);
+  if (!listen) {
+    std::fprintf(stderr, "tandem serve: %s\n", listen.error().message.c_str());
+    return 2;
+  }
+  std::error_code fs_ec;
+  std::filesystem::create_directories(config->server.state_dir, fs_ec);
+  if (fs_ec) {
+    std::fprintf(stderr, "tandem serve: cannot create state directory %s: %s\n",
+                 config->server.state_dir.c_str(), fs_ec.message().c_str());
+    return 2;
+  }
+  std::vector<ModelManifest> manifests;
+  for (const auto& ep : config->endpoints) {
+    auto manifest = load_model_manifest(ep.model_dir);
+    if (!manifest) {
+      std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
+                   manifest.error().message.c_str());
+      return 2;
+    }
+    manifests.push_back(std::move(*manifest));
+  }
+  unsigned long open_files = pool::raise_open_files_limit();
+  if (open_files < config->server.limits.max_connections + 64)
+    spdlog::warn("open-files limit is {} but server.limits.max_connections is {}: connections beyond the "
+                 "limit will fail to be accepted",
+                 open_files, config->server.limits.max_connections);
+
+  asio::io_context io(1);
+  SteadyClock clock;
+  MetricsRegistry metrics;
+  pool::ChildReaper reaper(io);
+  gateway::GatewayOptions options;
+  options.self_exe = pool::self_executable();
+  options.worker_log_args = {"--log-level", args.log_level};
+  options.seed = std::random_device{}();
+  gateway::Gateway gw(io, *config, std::move(manifests), reaper, metrics, clock, options);
+  http::Server server(io, config->server.limits, [&gw](http::Request& r) { return gw.handle(r); }, metrics);
+  auto bound = server.listen(listen->host, listen->port);
+  if (!bound) {
+    std::fprintf(stderr, "tandem serve: %s\n", bound.error().message.c_str());
+    return 2;
+  }
+  gw.start();
+  server.start();
+  std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
+  std::fflush(stdout);
+  spdlog::info("serving {} endpoint(s); state in {}", config->endpoints.size(), config->server.state_dir.string());
+
+  // Orderly stop: refuse new connections, SIGTERM every worker, wait for them (bounded), then
+  // SIGKILL stragglers; no worker outlives the gateway.
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  asio::steady_timer grace(io);
+  asio::steady_timer poll(io);
+  std::function<void()> wait_for_children = [&] {
+    reaper.reap();
+    if (reaper.watched() == 0) {
+      io.stop();
+      return;
+    }
+    poll.expires_after(std::chrono::milliseconds(10));
+    poll.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) wait_for_children();
+    });
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    spdlog::info("signal {} received: stopping workers", signal_number);
+    server.stop();
+    gw.shutdown();
+    grace.expires_after(std::chrono::milliseconds(args.shutdown_grace_ms));
+    grace.async_wait([&](const boost::system::error_code& timer_ec) {
+      if (timer_ec) return;
+      spdlog::warn("workers still running after {} ms: killing them", args.shutdown_grace_ms);
+      gw.kill_remaining();
+    });
+    wait_for_children();
+  });
+  io.run();
+  spdlog::info("stopped");
+  return 0;
+}
+
+} // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "Run the gateway, the controller and the local workers");
+  cmd->add_option("-c,--config", args->config_file, "Configuration file (YAML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--listen", args->listen, "HOST:PORT (overrides server.listen; default 127.0.0.1:8080; port 0 picks one)");
+  cmd->add_option("--state", args->state_dir, "State directory (overrides server.state)");
+  cmd->add_option("--log-level", args->log_level, "trace|debug|info|warn|error|off")->capture_default_str();
+  cmd->add_option("--shutdown-grace-ms", args->shutdown_grace_ms, "How long workers get to exit after SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600'000));
+  cmd->callback([args, &exit_code] {
+    if (!init_logging("gateway", args->log_level))
+      throw CLI::ValidationError("--log-level", "unknown level " + args->log_level);
+    exit_code = run_serve(*args);
+  });
+}
+
+} // namespace tandem::cli

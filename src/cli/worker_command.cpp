@@ -1,0 +1,34 @@
+#include "cli/commands.hpp"
+#include "core/logging.hpp"
+#include "worker/worker_server.hpp"
+
+#include <memory>
+
+namespace tandem::cli {
+
+void add_worker_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<worker::WorkerOptions>();
+  auto log_level = std::make_shared<std::string>("info");
+  auto* cmd = app.add_subcommand("worker", "Run the reference worker: one model over the Open Inference Protocol v2");
+  cmd->add_option("--model", options->model_dir, "Model directory (with tandem-model.yaml)")->required();
+  cmd->add_option("--listen", options->listen, "HOST:PORT to listen on; port 0 picks a free one")
+      ->capture_default_str();
+  cmd->add_option("--ready-fd", options->ready_fd,
+                  "Write 'READY HOST:PORT' to this inherited descriptor once serving (used by tandem serve)");
+  cmd->add_option("--worker-id", options->worker_id, "Identity used in logs");
+  cmd->add_option("--threads", options->threads, "Engine threads")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--fault-delay-ms", options->fault_delay_ms,
+                  "FAULT INJECTION (tests only): delay every inference by N ms")
+      ->check(CLI::Range(0, 3'600'000));
+  cmd->add_option("--fault-error-rate", options->fault_error_rate,
+                  "FAULT INJECTION (tests only): answer this fraction (0-1) of inferences with HTTP 500")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seed", options->seed, "Seed for fault injection (default: the pid)");
+  cmd->add_option("--log-level", *log_level, "trace|debug|info|warn|error|off")->capture_default_str();
+  cmd->callback([options, log_level, &exit_code] {
+    if (!init_logging("worker", *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);
+    exit_code = worker::run_worker(*options);
+  });
+}
+
+} // namespace tandem::cli

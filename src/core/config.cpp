@@ -1,0 +1,243 @@
+#include "core/config.hpp"
+
+#include "core/duration.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace tandem {
+namespace {
+
+struct ConfigError {
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& why) {
+  throw ConfigError{path + ": " + why};
+}
+
+void check_keys(const YAML::Node& node, const std::string& path,
+                std::initializer_list<const char*> allowed) {
+  if (!node.IsMap()) fail(path, "expected a mapping");
+  for (const auto& item : node) {
+    auto key = item.first.as<std::string>();
+    bool known = std::any_of(allowed.begin(), allowed.end(),
+                             [&](const char* a) { return key == a; });
+    if (!known) {
+      std::string list;
+      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      fail(path + "." + key, "unknown key (known: " + list + ")");
+    }
+  }
+}
+
+std::string get_string(const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) fail(path, "expected a string");
+  return node.as<std::string>();
+}
+
+long long get_int(const YAML::Node& node, const std::string& path, long long min, long long max) {
+  if (!node.IsScalar()) fail(path, "expected an integer");
+  auto text = node.as<std::string>();
+  long long value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || value < min || value > max)
+    fail(path, "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                   "], got \"" + text + "\"");
+  return value;
+}
+
+double get_double(const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) fail(path, "expected a number");
+  try {
+    auto value = node.as<double>();
+    if (value < 0) fail(path, "expected a non-negative number");
+    return value;
+  } catch (const YAML::Exception&) {
+    fail(path, "expected a number, got \"" + node.as<std::string>() + "\"");
+  }
+}
+
+std::chrono::milliseconds get_duration(const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) fail(path, "expected a duration");
+  auto parsed = parse_duration(node.as<std::string>());
+  if (!parsed) fail(path, parsed.error().message);
+  return *parsed;
+}
+
+std::vector<std::string> get_string_list(const YAML::Node& node, const std::string& path) {
+  if (!node.IsSequence()) fail(path, "expected a list of strings");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < node.size(); ++i)
+    out.push_back(get_string(node[i], path + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+bool is_valid_endpoint_name(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path path(p);
+  return path.is_absolute() ? path : (base / path).lexically_normal();
+}
+
+HttpLimits parse_limits(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path,
+             {"max_body_bytes", "max_header_bytes", "max_connections", "idle_timeout"});
+  HttpLimits limits;
+  if (node["max_body_bytes"])
+    limits.max_body_bytes = static_cast<std::size_t>(
+        get_int(node["max_body_bytes"], path + ".max_body_bytes", 1024, 1LL << 32));
+  if (node["max_header_bytes"])
+    limits.max_header_bytes = static_cast<std::size_t>(
+        get_int(node["max_header_bytes"], path + ".max_header_bytes", 1024, 1 << 20));
+  if (node["max_connections"])
+    limits.max_connections = static_cast<std::size_t>(
+        get_int(node["max_connections"], path + ".max_connections", 1, 1'000'000));
+  if (node["idle_timeout"])
+    limits.idle_timeout_ms = get_duration(node["idle_timeout"], path + ".idle_timeout");
+  return limits;
+}
+
+EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
+                              const std::filesystem::path& base) {
+  const std::string path = "endpoints." + name;
+  if (!is_valid_endpoint_name(name))
+    fail(path, "endpoint names use letters, digits, '-', '_' and '.', start with a letter or "
+               "digit, and have at most 63 characters");
+  check_keys(node, path,
+             {"model", "slo", "routing", "worker", "dedicated", "serverless", "retries"});
+  EndpointConfig ep;
+  ep.name = name;
+  if (!node["model"]) fail(path + ".model", "required (a model directory)");
+  ep.model_dir = resolve(base, get_string(node["model"], path + ".model"));
+  if (auto slo = node["slo"]) {
+    check_keys(slo, path + ".slo", {"p95_ms", "timeout_ms"});
+    if (slo["p95_ms"])
+      ep.slo.p95_ms = std::chrono::milliseconds(get_int(slo["p95_ms"], path + ".slo.p95_ms", 1, 3'600'000));
+    if (slo["timeout_ms"])
+      ep.slo.timeout_ms =
+          std::chrono::milliseconds(get_int(slo["timeout_ms"], path + ".slo.timeout_ms", 1, 3'600'000));
+  }
+  if (auto routing = node["routing"]) {
+    ep.routing = get_string(routing, path + ".routing");
+    static const std::set<std::string> known = {"dedicated-first", "serverless-first",
+                                                "dedicated-only", "serverless-only",
+                                                "cost-optimal"};
+    if (!known.count(ep.routing))
+      fail(path + ".routing", "unknown policy \"" + ep.routing +
+                                  "\" (known: dedicated-first, serverless-first, dedicated-only, "
+                                  "serverless-only, cost-optimal)");
+  }
+  if (node["retries"]) ep.retries = static_cast<int>(get_int(node["retries"], path + ".retries", 0, 3));
+  if (auto worker = node["worker"]) {
+    check_keys(worker, path + ".worker", {"args", "command", "model_name", "start_timeout"});
+    if (worker["args"]) ep.worker.args = get_string_list(worker["args"], path + ".worker.args");
+    if (worker["command"]) {
+      ep.worker.command = get_string_list(worker["command"], path + ".worker.command");
+      if (ep.worker.command.empty()) fail(path + ".worker.command", "must not be empty");
+    }
+    if (worker["model_name"])
+      ep.worker.model_name = get_string(worker["model_name"], path + ".worker.model_name");
+    if (worker["start_timeout"])
+      ep.worker.start_timeout_ms = get_duration(worker["start_timeout"], path + ".worker.start_timeout");
+  }
+  if (auto ded = node["dedicated"]) {
+    const std::string dpath = path + ".dedicated";
+    check_keys(ded, dpath,
+               {"replicas", "gpu", "price_per_hour", "max_concurrency_per_worker", "queue_max"});
+    DedicatedPoolSpec spec;
+    if (ded["replicas"]) spec.replicas = static_cast<int>(get_int(ded["replicas"], dpath + ".replicas", 0, 256));
+    if (ded["gpu"]) spec.gpu = get_string(ded["gpu"], dpath + ".gpu");
+    if (ded["price_per_hour"]) spec.price_per_hour = get_double(ded["price_per_hour"], dpath + ".price_per_hour");
+    if (ded["max_concurrency_per_worker"])
+      spec.max_concurrency_per_worker = static_cast<int>(
+          get_int(ded["max_concurrency_per_worker"], dpath + ".max_concurrency_per_worker", 1, 4096));
+    if (ded["queue_max"])
+      spec.queue_max = static_cast<int>(get_int(ded["queue_max"], dpath + ".queue_max", 0, 1'000'000));
+    ep.dedicated = spec;
+  }
+  if (node["serverless"]) {
+    if (!node["serverless"].IsMap()) fail(path + ".serverless", "expected a mapping");
+    ep.serverless_declared = true;
+  }
+  if (!ep.dedicated && !ep.serverless_declared) ep.dedicated = DedicatedPoolSpec{};
+  return ep;
+}
+
+} // namespace
+
+Result<HostPort> parse_host_port(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return make_error(ErrorCode::invalid_request,
+                      "invalid listen address \"" + text + "\": expected HOST:PORT");
+  HostPort hp;
+  hp.host = text.substr(0, colon);
+  if (hp.host.size() > 2 && hp.host.front() == '[' && hp.host.back() == ']')
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  unsigned int port = 0;
+  auto [ptr, ec] = std::from_chars(text.data() + colon + 1, text.data() + text.size(), port);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || port > 65535)
+    return make_error(ErrorCode::invalid_request,
+                      "invalid listen address \"" + text + "\": port must be 0..65535");
+  hp.port = static_cast<unsigned short>(port);
+  return hp;
+}
+
+Result<Config> parse_config(const std::string& yaml_text, const std::filesystem::path& base_dir) {
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    Config config;
+    config.config_dir = base_dir;
+    if (!root || root.IsNull()) fail("(root)", "the configuration is empty");
+    check_keys(root, "(root)", {"server", "endpoints"});
+    if (auto server = root["server"]) {
+      check_keys(server, "server", {"listen", "state", "limits", "tracing"});
+      if (server["listen"]) {
+        config.server.listen = get_string(server["listen"], "server.listen");
+        auto hp = parse_host_port(config.server.listen);
+        if (!hp) fail("server.listen", hp.error().message);
+      }
+      if (server["state"])
+        config.server.state_dir = resolve(base_dir, get_string(server["state"], "server.state"));
+      else
+        config.server.state_dir = resolve(base_dir, "var");
+      if (server["limits"]) config.server.limits = parse_limits(server["limits"], "server.limits");
+    } else {
+      config.server.state_dir = resolve(base_dir, "var");
+    }
+    auto endpoints = root["endpoints"];
+    if (!endpoints || !endpoints.IsMap() || endpoints.size() == 0)
+      fail("endpoints", "required: a mapping of endpoint name to endpoint");
+    for (const auto& item : endpoints)
+      config.endpoints.push_back(parse_endpoint(item.first.as<std::string>(), item.second, base_dir));
+    return config;
+  } catch (const ConfigError& e) {
+    return make_error(ErrorCode::invalid_request, e.message);
+  } catch (const YAML::Exception& e) {
+    return make_error(ErrorCode::invalid_request, std::string("invalid YAML: ") + e.what());
+  }
+}
+
+Result<Config> load_config(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in)
+    return make_error(ErrorCode::not_found, "cannot read configuration file " + file.string());
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  auto base = std::filesystem::absolute(file).parent_path();
+  return parse_config(buffer.str(), base);
+}
+
+} // namespace tandem

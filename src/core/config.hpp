@@ -1,0 +1,78 @@
+#pragma once
+// The YAML configuration (shape fixed in design.md). Parsing is strict: an unknown key is an
+// error naming it, so a typo never silently falls back to a default.
+#include "core/status.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tandem {
+
+struct HttpLimits {
+  std::size_t max_body_bytes = 16u << 20;
+  std::size_t max_header_bytes = 16u << 10;
+  std::size_t max_connections = 10'000;
+  std::chrono::milliseconds idle_timeout_ms{60'000};  // keep-alive idle and per-request read limit
+  std::size_t max_response_bytes = 256u << 20;        // from a worker
+};
+
+struct WorkerSpec {
+  std::vector<std::string> args;     // extra arguments for the reference worker
+  std::vector<std::string> command;  // any v2 server; {model}, {listen}, {host}, {port} substituted
+  std::string model_name;            // name the worker serves; default: the manifest's name
+  std::chrono::milliseconds start_timeout_ms{30'000};
+};
+
+struct DedicatedPoolSpec {
+  int replicas = 1;
+  std::string gpu;
+  double price_per_hour = 0.0;
+  int max_concurrency_per_worker = 4;
+  int queue_max = 256;  // requests waiting for a free slot in this pool
+};
+
+struct SloSpec {
+  std::chrono::milliseconds p95_ms{0};  // 0: none declared
+  std::chrono::milliseconds timeout_ms{2'000};
+};
+
+struct EndpointConfig {
+  std::string name;
+  std::filesystem::path model_dir;
+  SloSpec slo;
+  std::string routing = "dedicated-first";
+  WorkerSpec worker;
+  std::optional<DedicatedPoolSpec> dedicated;
+  bool serverless_declared = false;
+  int retries = 1;  // extra attempts on another worker after a transport failure or 5xx
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::filesystem::path state_dir = "./var";
+  HttpLimits limits;
+};
+
+struct Config {
+  std::filesystem::path config_dir;
+  ServerConfig server;
+  std::vector<EndpointConfig> endpoints;
+};
+
+/// Parses YAML text; relative paths resolve against base_dir. Errors name the key path,
+/// e.g. "endpoints.digits.dedicated.replicas: expected an integer >= 0".
+Result<Config> parse_config(const std::string& yaml_text, const std::filesystem::path& base_dir);
+Result<Config> load_config(const std::filesystem::path& file);
+
+/// Splits "HOST:PORT" (port 0..65535). Errors quote the input.
+struct HostPort {
+  std::string host;
+  unsigned short port = 0;
+};
+Result<HostPort> parse_host_port(const std::string& text);
+
+} // namespace tandem

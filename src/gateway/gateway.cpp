@@ -1,0 +1,335 @@
+#include "gateway/gateway.hpp"
+
+#include "http/server.hpp"
+#include "protocol/v2_codec.hpp"
+#include "protocol/v2_path.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+namespace tandem::gateway {
+
+namespace asio = boost::asio;
+using http::bhttp::field;
+using http::bhttp::verb;
+
+Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
+                 pool::ChildReaper& reaper, MetricsRegistry& metrics, const Clock& clock,
+                 GatewayOptions options)
+    : io_(io), clock_(clock), metrics_(metrics), ids_(options.seed),
+      requests_(metrics.counter("tandem_requests_total",
+                                "Inference requests answered, by endpoint, model version, tier and HTTP status.",
+                                {"endpoint", "model_version", "tier", "code"})),
+      errors_(metrics.counter("tandem_request_errors_total",
+                              "Inference requests answered with an error, by endpoint and error code.",
+                              {"endpoint", "error"})),
+      durations_(metrics.histogram("tandem_request_duration_seconds",
+                                   "Time from request received to response ready, by endpoint and tier.",
+                                   {"endpoint", "tier"}, latency_buckets_seconds())),
+      queue_waits_(metrics.histogram("tandem_queue_wait_seconds",
+                                     "Time a request waited for a free worker slot, by endpoint and tier.",
+                                     {"endpoint", "tier"}, latency_buckets_seconds())),
+      retries_(metrics.counter("tandem_retries_total",
+                               "Requests retried on another worker, by endpoint and reason.",
+                               {"endpoint", "reason"})),
+      unrouted_(metrics.counter("tandem_http_unrouted_total",
+                                "Requests for no known route or model, by HTTP status.", {"code"})),
+      workers_gauge_(metrics.gauge("tandem_workers", "Workers by endpoint, tier and state.",
+                                   {"endpoint", "tier", "state"})) {
+  auto& in_flight = metrics.gauge("tandem_requests_in_flight", "Inference requests being served, by endpoint.",
+                                  {"endpoint"});
+  for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
+    auto rt = std::make_unique<EndpointRuntime>();
+    rt->config = config.endpoints[i];
+    rt->manifest = std::move(manifests[i]);
+    const std::string served_name =
+        rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
+    rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
+    rt->in_flight = &in_flight.with({rt->config.name});
+    if (rt->config.serverless_declared)
+      spdlog::warn("endpoint {}: the serverless pool is not implemented in this version and is ignored",
+                   rt->config.name);
+    if (rt->config.dedicated) {
+      pool::PoolOptions po;
+      po.endpoint = rt->config.name;
+      po.tier = "dedicated";
+      po.replicas = rt->config.dedicated->replicas;
+      po.max_concurrency_per_worker = rt->config.dedicated->max_concurrency_per_worker;
+      po.queue_max = rt->config.dedicated->queue_max;
+      po.worker = rt->config.worker;
+      po.manifest = rt->manifest;
+      po.self_exe = options.self_exe;
+      po.worker_log_args = options.worker_log_args;
+      po.max_response_bytes = config.server.limits.max_response_bytes;
+      rt->dedicated = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
+    }
+    by_name_[rt->config.name] = rt.get();
+    endpoints_.push_back(std::move(rt));
+  }
+  metrics.gauge("tandem_build_info", "Always 1; labels carry the version.", {"version"}).with({TANDEM_VERSION}).set(1);
+  metrics.on_collect([this] {
+    workers_gauge_.clear();
+    for (const auto& ep : endpoints_) {
+      if (!ep->dedicated) continue;
+      for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
+                         pool::WorkerState::stopped})
+        workers_gauge_.with({ep->config.name, "dedicated", std::string(pool::to_string(state))}).set(0);
+      for (const auto& w : ep->dedicated->describe())
+        workers_gauge_.with({ep->config.name, "dedicated", std::string(pool::to_string(w.state))}).inc();
+    }
+  });
+}
+
+void Gateway::start() {
+  for (auto& ep : endpoints_)
+    if (ep->dedicated) ep->dedicated->start();
+}
+
+void Gateway::shutdown() {
+  for (auto& ep : endpoints_)
+    if (ep->dedicated) ep->dedicated->shutdown();
+}
+
+void Gateway::kill_remaining() {
+  for (auto& ep : endpoints_)
+    if (ep->dedicated) ep->dedicated->kill_remaining();
+}
+
+bool Gateway::all_endpoints_ready() const {
+  for (const auto& ep : endpoints_)
+    if (!ep->dedicated || !ep->dedicated->any_ready()) return false;
+  return true;
+}
+
+http::Response Gateway::error_response(const Error& error, const std::string& endpoint,
+                                       const std::string& request_id) {
+  int status = http_status(error.code);
+  auto res = http::json_response(static_cast<unsigned>(status), v2::encode_error(error.message));
+  if (!request_id.empty()) res.set("x-request-id", request_id);
+  if (status == 503) res.set(field::retry_after, "1");
+  if (endpoint.empty()) unrouted_.with({std::to_string(status)}).inc();
+  return res;
+}
+
+asio::awaitable<http::Response> Gateway::handle(http::Request& request) {
+  std::string_view target = v2::strip_query(request.target());
+  auto only_get = [&]() -> std::optional<http::Response> {
+    if (request.method() == verb::get || request.method() == verb::head) return std::nullopt;
+    auto res = error_response({ErrorCode::method_not_allowed,
+                               std::string(request.method_string()) + " is not allowed on " + std::string(target)},
+                              "", "");
+    res.set(field::allow, "GET");
+    return res;
+  };
+  if (target == "/v2/health/live") {
+    if (auto r = only_get()) co_return *r;
+    co_return http::json_response(200, R"({"live":true})");
+  }
+  if (target == "/v2/health/ready") {
+    if (auto r = only_get()) co_return *r;
+    bool ready = all_endpoints_ready();
+    co_return http::json_response(ready ? 200 : 503, ready ? R"({"ready":true})" : R"({"ready":false})");
+  }
+  if (target == "/v2") {
+    if (auto r = only_get()) co_return *r;
+    co_return http::json_response(200, R"({"name":"tandem","version":")" TANDEM_VERSION R"(","extensions":[]})");
+  }
+  if (target == "/metrics") {
+    if (auto r = only_get()) co_return *r;
+    co_return metrics_response();
+  }
+  if (target == "/admin/v1/workers") {
+    if (auto r = only_get()) co_return *r;
+    co_return admin_workers();
+  }
+  if (auto path = v2::parse_model_path(target)) {
+    auto it = by_name_.find(path->name);
+    if (it == by_name_.end())
+      co_return error_response({ErrorCode::not_found, "unknown model \"" + v2::json_escape(path->name) + "\""}, "", "");
+    EndpointRuntime& ep = *it->second;
+    if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
+      co_return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version \"" +
+                                                          v2::json_escape(path->version) + "\" (serving " +
+                                                          ep.manifest.version + ")"},
+                               "", "");
+    if (path->action == v2::ModelAction::infer) {
+      if (request.method() != verb::post) {
+        auto res = error_response({ErrorCode::method_not_allowed,
+                                   std::string(request.method_string()) + " is not allowed on " +
+                                       std::string(target) + "; use POST"},
+                                  "", "");
+        res.set(field::allow, "POST");
+        co_return res;
+      }
+      co_return co_await infer(ep, request);
+    }
+    if (auto r = only_get()) co_return *r;
+    co_return model_route(ep, request, path->action == v2::ModelAction::ready);
+  }
+  co_return error_response({ErrorCode::not_found, "no route for " + std::string(request.method_string()) + " " +
+                                                      std::string(target)},
+                           "", "");
+}
+
+http::Response Gateway::model_route(EndpointRuntime& ep, const http::Request&, bool ready_only) {
+  if (ready_only) {
+    bool ready = ep.dedicated && ep.dedicated->any_ready();
+    return http::json_response(ready ? 200 : 503, R"({"name":")" + v2::json_escape(ep.config.name) +
+                                                       R"(","ready":)" + (ready ? "true" : "false") + "}");
+  }
+  return http::json_response(200, v2::encode_model_metadata(ep.config.name, ep.manifest.version, "onnx",
+                                                            ep.manifest.schema));
+}
+
+http::Response Gateway::metrics_response() {
+  auto res = http::json_response(200, metrics_.render());
+  res.set(field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  return res;
+}
+
+std::string Gateway::traceparent_for(const http::Request& request) {
+  // W3C trace context: keep the caller's trace id, give this hop a new span id.
+  std::string trace_id;
+  auto incoming = request["traceparent"];
+  if (incoming.size() == 55 && incoming.substr(0, 3) == "00-" && incoming[35] == '-' && incoming[52] == '-') {
+    auto candidate = incoming.substr(3, 32);
+    bool hex = std::all_of(candidate.begin(), candidate.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    if (hex && candidate != std::string(32, '0')) trace_id = std::string(candidate);
+  }
+  if (trace_id.empty()) trace_id = ids_.next();
+  return "00-" + trace_id + "-" + ids_.next().substr(0, 16) + "-01";
+}
+
+void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status, std::optional<ErrorCode> error,
+                    double seconds, double queue_seconds) {
+  const std::string tier_label(tier);
+  requests_.with({ep.config.name, ep.manifest.version, tier_label, std::to_string(status)}).inc();
+  if (error) errors_.with({ep.config.name, std::string(error_label(*error))}).inc();
+  durations_.with({ep.config.name, tier_label}).observe(seconds);
+  if (tier != "none") queue_waits_.with({ep.config.name, tier_label}).observe(queue_seconds);
+}
+
+asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
+  const TimePoint started = clock_.now();
+  ep.in_flight->inc();
+  struct InFlightGuard {
+    Gauge* gauge;
+    ~InFlightGuard() { gauge->dec(); }
+  } guard{ep.in_flight};
+
+  std::string request_id(request["x-request-id"]);
+  if (!is_acceptable_request_id(request_id)) request_id = ids_.next();
+  auto deadline = started + ep.config.slo.timeout_ms;
+  if (auto header = request["x-tandem-deadline-ms"]; !header.empty()) {
+    long long ms = 0;
+    auto [ptr, ec] = std::from_chars(header.data(), header.data() + header.size(), ms);
+    if (ec == std::errc{} && ptr == header.data() + header.size() && ms > 0)
+      deadline = std::min(deadline, started + std::chrono::milliseconds(ms));
+  }
+  auto elapsed_seconds = [&] { return to_seconds(clock_.now() - started); };
+
+  if (!request["inference-header-content-length"].empty()) {
+    Error e{ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"};
+    count(ep, "none", 400, e.code, elapsed_seconds(), 0);
+    co_return error_response(e, ep.config.name, request_id);
+  }
+  auto decoded = v2::decode_infer_request(request.body(), ep.manifest.schema);
+  if (!decoded) {
+    count(ep, "none", http_status(decoded.error().code), decoded.error().code, elapsed_seconds(), 0);
+    co_return error_response(decoded.error(), ep.config.name, request_id);
+  }
+
+  const std::string traceparent = traceparent_for(request);
+  http::Request upstream{verb::post, ep.upstream_infer_target, 11};
+  upstream.set(field::host, "127.0.0.1");
+  upstream.set(field::content_type, "application/json");
+  upstream.set("x-request-id", request_id);
+  upstream.set("traceparent", traceparent);
+  upstream.body() = std::move(request.body());
+  upstream.prepare_payload();
+
+  const std::string tier = "dedicated";
+  Duration queue_wait{0};
+  std::optional<std::size_t> avoid;
+  Error last_error{ErrorCode::unavailable, "no attempt was made"};
+  const int attempts = 1 + ep.config.retries;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    if (!ep.dedicated) {
+      last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no dedicated pool"};
+      break;
+    }
+    const TimePoint wait_started = clock_.now();
+    auto lease = co_await ep.dedicated->acquire(deadline, avoid);
+    queue_wait += clock_.now() - wait_started;
+    if (!lease) {
+      last_error = lease.error();
+      break;
+    }
+    auto response = co_await lease->upstream().send(upstream, deadline);
+    if (response && response->result_int() < 500) {
+      int status = static_cast<int>(response->result_int());
+      http::Response out{response->result(), 11};
+      auto content_type = (*response)[field::content_type];
+      out.set(field::content_type, content_type.empty() ? std::string_view("application/json")
+                                                        : std::string_view(content_type.data(), content_type.size()));
+      out.body() = std::move(response->body());
+      out.set("x-request-id", request_id);
+      out.set("traceparent", traceparent);
+      out.set("x-tandem-tier", tier);
+      out.set("x-tandem-worker", lease->worker_id());
+      out.set("x-tandem-model-version", ep.manifest.version);
+      char queue_ms[32];
+      std::snprintf(queue_ms, sizeof queue_ms, "%.3f", to_ms(queue_wait));
+      out.set("x-tandem-queue-ms", queue_ms);
+      if (attempt > 0) out.set("x-tandem-attempts", std::to_string(attempt + 1));
+      count(ep, tier, status, status >= 400 ? std::optional<ErrorCode>(ErrorCode::invalid_request) : std::nullopt,
+            elapsed_seconds(), to_seconds(queue_wait));
+      co_return out;
+    }
+    if (response) {
+      last_error = {ErrorCode::upstream_error, "worker " + lease->worker_id() + " answered " +
+                                                   std::to_string(response->result_int()) + ": " +
+                                                   response->body().substr(0, 512)};
+      if (attempt + 1 < attempts) retries_.with({ep.config.name, "worker_status"}).inc();
+    } else {
+      last_error = response.error();
+      if (last_error.code == ErrorCode::timeout) break;  // the deadline is spent: no retry
+      if (attempt + 1 < attempts) retries_.with({ep.config.name, "transport"}).inc();
+    }
+    avoid = lease->worker_index();
+    spdlog::warn("request {}: attempt {} on worker {} failed: {}", request_id, attempt + 1, lease->worker_id(),
+                 last_error.message.substr(0, 200));
+  }
+  count(ep, tier, http_status(last_error.code), last_error.code, elapsed_seconds(), to_seconds(queue_wait));
+  auto res = error_response(last_error, ep.config.name, request_id);
+  res.set("x-tandem-tier", tier);
+  res.set("x-tandem-model-version", ep.manifest.version);
+  res.set("traceparent", traceparent);
+  co_return res;
+}
+
+http::Response Gateway::admin_workers() const {
+  std::string body = R"({"workers":[)";
+  bool first = true;
+  for (const auto& ep : endpoints_) {
+    if (!ep->dedicated) continue;
+    for (const auto& w : ep->dedicated->describe()) {
+      if (!first) body += ',';
+      first = false;
+      body += R"({"id":")" + v2::json_escape(w.id) + R"(","endpoint":")" + v2::json_escape(w.endpoint) +
+              R"(","tier":")" + w.tier + R"(","state":")" + std::string(pool::to_string(w.state)) +
+              R"(","pid":)" + (w.pid > 0 ? std::to_string(w.pid) : "null") + R"(,"address":)" +
+              (w.address.empty() ? "null" : "\"" + w.address + "\"") + R"(,"model_version":")" +
+              w.model_version + R"(","in_flight":)" + std::to_string(w.in_flight) +
+              R"(,"restarts":)" + std::to_string(w.restarts) + "}";
+    }
+  }
+  body += "]}";
+  return http::json_response(200, std::move(body));
+}
+
+} // namespace tandem::gateway

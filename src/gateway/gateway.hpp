@@ -1,0 +1,73 @@
+#pragma once
+// The request path: HTTP in, validate against the endpoint's schema, lease a worker slot from
+// the endpoint's pool, forward over a pooled keep-alive connection, retry once elsewhere on a
+// transport failure or 5xx, answer with the headers design.md fixes, count everything.
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/ids.hpp"
+#include "http/types.hpp"
+#include "pool/child_reaper.hpp"
+#include "pool/worker_pool.hpp"
+#include "registry/model_manifest.hpp"
+#include "telemetry/metrics.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tandem::gateway {
+
+struct GatewayOptions {
+  std::string self_exe;
+  std::vector<std::string> worker_log_args;
+  std::uint64_t seed = 0;
+};
+
+struct EndpointRuntime {
+  EndpointConfig config;
+  ModelManifest manifest;
+  std::string upstream_infer_target;  // /v2/models/{name the worker serves}/infer
+  std::unique_ptr<pool::WorkerPool> dedicated;
+  Gauge* in_flight = nullptr;
+};
+
+class Gateway {
+public:
+  /// Everything runs on the io thread of `io`. `manifests` are in config.endpoints order.
+  Gateway(boost::asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
+          pool::ChildReaper& reaper, MetricsRegistry& metrics, const Clock& clock,
+          GatewayOptions options);
+
+  void start();
+  boost::asio::awaitable<http::Response> handle(http::Request& request);
+  void shutdown();
+  void kill_remaining();
+  [[nodiscard]] bool all_endpoints_ready() const;
+
+private:
+  boost::asio::awaitable<http::Response> infer(EndpointRuntime& endpoint, http::Request& request);
+  http::Response model_route(EndpointRuntime& endpoint, const http::Request& request, bool ready_only);
+  http::Response admin_workers() const;
+  http::Response metrics_response();
+  http::Response error_response(const Error& error, const std::string& endpoint, const std::string& request_id);
+  std::string traceparent_for(const http::Request& request);
+  void count(const EndpointRuntime& endpoint, std::string_view tier, int status,
+             std::optional<ErrorCode> error, double seconds, double queue_seconds);
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  MetricsRegistry& metrics_;
+  std::vector<std::unique_ptr<EndpointRuntime>> endpoints_;
+  std::map<std::string, EndpointRuntime*, std::less<>> by_name_;
+  IdGenerator ids_;
+  Family<Counter>& requests_;
+  Family<Counter>& errors_;
+  Family<Histogram>& durations_;
+  Family<Histogram>& queue_waits_;
+  Family<Counter>& retries_;
+  Family<Counter>& unrouted_;
+  Family<Gauge>& workers_gauge_;
+};
+
+} // namespace tandem::gateway

@@ -1,0 +1,163 @@
+#include "http/server.hpp"
+
+#include "protocol/v2_codec.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace tandem::http {
+
+Response json_response(unsigned status, std::string body, unsigned version) {
+  Response res{static_cast<bhttp::status>(status), version};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = std::move(body);
+  return res;
+}
+
+Server::Server(asio::io_context& io, HttpLimits limits, Handler handler, MetricsRegistry& metrics)
+    : io_(io), limits_(limits), handler_(std::move(handler)), acceptor_(io),
+      connections_gauge_(metrics.gauge("tandem_http_connections", "Open client connections.", {}).with({})),
+      connections_accepted_(metrics.counter("tandem_http_connections_accepted_total",
+                                            "Client connections accepted.", {}).with({})),
+      rejected_(metrics.counter("tandem_http_rejected_total",
+                                "Requests or connections refused by an HTTP limit, by reason.",
+                                {"reason"})) {}
+
+Result<tcp::endpoint> Server::listen(const std::string& host, unsigned short port) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return make_error(ErrorCode::invalid_request, "invalid listen host \"" + host + "\": " + ec.message());
+  tcp::endpoint endpoint(address, port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return make_error(ErrorCode::unavailable, "cannot listen on " + host + ":" + std::to_string(port) +
+                                                  ": " + ec.message());
+  return acceptor_.local_endpoint();
+}
+
+void Server::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+
+void Server::stop() {
+  stopping_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (stopping_ || ec == asio::error::operation_aborted) co_return;
+      // EMFILE and friends: count, back off briefly so we do not spin, keep serving.
+      rejected_.with({"accept_error"}).inc();
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(io_, std::chrono::milliseconds(10));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    if (open_connections_ >= limits_.max_connections) {
+      rejected_.with({"connection_limit"}).inc();
+      asio::co_spawn(io_, reject_connection(std::move(socket)), asio::detached);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(io_, session(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::reject_connection(tcp::socket socket) {
+  static const std::string reply =
+      "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+      "connection: close\r\ncontent-length: 55\r\n\r\n"
+      "{\"error\":\"server.limits.max_connections reached; retry\"}";
+  beast::tcp_stream stream(std::move(socket));
+  stream.expires_after(std::chrono::seconds(1));
+  co_await asio::async_write(stream, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+namespace {
+// After an error reply the client may still be sending its body. Closing with unread data makes
+// the kernel send RST, and the client may never read our reply; so half-close and drain a
+// bounded amount for a bounded time first.
+asio::awaitable<void> linger(beast::tcp_stream& stream) {
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(1));
+  std::array<char, 16384> sink{};
+  std::size_t drained = 0;
+  while (drained < (64u << 20)) {
+    auto [read_ec, n] = co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+    if (read_ec) break;
+    drained += n;
+  }
+}
+} // namespace
+
+asio::awaitable<void> Server::session(tcp::socket socket) {
+  ++open_connections_;
+  connections_accepted_.inc();
+  connections_gauge_.inc();
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(limits_.max_body_bytes);
+    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    stream.expires_after(limits_.idle_timeout_ms);
+    auto [read_ec, bytes] = co_await bhttp::async_read(stream, buffer, parser,
+                                                       asio::as_tuple(asio::use_awaitable));
+    (void)bytes;
+    if (read_ec) {
+      Response error_response;
+      bool reply = true;
+      if (read_ec == bhttp::error::body_limit) {
+        rejected_.with({"body_too_large"}).inc();
+        error_response = json_response(413, v2::encode_error(
+            "request body exceeds server.limits.max_body_bytes (" +
+            std::to_string(limits_.max_body_bytes) + " bytes)"));
+      } else if (read_ec == bhttp::error::header_limit) {
+        rejected_.with({"header_too_large"}).inc();
+        error_response = json_response(431, v2::encode_error(
+            "request headers exceed server.limits.max_header_bytes (" +
+            std::to_string(limits_.max_header_bytes) + " bytes)"));
+      } else if (read_ec == bhttp::error::end_of_stream || read_ec == beast::error::timeout ||
+                 read_ec == asio::error::connection_reset || read_ec == asio::error::eof ||
+                 read_ec == asio::error::operation_aborted) {
+        if (read_ec == beast::error::timeout && buffer.size() > 0) rejected_.with({"read_timeout"}).inc();
+        reply = false;
+      } else {
+        rejected_.with({"bad_request"}).inc();
+        error_response = json_response(400, v2::encode_error("malformed HTTP request: " + read_ec.message()));
+      }
+      if (reply) {
+        error_response.keep_alive(false);
+        error_response.prepare_payload();
+        stream.expires_after(std::chrono::seconds(5));
+        co_await bhttp::async_write(stream, error_response, asio::as_tuple(asio::use_awaitable));
+        co_await linger(stream);
+      }
+      break;
+    }
+    Request request = parser.release();
+    stream.expires_never();
+    Response response = co_await handler_(request);
+    response.version(request.version());
+    response.keep_alive(request.keep_alive() && !stopping_);
+    response.prepare_payload();
+    stream.expires_after(limits_.idle_timeout_ms);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, response,
+                                                           asio::as_tuple(asio::use_awaitable));
+    (void)written;
+    if (write_ec || !response.keep_alive()) break;
+  }
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  --open_connections_;
+  connections_gauge_.dec();
+}
+
+} // namespace tandem::http

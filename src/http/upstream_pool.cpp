@@ -1,0 +1,71 @@
+#include "http/upstream_pool.hpp"
+
+namespace tandem::http {
+
+UpstreamPool::UpstreamPool(asio::any_io_executor executor, tcp::endpoint endpoint,
+                           std::size_t max_idle, std::size_t max_response_bytes)
+    : executor_(std::move(executor)), endpoint_(endpoint), max_idle_(max_idle),
+      max_response_bytes_(max_response_bytes) {}
+
+void UpstreamPool::close() {
+  closed_ = true;
+  idle_.clear();
+}
+
+asio::awaitable<Result<Response>> UpstreamPool::send(Request& request,
+                                                     std::chrono::steady_clock::time_point deadline) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::unique_ptr<beast::tcp_stream> stream;
+    bool reused = false;
+    if (!idle_.empty()) {
+      stream = std::move(idle_.back());
+      idle_.pop_back();
+      reused = true;
+    } else {
+      stream = std::make_unique<beast::tcp_stream>(executor_);
+      stream->expires_at(deadline);
+      auto [ec] = co_await stream->async_connect(endpoint_, asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        if (ec == beast::error::timeout)
+          co_return make_error(ErrorCode::timeout, "deadline passed while connecting to the worker");
+        co_return make_error(ErrorCode::upstream_error, "cannot connect to worker: " + ec.message());
+      }
+      ++opened_;
+      boost::system::error_code opt_ec;
+      stream->socket().set_option(tcp::no_delay(true), opt_ec);
+    }
+    stream->expires_at(deadline);
+    auto [write_ec, written] = co_await bhttp::async_write(*stream, request, asio::as_tuple(asio::use_awaitable));
+    (void)written;
+    if (write_ec) {
+      if (write_ec == beast::error::timeout)
+        co_return make_error(ErrorCode::timeout, "deadline passed while sending to the worker");
+      if (reused) continue;  // stale keep-alive connection
+      co_return make_error(ErrorCode::upstream_error, "sending to worker failed: " + write_ec.message());
+    }
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(max_response_bytes_);
+    auto [read_ec, read] = co_await bhttp::async_read(*stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+    (void)read;
+    if (read_ec) {
+      if (read_ec == beast::error::timeout)
+        co_return make_error(ErrorCode::timeout, "deadline passed while waiting for the worker");
+      // A reused connection closed by the peer before it answered anything: the request was
+      // not processed, so one more try on a fresh connection is safe.
+      if (reused && (read_ec == bhttp::error::end_of_stream || read_ec == asio::error::connection_reset) &&
+          !parser.got_some())
+        continue;
+      co_return make_error(ErrorCode::upstream_error, "reading the worker's response failed: " + read_ec.message());
+    }
+    Response response = parser.release();
+    if (response.keep_alive() && !closed_ && idle_.size() < max_idle_) {
+      stream->expires_never();
+      idle_.push_back(std::move(stream));
+    }
+    co_return response;
+  }
+  co_return make_error(ErrorCode::upstream_error, "worker closed the connection");
+}
+
+} // namespace tandem::http

@@ -1,0 +1,40 @@
+#pragma once
+// Keep-alive connections from the gateway to one worker. Bounded idle set; a reused
+// connection that turns out to be closed by the peer is retried once on a fresh connection
+// (that is not an application retry: the request never reached the worker).
+#include "core/status.hpp"
+#include "http/types.hpp"
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+namespace tandem::http {
+
+class UpstreamPool {
+public:
+  /// Lives on the io thread that owns the executor. close() drops idle connections.
+  UpstreamPool(asio::any_io_executor executor, tcp::endpoint endpoint, std::size_t max_idle,
+               std::size_t max_response_bytes);
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  /// Sends the request and reads the response before the deadline. Errors:
+  /// timeout (deadline passed), upstream_error (connect/transport failure).
+  asio::awaitable<Result<Response>> send(Request& request,
+                                         std::chrono::steady_clock::time_point deadline);
+  void close();
+  [[nodiscard]] std::size_t idle_connections() const { return idle_.size(); }
+  [[nodiscard]] std::size_t connections_opened() const { return opened_; }
+
+private:
+  asio::any_io_executor executor_;
+  tcp::endpoint endpoint_;
+  std::size_t max_idle_;
+  std::size_t max_response_bytes_;
+  std::vector<std::unique_ptr<beast::tcp_stream>> idle_;
+  std::size_t opened_ = 0;
+  bool closed_ = false;
+};
+
+} // namespace tandem::http

@@ -1,0 +1,378 @@
+#include "pool/worker_pool.hpp"
+
+#include "policy/router.hpp"
+#include "pool/worker_process.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+namespace tandem::pool {
+
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+
+std::string_view to_string(WorkerState state) {
+  switch (state) {
+  case WorkerState::starting: return "starting";
+  case WorkerState::ready: return "ready";
+  case WorkerState::draining: return "draining";
+  case WorkerState::stopped: return "stopped";
+  }
+  return "stopped";
+}
+
+// ---- Lease ----------------------------------------------------------------------------------
+
+Lease::Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
+             std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id)
+    : pool_(pool), index_(index), generation_(generation), upstream_(std::move(upstream)),
+      worker_id_(std::move(worker_id)) {}
+
+Lease::Lease(Lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)), index_(other.index_), generation_(other.generation_),
+      upstream_(std::move(other.upstream_)), worker_id_(std::move(other.worker_id_)) {}
+
+Lease& Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    pool_ = std::exchange(other.pool_, nullptr);
+    index_ = other.index_;
+    generation_ = other.generation_;
+    upstream_ = std::move(other.upstream_);
+    worker_id_ = std::move(other.worker_id_);
+  }
+  return *this;
+}
+
+Lease::~Lease() { release(); }
+
+void Lease::release() {
+  if (pool_ != nullptr) pool_->release(index_, generation_);
+  pool_ = nullptr;
+}
+
+// ---- WorkerPool -----------------------------------------------------------------------------
+
+WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions options,
+                       MetricsRegistry& metrics)
+    : io_(io), reaper_(reaper), options_(std::move(options)),
+      rng_(std::hash<std::string>{}(options_.endpoint + options_.tier)),
+      restarts_(metrics.counter("tandem_worker_restarts_total",
+                                "Workers restarted after they exited or failed to start.",
+                                {"endpoint", "tier"})
+                    .with({options_.endpoint, options_.tier})),
+      queue_rejections_(metrics.counter("tandem_pool_rejections_total",
+                                        "Requests refused by a pool: queue full, deadline, shutdown.",
+                                        {"endpoint", "tier", "reason"})) {
+  slots_.resize(static_cast<std::size_t>(options_.replicas));
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    auto& info = slots_[i].info;
+    info.id = options_.endpoint + "-" + options_.tier.substr(0, 3) + "-" + std::to_string(i);
+    info.endpoint = options_.endpoint;
+    info.tier = options_.tier;
+    info.model_version = options_.manifest.version;
+  }
+}
+
+void WorkerPool::start() {
+  for (std::size_t i = 0; i < slots_.size(); ++i) launch(i);
+}
+
+std::vector<std::string> WorkerPool::command_for(std::size_t index, unsigned short port) const {
+  const auto& spec = options_.worker;
+  const auto& m = options_.manifest;
+  if (spec.command.empty()) {
+    std::vector<std::string> argv = {options_.self_exe, "worker", "--model", m.directory.string(),
+                                     "--listen", "127.0.0.1:0", "--ready-fd", std::to_string(kReadyFd),
+                                     "--worker-id", slots_[index].info.id};
+    argv.insert(argv.end(), options_.worker_log_args.begin(), options_.worker_log_args.end());
+    argv.insert(argv.end(), spec.args.begin(), spec.args.end());
+    return argv;
+  }
+  auto substitute = [&](std::string text) {
+    auto replace_all = [&](const std::string& key, const std::string& value) {
+      for (auto pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + value.size()))
+        text.replace(pos, key.size(), value);
+    };
+    replace_all("{model}", m.directory.string());
+    replace_all("{listen}", "127.0.0.1:" + std::to_string(port));
+    replace_all("{host}", "127.0.0.1");
+    replace_all("{port}", std::to_string(port));
+    replace_all("{model_name}", spec.model_name.empty() ? m.name : spec.model_name);
+    return text;
+  };
+  std::vector<std::string> argv;
+  for (const auto& part : spec.command) argv.push_back(substitute(part));
+  return argv;
+}
+
+void WorkerPool::launch(std::size_t index) {
+  if (shutting_down_) return;
+  auto& slot = slots_[index];
+  std::uint64_t generation = ++slot.generation;
+  unsigned short port = 0;
+  bool reference = options_.worker.command.empty();
+  if (!reference) {
+    auto picked = pick_free_port();
+    if (!picked) {
+      spdlog::error("worker {}: {}", slot.info.id, picked.error().message);
+      on_exit(index, generation, -1);
+      return;
+    }
+    port = *picked;
+  }
+  auto spawned = spawn_process(command_for(index, port));
+  if (!spawned) {
+    spdlog::error("worker {}: cannot start: {}", slot.info.id, spawned.error().message);
+    on_exit(index, generation, -1);
+    return;
+  }
+  slot.info.state = WorkerState::starting;
+  slot.info.pid = spawned->pid;
+  slot.info.address.clear();
+  slot.info.in_flight = 0;
+  slot.started_at = steady_clock::now();
+  reaper_.watch(spawned->pid, [this, index, generation](int status) { on_exit(index, generation, status); });
+  spdlog::info("worker {} starting, pid {}", slot.info.id, spawned->pid);
+  if (reference) {
+    asio::co_spawn(io_, await_ready_pipe(index, generation, spawned->ready_read_fd), asio::detached);
+  } else {
+    ::close(spawned->ready_read_fd);
+    http::tcp::endpoint endpoint(asio::ip::address_v4::loopback(), port);
+    asio::co_spawn(io_, await_ready_probe(index, generation, endpoint), asio::detached);
+  }
+}
+
+asio::awaitable<void> WorkerPool::await_ready_pipe(std::size_t index, std::uint64_t generation, int fd) {
+  asio::posix::stream_descriptor pipe(io_, fd);
+  asio::steady_timer timeout(io_);
+  timeout.expires_after(options_.worker.start_timeout_ms);
+  bool timed_out = false;
+  timeout.async_wait([&pipe, &timed_out](const boost::system::error_code& ec) {
+    if (ec) return;
+    timed_out = true;
+    boost::system::error_code ignored;
+    pipe.cancel(ignored);
+  });
+  std::string line;
+  auto [ec, n] = co_await asio::async_read_until(pipe, asio::dynamic_buffer(line, 256), '\n',
+                                                 asio::as_tuple(asio::use_awaitable));
+  timeout.cancel();
+  auto& slot = slots_[index];
+  if (slot.generation != generation) co_return;
+  if (ec) {
+    if (timed_out) {
+      spdlog::error("worker {} did not become ready within {} ms; killing it", slot.info.id,
+                    options_.worker.start_timeout_ms.count());
+      if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
+    }
+    co_return;  // otherwise the process exited; on_exit restarts it
+  }
+  // "READY 127.0.0.1:PORT"
+  line.resize(n > 0 ? n - 1 : 0);
+  constexpr std::string_view prefix = "READY ";
+  auto colon = line.rfind(':');
+  boost::system::error_code parse_ec;
+  http::tcp::endpoint endpoint;
+  if (line.rfind(prefix, 0) == 0 && colon != std::string::npos) {
+    auto address = asio::ip::make_address(line.substr(prefix.size(), colon - prefix.size()), parse_ec);
+    int port = std::atoi(line.c_str() + colon + 1);
+    if (!parse_ec && port > 0 && port < 65536) endpoint = {address, static_cast<unsigned short>(port)};
+    else parse_ec = asio::error::invalid_argument;
+  } else {
+    parse_ec = asio::error::invalid_argument;
+  }
+  if (parse_ec) {
+    spdlog::error("worker {} sent an unreadable ready line; killing it", slot.info.id);
+    if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
+    co_return;
+  }
+  mark_ready(index, generation, endpoint);
+}
+
+asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint64_t generation,
+                                                    http::tcp::endpoint endpoint) {
+  // Any v2 server: it cannot tell us it is ready, so poll its health endpoint.
+  auto deadline = steady_clock::now() + options_.worker.start_timeout_ms;
+  asio::steady_timer pause(io_);
+  while (slots_[index].generation == generation && !shutting_down_) {
+    if (steady_clock::now() >= deadline) {
+      spdlog::error("worker {} did not become ready within {} ms; killing it", slots_[index].info.id,
+                    options_.worker.start_timeout_ms.count());
+      if (slots_[index].info.pid > 0) ::kill(slots_[index].info.pid, SIGKILL);
+      co_return;
+    }
+    http::UpstreamPool probe(io_.get_executor(), endpoint, 0, 1 << 16);
+    http::Request request{http::bhttp::verb::get, "/v2/health/ready", 11};
+    request.set(http::bhttp::field::host, "127.0.0.1");
+    auto response = co_await probe.send(request, steady_clock::now() + std::chrono::milliseconds(250));
+    if (slots_[index].generation != generation) co_return;
+    if (response && response->result_int() == 200) {
+      mark_ready(index, generation, endpoint);
+      co_return;
+    }
+    pause.expires_after(std::chrono::milliseconds(25));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, http::tcp::endpoint endpoint) {
+  auto& slot = slots_[index];
+  if (slot.generation != generation || shutting_down_) return;
+  slot.info.state = WorkerState::ready;
+  slot.info.address = "http://" + endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  slot.upstream = std::make_shared<http::UpstreamPool>(
+      io_.get_executor(), endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
+      options_.max_response_bytes);
+  auto startup = std::chrono::duration<double, std::milli>(steady_clock::now() - slot.started_at).count();
+  spdlog::info("worker {} ready at {} after {:.1f} ms", slot.info.id, slot.info.address, startup);
+  notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
+}
+
+void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_status) {
+  auto& slot = slots_[index];
+  if (slot.generation != generation) return;
+  auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - slot.started_at);
+  if (slot.upstream) {
+    slot.upstream->close();
+    slot.upstream.reset();
+  }
+  slot.info.state = WorkerState::stopped;
+  slot.info.pid = 0;
+  slot.info.in_flight = 0;  // leases of this generation no longer count
+  if (shutting_down_) {
+    spdlog::info("worker {} stopped ({})", slot.info.id,
+                 wait_status < 0 ? std::string("not started") : describe_wait_status(wait_status));
+    return;
+  }
+  auto decision = policy::decide_restart(options_.restart, slot.consecutive_failures, uptime);
+  slot.consecutive_failures = decision.consecutive_failures;
+  spdlog::warn("worker {} exited ({}) after {} ms; restarting in {} ms", slot.info.id,
+               wait_status < 0 ? std::string("not started") : describe_wait_status(wait_status),
+               uptime.count(), decision.delay_ms.count());
+  restarts_.inc();
+  ++slot.info.restarts;
+  auto timer = std::make_shared<asio::steady_timer>(io_, decision.delay_ms);
+  timer->async_wait([this, index, generation, timer](const boost::system::error_code& ec) {
+    if (ec || slots_[index].generation != generation) return;
+    launch(index);
+  });
+}
+
+void WorkerPool::release(std::size_t index, std::uint64_t generation) {
+  auto& slot = slots_[index];
+  if (slot.generation != generation || slot.info.in_flight <= 0) return;
+  --slot.info.in_flight;
+  notify(1);
+}
+
+void WorkerPool::notify(std::size_t count) {
+  while (count-- > 0 && !waiters_.empty()) {
+    Waiter* w = waiters_.front();
+    waiters_.pop_front();
+    w->notified = true;
+    w->timer.cancel();
+  }
+}
+
+asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point deadline,
+                                                   std::optional<std::size_t> avoid_index) {
+  bool was_queued = false;
+  std::vector<policy::WorkerLoad> loads(slots_.size());
+  for (;;) {
+    if (shutting_down_) {
+      queue_rejections_.with({options_.endpoint, options_.tier, "shutdown"}).inc();
+      co_return make_error(ErrorCode::unavailable, "the server is shutting down");
+    }
+    if (slots_.empty()) {
+      queue_rejections_.with({options_.endpoint, options_.tier, "no_workers"}).inc();
+      co_return make_error(ErrorCode::unavailable, "endpoint " + options_.endpoint + " has no " +
+                                                       options_.tier + " workers configured");
+    }
+    // FIFO: a new arrival does not overtake requests already waiting.
+    if (waiters_.empty() || was_queued) {
+      for (std::size_t i = 0; i < slots_.size(); ++i) {
+        const auto& s = slots_[i];
+        loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr,
+                    avoid_index && *avoid_index == i, s.info.in_flight,
+                    options_.max_concurrency_per_worker};
+      }
+      if (auto pick = policy::pick_worker(loads, rng_())) {
+        auto& slot = slots_[*pick];
+        ++slot.info.in_flight;
+        co_return Lease(this, *pick, slot.generation, slot.upstream, slot.info.id);
+      }
+    }
+    if (waiters_.size() >= static_cast<std::size_t>(options_.queue_max)) {
+      queue_rejections_.with({options_.endpoint, options_.tier, "queue_full"}).inc();
+      co_return make_error(ErrorCode::unavailable,
+                           "all " + options_.tier + " workers of endpoint " + options_.endpoint +
+                               " are busy and " + std::to_string(waiters_.size()) +
+                               " requests are already queued (" + options_.tier + ".queue_max)");
+    }
+    if (steady_clock::now() >= deadline) break;
+    Waiter waiter{asio::steady_timer(io_), false};
+    waiter.timer.expires_at(deadline);
+    auto it = was_queued ? waiters_.insert(waiters_.begin(), &waiter) : waiters_.insert(waiters_.end(), &waiter);
+    co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!waiter.notified) {
+      waiters_.erase(it);
+      break;
+    }
+    was_queued = true;
+  }
+  queue_rejections_.with({options_.endpoint, options_.tier, "deadline"}).inc();
+  co_return make_error(ErrorCode::unavailable, "no " + options_.tier + " worker of endpoint " +
+                                                   options_.endpoint +
+                                                   " had a free slot before the request's deadline");
+}
+
+void WorkerPool::shutdown() {
+  shutting_down_ = true;
+  for (auto& slot : slots_) {
+    ++slot.generation;  // cancels pending restarts and readiness waits
+    if (slot.upstream) {
+      slot.upstream->close();
+      slot.upstream.reset();
+    }
+    if (slot.info.pid > 0) {
+      ::kill(slot.info.pid, SIGTERM);
+      slot.info.state = WorkerState::draining;
+      pid_t pid = slot.info.pid;
+      std::string id = slot.info.id;
+      // The generation moved on, so re-register to learn when this process is gone.
+      reaper_.watch(pid, [this, &slot, pid, id](int status) {
+        if (slot.info.pid == pid) {
+          slot.info.pid = 0;
+          slot.info.state = WorkerState::stopped;
+        }
+        spdlog::info("worker {} stopped ({})", id, describe_wait_status(status));
+      });
+    }
+  }
+  notify(waiters_.size());
+}
+
+void WorkerPool::kill_remaining() {
+  for (auto& slot : slots_)
+    if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
+}
+
+bool WorkerPool::any_ready() const {
+  for (const auto& s : slots_)
+    if (s.info.state == WorkerState::ready) return true;
+  return false;
+}
+
+std::vector<WorkerInfo> WorkerPool::describe() const {
+  std::vector<WorkerInfo> out;
+  out.reserve(slots_.size());
+  for (const auto& s : slots_) out.push_back(s.info);
+  return out;
+}
+
+} // namespace tandem::pool

@@ -1,0 +1,136 @@
+#pragma once
+// A tier pool: the workers of one endpoint on one tier, started as local processes, kept at
+// the configured replica count (restart with backoff), and leased to requests one concurrency
+// slot at a time. Requests that find no free slot wait in a bounded FIFO with a deadline.
+#include "core/config.hpp"
+#include "core/status.hpp"
+#include "http/types.hpp"
+#include "http/upstream_pool.hpp"
+#include "policy/restart_backoff.hpp"
+#include "pool/child_reaper.hpp"
+#include "registry/model_manifest.hpp"
+#include "telemetry/metrics.hpp"
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tandem::pool {
+
+enum class WorkerState { starting, ready, draining, stopped };
+std::string_view to_string(WorkerState state);
+
+struct WorkerInfo {
+  std::string id;
+  std::string endpoint;
+  std::string tier;
+  WorkerState state = WorkerState::stopped;
+  pid_t pid = 0;
+  std::string address;  // http://127.0.0.1:PORT once ready
+  std::string model_version;
+  int in_flight = 0;
+  int restarts = 0;
+};
+
+struct PoolOptions {
+  std::string endpoint;
+  std::string tier;  // "dedicated" (serverless comes with the autoscaler)
+  int replicas = 1;
+  int max_concurrency_per_worker = 4;
+  int queue_max = 256;
+  WorkerSpec worker;
+  ModelManifest manifest;
+  std::string self_exe;              // the tandem binary, for the reference worker
+  std::vector<std::string> worker_log_args;  // e.g. --log-level
+  std::size_t max_response_bytes = 256u << 20;
+  policy::RestartBackoff restart;
+};
+
+class WorkerPool;
+
+/// One concurrency slot on one worker, held for the duration of an upstream call.
+class Lease {
+public:
+  Lease() = default;
+  Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
+        std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id);
+  Lease(Lease&& other) noexcept;
+  Lease& operator=(Lease&& other) noexcept;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease();
+
+  [[nodiscard]] http::UpstreamPool& upstream() const { return *upstream_; }
+  [[nodiscard]] const std::string& worker_id() const { return worker_id_; }
+  [[nodiscard]] std::size_t worker_index() const { return index_; }
+
+private:
+  void release();
+  WorkerPool* pool_ = nullptr;
+  std::size_t index_ = 0;
+  std::uint64_t generation_ = 0;
+  std::shared_ptr<http::UpstreamPool> upstream_;
+  std::string worker_id_;
+};
+
+class WorkerPool {
+public:
+  /// Lives on the io thread; the reaper must outlive the pool.
+  WorkerPool(boost::asio::io_context& io, ChildReaper& reaper, PoolOptions options, MetricsRegistry& metrics);
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void start();
+  /// Waits (bounded queue, until the deadline) for a free slot on a ready worker. The worker
+  /// at `avoid_index` (if any) is used only when no other has room.
+  boost::asio::awaitable<Result<Lease>> acquire(std::chrono::steady_clock::time_point deadline,
+                                                std::optional<std::size_t> avoid_index);
+  /// Stops restarting and sends SIGTERM to every worker.
+  void shutdown();
+  /// SIGKILL to whatever is still running (after a grace period).
+  void kill_remaining();
+
+  [[nodiscard]] bool any_ready() const;
+  [[nodiscard]] std::vector<WorkerInfo> describe() const;
+  [[nodiscard]] const PoolOptions& options() const { return options_; }
+  [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
+
+private:
+  friend class Lease;
+  struct Slot {
+    WorkerInfo info;
+    std::uint64_t generation = 0;
+    std::shared_ptr<http::UpstreamPool> upstream;
+    std::chrono::steady_clock::time_point started_at{};
+    int consecutive_failures = 0;
+  };
+  struct Waiter {
+    boost::asio::steady_timer timer;
+    bool notified = false;
+  };
+
+  void launch(std::size_t index);
+  boost::asio::awaitable<void> await_ready_pipe(std::size_t index, std::uint64_t generation, int fd);
+  boost::asio::awaitable<void> await_ready_probe(std::size_t index, std::uint64_t generation,
+                                                 http::tcp::endpoint endpoint);
+  void mark_ready(std::size_t index, std::uint64_t generation, http::tcp::endpoint endpoint);
+  void on_exit(std::size_t index, std::uint64_t generation, int wait_status);
+  void release(std::size_t index, std::uint64_t generation);
+  void notify(std::size_t count);
+  std::vector<std::string> command_for(std::size_t index, unsigned short port) const;
+
+  boost::asio::io_context& io_;
+  ChildReaper& reaper_;
+  PoolOptions options_;
+  std::vector<Slot> slots_;
+  std::list<Waiter*> waiters_;
+  std::mt19937_64 rng_;
+  bool shutting_down_ = false;
+  Counter& restarts_;
+  Family<Counter>& queue_rejections_;
+};
+
+} // namespace tandem::pool

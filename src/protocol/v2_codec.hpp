@@ -1,0 +1,58 @@
+#pragma once
+// Open Inference Protocol (KServe v2) REST: request decoding with validation against a model
+// schema, and response encoding. Shared by the gateway (validate only) and the worker.
+#include "core/status.hpp"
+#include "registry/model_manifest.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tandem::v2 {
+
+struct DecodedInput {
+  std::string name;
+  const TensorSpec* spec = nullptr;
+  std::vector<std::int64_t> shape;
+  std::vector<float> values;  // filled only when the caller asks for values (FP32 engines)
+};
+
+struct DecodedRequest {
+  std::string id;
+  std::vector<DecodedInput> inputs;          // in schema order
+  std::vector<std::string> requested_outputs;  // empty: all outputs
+  std::int64_t batch_size = 0;
+};
+
+struct DecodeOptions {
+  bool keep_values = false;
+};
+
+/// Parses and validates an infer request body. Every error names the offending field, e.g.
+/// `inputs[0].shape: expected [N, 64] for input "pixels", got [1, 63]`.
+Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSchema& schema,
+                                            DecodeOptions options = {});
+
+struct OutputTensor {
+  std::string name;
+  DataType datatype = DataType::FP32;
+  std::vector<std::int64_t> shape;
+  std::vector<double> values;
+};
+
+/// Encodes {"model_name","model_version","id"?,"outputs":[...]} with shortest round-trip
+/// number formatting.
+std::string encode_infer_response(std::string_view model_name, std::string_view model_version,
+                                  std::string_view id, const std::vector<OutputTensor>& outputs);
+
+/// {"error": message} with JSON escaping.
+std::string encode_error(std::string_view message);
+
+/// Model metadata as in the v2 spec: name, versions, platform, inputs, outputs.
+std::string encode_model_metadata(std::string_view name, std::string_view version,
+                                  std::string_view platform, const ModelSchema& schema);
+
+std::string json_escape(std::string_view text);
+
+} // namespace tandem::v2

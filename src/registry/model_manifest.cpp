@@ -1,0 +1,112 @@
+#include "registry/model_manifest.hpp"
+
+#include "core/sha256.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <fstream>
+#include <sstream>
+
+namespace tandem {
+namespace {
+
+constexpr std::array<std::string_view, 13> kDataTypeNames = {
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
+    "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"};
+
+Result<std::string> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::not_found, "cannot read " + path.string());
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+Result<std::vector<TensorSpec>> parse_tensors(const YAML::Node& node, const std::string& where) {
+  if (!node || !node.IsSequence() || node.size() == 0)
+    return make_error(ErrorCode::invalid_request, where + ": expected a non-empty list of tensors");
+  std::vector<TensorSpec> out;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const auto& t = node[i];
+    std::string at = where + "[" + std::to_string(i) + "]";
+    if (!t.IsMap() || !t["name"] || !t["datatype"] || !t["shape"] || !t["shape"].IsSequence())
+      return make_error(ErrorCode::invalid_request, at + ": needs name, datatype and shape");
+    TensorSpec spec;
+    spec.name = t["name"].as<std::string>();
+    auto type = parse_datatype(t["datatype"].as<std::string>());
+    if (!type)
+      return make_error(ErrorCode::invalid_request,
+                        at + ".datatype: unknown datatype \"" + t["datatype"].as<std::string>() + "\"");
+    spec.datatype = *type;
+    for (const auto& d : t["shape"]) {
+      auto dim = d.as<std::int64_t>();
+      if (dim < -1 || dim == 0)
+        return make_error(ErrorCode::invalid_request, at + ".shape: dimensions are -1 or positive");
+      spec.shape.push_back(dim);
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+} // namespace
+
+std::string_view to_string(DataType type) { return kDataTypeNames[static_cast<std::size_t>(type)]; }
+
+std::optional<DataType> parse_datatype(std::string_view text) {
+  for (std::size_t i = 0; i < kDataTypeNames.size(); ++i)
+    if (kDataTypeNames[i] == text) return static_cast<DataType>(i);
+  return std::nullopt;
+}
+
+const TensorSpec* ModelSchema::find_input(std::string_view name) const {
+  for (const auto& t : inputs)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+const TensorSpec* ModelSchema::find_output(std::string_view name) const {
+  for (const auto& t : outputs)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory) {
+  auto manifest_path = directory / "tandem-model.yaml";
+  auto text = read_file(manifest_path);
+  if (!text)
+    return make_error(ErrorCode::not_found, "model directory " + directory.string() +
+                                                " has no readable tandem-model.yaml");
+  const std::string where = manifest_path.string();
+  try {
+    YAML::Node root = YAML::Load(*text);
+    ModelManifest m;
+    m.directory = std::filesystem::absolute(directory).lexically_normal();
+    if (!root["name"] || !root["artifact"])
+      return make_error(ErrorCode::invalid_request, where + ": needs name and artifact");
+    m.name = root["name"].as<std::string>();
+    m.format = root["format"] ? root["format"].as<std::string>() : "onnx";
+    m.artifact = m.directory / root["artifact"].as<std::string>();
+    auto inputs = parse_tensors(root["inputs"], where + ": inputs");
+    if (!inputs) return inputs.error();
+    auto outputs = parse_tensors(root["outputs"], where + ": outputs");
+    if (!outputs) return outputs.error();
+    m.schema.inputs = std::move(*inputs);
+    m.schema.outputs = std::move(*outputs);
+    if (root["max_batch_size"]) m.schema.max_batch_size = root["max_batch_size"].as<std::int64_t>();
+    auto artifact = read_file(m.artifact);
+    if (!artifact)
+      return make_error(ErrorCode::not_found, where + ": artifact " + m.artifact.string() + " is not readable");
+    Sha256 hash;
+    hash.update(*text);
+    hash.update(*artifact);
+    m.digest = hash.hex_digest();
+    m.version = m.digest.substr(0, 12);
+    return m;
+  } catch (const YAML::Exception& e) {
+    return make_error(ErrorCode::invalid_request, where + ": " + e.what());
+  }
+}
+
+} // namespace tandem

@@ -1,0 +1,32 @@
+#pragma once
+// Runs an ONNX model through OpenCV's DNN module. Inputs must be FP32 (what OpenCV takes);
+// outputs are cast to the datatypes the manifest declares (OpenCV returns FP32 for all).
+#include "core/status.hpp"
+#include "protocol/v2_codec.hpp"
+#include "registry/model_manifest.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace tandem::worker {
+
+class OnnxEngine {
+public:
+  /// Loads the artifact and runs one warm-up batch so the first request is not slow.
+  static Result<std::unique_ptr<OnnxEngine>> load(const ModelManifest& manifest, int threads);
+  ~OnnxEngine();
+  OnnxEngine(const OnnxEngine&) = delete;
+  OnnxEngine& operator=(const OnnxEngine&) = delete;
+
+  /// Runs one (possibly batched) request; `requested` empty means every output. Not
+  /// thread-safe: one call at a time.
+  Result<std::vector<v2::OutputTensor>> infer(const v2::DecodedRequest& request,
+                                              const std::vector<std::string>& requested);
+
+private:
+  OnnxEngine();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace tandem::worker

@@ -1,0 +1,173 @@
+#include "worker/worker_server.hpp"
+
+#include "http/server.hpp"
+#include "protocol/v2_codec.hpp"
+#include "protocol/v2_path.hpp"
+#include "registry/model_manifest.hpp"
+#include "telemetry/metrics.hpp"
+#include "worker/onnx_engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+namespace tandem::worker {
+namespace {
+
+namespace asio = boost::asio;
+using http::bhttp::verb;
+
+class WorkerApp {
+public:
+  WorkerApp(asio::io_context& io, const WorkerOptions& options, ModelManifest manifest,
+            std::unique_ptr<OnnxEngine> engine)
+      : io_(io), options_(options), manifest_(std::move(manifest)), engine_(std::move(engine)),
+        rng_(options.seed != 0 ? options.seed : static_cast<std::uint64_t>(::getpid())),
+        inferences_(metrics_.counter("tandem_worker_inferences_total",
+                                     "Inference requests answered by this worker, by HTTP status.",
+                                     {"model", "code"})),
+        inference_seconds_(metrics_.histogram("tandem_worker_inference_duration_seconds",
+                                              "Engine time per inference request.", {"model"},
+                                              latency_buckets_seconds())
+                               .with({manifest_.name})),
+        batch_rows_(metrics_.counter("tandem_worker_rows_total", "Rows (batch entries) inferred.",
+                                     {"model"})
+                        .with({manifest_.name})) {}
+
+  MetricsRegistry& metrics() { return metrics_; }
+
+  asio::awaitable<http::Response> handle(http::Request& request) {
+    std::string_view target = v2::strip_query(request.target());
+    if (target == "/v2/health/live" || target == "/v2/health/ready") {
+      if (request.method() != verb::get) co_return method_not_allowed();
+      co_return http::json_response(200, target == "/v2/health/live" ? R"({"live":true})" : R"({"ready":true})");
+    }
+    if (target == "/v2") {
+      if (request.method() != verb::get) co_return method_not_allowed();
+      co_return http::json_response(200, R"({"name":"tandem-worker","version":")" TANDEM_VERSION R"(","extensions":[]})");
+    }
+    if (target == "/metrics") co_return metrics_response();
+    auto path = v2::parse_model_path(target);
+    if (!path) co_return not_found("no route for " + std::string(target));
+    if (path->name != manifest_.name) co_return not_found("unknown model \"" + v2::json_escape(path->name) + "\"");
+    if (!path->version.empty() && path->version != manifest_.version)
+      co_return not_found("model \"" + manifest_.name + "\" has no version \"" + v2::json_escape(path->version) + "\"");
+    switch (path->action) {
+    case v2::ModelAction::metadata:
+      if (request.method() != verb::get) co_return method_not_allowed();
+      co_return http::json_response(200, v2::encode_model_metadata(manifest_.name, manifest_.version, "onnx", manifest_.schema));
+    case v2::ModelAction::ready:
+      if (request.method() != verb::get) co_return method_not_allowed();
+      co_return http::json_response(200, R"({"name":")" + manifest_.name + R"(","ready":true})");
+    case v2::ModelAction::infer:
+      if (request.method() != verb::post) co_return method_not_allowed();
+      co_return co_await infer(request);
+    }
+    co_return not_found("no route for " + std::string(target));
+  }
+
+private:
+  asio::awaitable<http::Response> infer(http::Request& request) {
+    if (options_.fault_delay_ms > 0) {
+      asio::steady_timer delay(io_, std::chrono::milliseconds(options_.fault_delay_ms));
+      co_await delay.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (options_.fault_error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < options_.fault_error_rate) {
+      count(500);
+      co_return http::json_response(500, v2::encode_error("injected fault (--fault-error-rate)"));
+    }
+    auto decoded = v2::decode_infer_request(request.body(), manifest_.schema, {.keep_values = true});
+    if (!decoded) {
+      count(http_status(decoded.error().code));
+      co_return http::json_response(static_cast<unsigned>(http_status(decoded.error().code)),
+                                    v2::encode_error(decoded.error().message));
+    }
+    auto started = std::chrono::steady_clock::now();
+    auto outputs = engine_->infer(*decoded, decoded->requested_outputs);
+    inference_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (!outputs) {
+      count(500);
+      co_return http::json_response(500, v2::encode_error(outputs.error().message));
+    }
+    batch_rows_.inc(static_cast<double>(decoded->batch_size));
+    count(200);
+    co_return http::json_response(200, v2::encode_infer_response(manifest_.name, manifest_.version, decoded->id, *outputs));
+  }
+
+  void count(int code) { inferences_.with({manifest_.name, std::to_string(code)}).inc(); }
+
+  http::Response metrics_response() {
+    auto res = http::json_response(200, metrics_.render());
+    res.set(http::bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    return res;
+  }
+  static http::Response not_found(const std::string& message) {
+    return http::json_response(404, v2::encode_error(message));
+  }
+  static http::Response method_not_allowed() {
+    return http::json_response(405, v2::encode_error("method not allowed"));
+  }
+
+  asio::io_context& io_;
+  const WorkerOptions& options_;
+  ModelManifest manifest_;
+  std::unique_ptr<OnnxEngine> engine_;
+  std::mt19937_64 rng_;
+  MetricsRegistry metrics_;
+  Family<Counter>& inferences_;
+  Histogram& inference_seconds_;
+  Counter& batch_rows_;
+};
+
+} // namespace
+
+int run_worker(const WorkerOptions& options) {
+  auto manifest = load_model_manifest(options.model_dir);
+  if (!manifest) {
+    spdlog::error("{}", manifest.error().message);
+    return 2;
+  }
+  auto engine = OnnxEngine::load(*manifest, options.threads);
+  if (!engine) {
+    spdlog::error("{}", engine.error().message);
+    return 2;
+  }
+  auto listen = parse_host_port(options.listen);
+  if (!listen) {
+    spdlog::error("{}", listen.error().message);
+    return 2;
+  }
+  asio::io_context io(1);
+  WorkerApp app(io, options, std::move(*manifest), std::move(*engine));
+  http::Server server(io, options.limits,
+                      [&app](http::Request& r) { return app.handle(r); }, app.metrics());
+  auto bound = server.listen(listen->host, listen->port);
+  if (!bound) {
+    spdlog::error("{}", bound.error().message);
+    return 2;
+  }
+  server.start();
+  std::string address = bound->address().to_string() + ":" + std::to_string(bound->port());
+  if (options.ready_fd >= 0) {
+    std::string line = "READY " + address + "\n";
+    if (::write(options.ready_fd, line.data(), line.size()) < 0) return 2;
+    ::close(options.ready_fd);
+  } else {
+    std::printf("listening on http://%s\n", address.c_str());
+    std::fflush(stdout);
+  }
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    server.stop();
+    io.stop();
+  });
+  io.run();
+  return 0;
+}
+
+} // namespace tandem::worker

@@ -1,0 +1,27 @@
+#pragma once
+// The reference worker: one model over the Open Inference Protocol v2 REST API.
+#include "core/config.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace tandem::worker {
+
+struct WorkerOptions {
+  std::filesystem::path model_dir;
+  std::string listen = "127.0.0.1:0";
+  int ready_fd = -1;  // when set: "READY HOST:PORT\n" is written here once serving, then closed
+  std::string worker_id;
+  int threads = 1;    // engine threads; one worker per core is the scale-out unit
+  // Fault injection, for chaos and overload tests only.
+  std::int64_t fault_delay_ms = 0;
+  double fault_error_rate = 0.0;
+  std::uint64_t seed = 0;  // 0: derived from the pid
+  HttpLimits limits;
+};
+
+/// Runs until SIGTERM/SIGINT. Returns the process exit code.
+int run_worker(const WorkerOptions& options);
+
+} // namespace tandem::worker
