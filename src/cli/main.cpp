@@ -2,9 +2,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
+
 int main(int argc, char** argv) {
   CLI::App app{"tandem: a hybrid GPU inference platform (dedicated + serverless tiers behind one gateway)",
                "tandem"};
+  // A server must not die because a reader of its stdout went away (`tandem serve | head -1`);
+  // sockets already use MSG_NOSIGNAL. Workers are started with default dispositions and
+  // the reference worker sets this again through this same main().
+  std::signal(SIGPIPE, SIG_IGN);
   app.set_version_flag("--version", TANDEM_VERSION);
   app.require_subcommand(1);
   int exit_code = 0;

@@ -298,6 +298,7 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
     } else {
       last_error = response.error();
       if (last_error.code == ErrorCode::timeout) break;  // the deadline is spent: no retry
+      lease->mark_unreachable();
       if (attempt + 1 < attempts) retries_.with({ep.config.name, "transport"}).inc();
     }
     avoid = lease->worker_index();

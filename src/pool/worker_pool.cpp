@@ -50,6 +50,10 @@ Lease& Lease::operator=(Lease&& other) noexcept {
 
 Lease::~Lease() { release(); }
 
+void Lease::mark_unreachable() const {
+  if (pool_ != nullptr) pool_->mark_unreachable(index_, generation_);
+}
+
 void Lease::release() {
   if (pool_ != nullptr) pool_->release(index_, generation_);
   pool_ = nullptr;
@@ -143,7 +147,8 @@ void WorkerPool::launch(std::size_t index) {
   } else {
     ::close(spawned->ready_read_fd);
     http::tcp::endpoint endpoint(asio::ip::address_v4::loopback(), port);
-    asio::co_spawn(io_, await_ready_probe(index, generation, endpoint), asio::detached);
+    asio::co_spawn(io_, await_ready_probe(index, generation, endpoint, options_.worker.start_timeout_ms),
+                   asio::detached);
   }
 }
 
@@ -195,11 +200,14 @@ asio::awaitable<void> WorkerPool::await_ready_pipe(std::size_t index, std::uint6
 }
 
 asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint64_t generation,
-                                                    http::tcp::endpoint endpoint) {
-  // Any v2 server: it cannot tell us it is ready, so poll its health endpoint.
-  auto deadline = steady_clock::now() + options_.worker.start_timeout_ms;
+                                                    http::tcp::endpoint endpoint,
+                                                    std::chrono::milliseconds timeout) {
+  // Any v2 server cannot tell us it is ready, and a worker that refused a connection must
+  // prove it is back: poll its health endpoint until it answers, it exits, or time runs out.
+  auto deadline = steady_clock::now() + timeout;
   asio::steady_timer pause(io_);
-  while (slots_[index].generation == generation && !shutting_down_) {
+  while (slots_[index].generation == generation && !shutting_down_ &&
+         slots_[index].info.state == WorkerState::starting) {
     if (steady_clock::now() >= deadline) {
       spdlog::error("worker {} did not become ready within {} ms; killing it", slots_[index].info.id,
                     options_.worker.start_timeout_ms.count());
@@ -224,6 +232,7 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, http::t
   auto& slot = slots_[index];
   if (slot.generation != generation || shutting_down_) return;
   slot.info.state = WorkerState::ready;
+  slot.endpoint = endpoint;
   slot.info.address = "http://" + endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   slot.upstream = std::make_shared<http::UpstreamPool>(
       io_.get_executor(), endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
@@ -268,6 +277,19 @@ void WorkerPool::release(std::size_t index, std::uint64_t generation) {
   if (slot.generation != generation || slot.info.in_flight <= 0) return;
   --slot.info.in_flight;
   notify(1);
+}
+
+void WorkerPool::mark_unreachable(std::size_t index, std::uint64_t generation) {
+  auto& slot = slots_[index];
+  if (slot.generation != generation || slot.info.state != WorkerState::ready || shutting_down_) return;
+  spdlog::warn("worker {} is unreachable; out of rotation until it answers its health check", slot.info.id);
+  slot.info.state = WorkerState::starting;
+  if (slot.upstream) {
+    slot.upstream->close();
+    slot.upstream.reset();
+  }
+  asio::co_spawn(io_, await_ready_probe(index, generation, slot.endpoint, options_.worker.start_timeout_ms),
+                 asio::detached);
 }
 
 void WorkerPool::notify(std::size_t count) {

@@ -66,6 +66,9 @@ public:
   [[nodiscard]] http::UpstreamPool& upstream() const { return *upstream_; }
   [[nodiscard]] const std::string& worker_id() const { return worker_id_; }
   [[nodiscard]] std::size_t worker_index() const { return index_; }
+  /// The worker refused or dropped the connection: take it out of rotation until it answers
+  /// its health check again (or its exit is noticed and it is restarted).
+  void mark_unreachable() const;
 
 private:
   void release();
@@ -106,6 +109,7 @@ private:
     std::shared_ptr<http::UpstreamPool> upstream;
     std::chrono::steady_clock::time_point started_at{};
     int consecutive_failures = 0;
+    http::tcp::endpoint endpoint;
   };
   struct Waiter {
     boost::asio::steady_timer timer;
@@ -115,10 +119,12 @@ private:
   void launch(std::size_t index);
   boost::asio::awaitable<void> await_ready_pipe(std::size_t index, std::uint64_t generation, int fd);
   boost::asio::awaitable<void> await_ready_probe(std::size_t index, std::uint64_t generation,
-                                                 http::tcp::endpoint endpoint);
+                                                 http::tcp::endpoint endpoint,
+                                                 std::chrono::milliseconds timeout);
   void mark_ready(std::size_t index, std::uint64_t generation, http::tcp::endpoint endpoint);
   void on_exit(std::size_t index, std::uint64_t generation, int wait_status);
   void release(std::size_t index, std::uint64_t generation);
+  void mark_unreachable(std::size_t index, std::uint64_t generation);
   void notify(std::size_t count);
   std::vector<std::string> command_for(std::size_t index, unsigned short port) const;
 

@@ -1,1 +1,55 @@
-// placeholder
+// /metrics is valid Prometheus text (checked by promtool) and counts what happened.
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace tandem::testing {
+namespace {
+
+std::pair<int, std::string> run_command(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) output += buf;
+  int status = ::pclose(pipe);
+  return {status, output};
+}
+
+TEST(Metrics, PromtoolCheckMetricsIsClean) {
+  ServerProcess server(digits_endpoint(2));
+  ASSERT_TRUE(server.wait_ready(2)) << server.logs();
+  auto c = server.client();
+  auto rows = load_heldout();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(c.post("/v2/models/digits/infer", infer_body(rows, 0, 1)).status, 200);
+  EXPECT_EQ(c.post("/v2/models/digits/infer", "{bad").status, 400);
+  EXPECT_EQ(c.post("/v2/models/nosuch/infer", "{}").status, 404);
+
+  auto res = c.get("/metrics");
+  ASSERT_EQ(res.status, 200);
+  EXPECT_EQ(res.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
+  const std::string& text = res.body;
+  for (const char* expected : {
+           "tandem_requests_total{endpoint=\"digits\",model_version=\"",
+           "tier=\"dedicated\",code=\"200\"} 20",
+           "tandem_request_errors_total{endpoint=\"digits\",error=\"malformed_json\"} 1",
+           "tandem_request_duration_seconds_bucket{endpoint=\"digits\",tier=\"dedicated\",le=\"+Inf\"} 20",
+           "tandem_queue_wait_seconds_count{endpoint=\"digits\",tier=\"dedicated\"} 20",
+           "tandem_requests_in_flight{endpoint=\"digits\"} 0",
+           "tandem_workers{endpoint=\"digits\",tier=\"dedicated\",state=\"ready\"} 2",
+           "tandem_http_unrouted_total{code=\"404\"} 1",
+       })
+    EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\n" << text;
+
+  auto file = server.directory() / "metrics.txt";
+  std::ofstream(file) << text;
+  auto [status, output] = run_command("promtool check metrics < " + file.string());
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_EQ(output, "") << "promtool reported lint problems:\n" << output;
+}
+
+} // namespace
+} // namespace tandem::testing

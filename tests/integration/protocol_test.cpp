@@ -1,1 +1,123 @@
-// placeholder
+// The Open Inference Protocol routes of the gateway, answered from real workers.
+#include "harness.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace tandem::testing {
+namespace {
+
+namespace json = boost::json;
+
+class ProtocolTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() { server_ = new ServerProcess(digits_endpoint(1)); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static ServerProcess* server_;
+};
+ServerProcess* ProtocolTest::server_ = nullptr;
+
+TEST_F(ProtocolTest, HealthAndServerMetadata) {
+  auto c = server_->client();
+  auto live = c.get("/v2/health/live");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(json::parse(live.body).at("live").as_bool(), true);
+  ASSERT_TRUE(wait_until([&] { return c.get("/v2/health/ready").status == 200; }, std::chrono::seconds(20)))
+      << server_->logs();
+  auto meta = c.get("/v2");
+  ASSERT_EQ(meta.status, 200);
+  EXPECT_EQ(json::parse(meta.body).at("name").as_string(), "tandem");
+}
+
+TEST_F(ProtocolTest, ModelMetadataReadyAndVersions) {
+  auto c = server_->client();
+  auto meta = c.get("/v2/models/digits");
+  ASSERT_EQ(meta.status, 200) << meta.body;
+  auto doc = json::parse(meta.body);
+  EXPECT_EQ(doc.at("name").as_string(), "digits");
+  std::string version(doc.at("versions").as_array().at(0).as_string());
+  EXPECT_EQ(version.size(), 12u);
+  EXPECT_EQ(doc.at("inputs").at(0).at("name").as_string(), "pixels");
+  EXPECT_EQ(doc.at("inputs").at(0).at("datatype").as_string(), "FP32");
+  EXPECT_EQ(doc.at("outputs").at(1).at("datatype").as_string(), "INT64");
+
+  EXPECT_EQ(c.get("/v2/models/digits/versions/" + version).status, 200);
+  ASSERT_TRUE(wait_until([&] { return c.get("/v2/models/digits/ready").status == 200; }, std::chrono::seconds(20)));
+  EXPECT_EQ(c.get("/v2/models/digits/versions/" + version + "/ready").status, 200);
+  auto wrong = c.get("/v2/models/digits/versions/000000000000");
+  EXPECT_EQ(wrong.status, 404);
+  EXPECT_NE(wrong.body.find("no version"), std::string::npos) << wrong.body;
+}
+
+TEST_F(ProtocolTest, InferReturnsPredictionWithHeaders) {
+  auto rows = load_heldout();
+  auto c = server_->client();
+  auto res = c.post("/v2/models/digits/infer", infer_body(rows, 0, 1), {{"x-request-id", "client-id-1"}});
+  ASSERT_EQ(res.status, 200) << res.body << server_->logs();
+  auto doc = json::parse(res.body);
+  const auto& outputs = doc.at("outputs").as_array();
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(outputs.at(0).at("name").as_string(), "probabilities");
+  EXPECT_EQ(outputs.at(0).at("data").as_array().size(), 10u);
+  EXPECT_EQ(outputs.at(1).at("name").as_string(), "label");
+  EXPECT_EQ(outputs.at(1).at("datatype").as_string(), "INT64");
+  EXPECT_TRUE(outputs.at(1).at("data").at(0).is_int64()) << "labels are integers, not floats";
+
+  EXPECT_EQ(res.header("x-request-id"), "client-id-1");
+  EXPECT_EQ(res.header("x-tandem-tier"), "dedicated");
+  EXPECT_EQ(res.header("x-tandem-worker"), "digits-ded-0");
+  EXPECT_EQ(res.header("x-tandem-model-version").size(), 12u);
+  EXPECT_FALSE(res.header("x-tandem-queue-ms").empty());
+  auto tp = res.header("traceparent");
+  ASSERT_EQ(tp.size(), 55u) << tp;
+  EXPECT_EQ(tp.substr(0, 3), "00-");
+
+  // A caller's trace id is kept; a hostile request id is replaced.
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto traced = c.post("/v2/models/digits/infer", infer_body(rows, 0, 1),
+                       {{"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"}, {"x-request-id", "bad id\"x"}});
+  ASSERT_EQ(traced.status, 200);
+  EXPECT_EQ(traced.header("traceparent").substr(3, 32), trace);
+  EXPECT_EQ(traced.header("x-request-id").size(), 32u);
+}
+
+TEST_F(ProtocolTest, RequestedOutputsOnly) {
+  auto rows = load_heldout();
+  auto body = infer_body(rows, 0, 2);
+  body.insert(body.size() - 1, R"(,"outputs":[{"name":"label"}],"id":"abc")");
+  auto res = server_->client().post("/v2/models/digits/infer", body);
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto doc = json::parse(res.body);
+  EXPECT_EQ(doc.at("id").as_string(), "abc");
+  ASSERT_EQ(doc.at("outputs").as_array().size(), 1u);
+  EXPECT_EQ(doc.at("outputs").at(0).at("shape").at(0).as_int64(), 2);
+}
+
+TEST_F(ProtocolTest, AdminWorkersListsTheFixedFields) {
+  ASSERT_TRUE(server_->wait_ready(1));
+  auto res = server_->client().get("/admin/v1/workers");
+  ASSERT_EQ(res.status, 200);
+  auto doc = json::parse(res.body);
+  const auto& w = doc.at("workers").at(0).as_object();
+  for (const char* key : {"id", "endpoint", "tier", "state", "pid", "address", "model_version"})
+    EXPECT_TRUE(w.contains(key)) << key;
+  EXPECT_EQ(w.at("endpoint").as_string(), "digits");
+  EXPECT_EQ(w.at("tier").as_string(), "dedicated");
+  EXPECT_TRUE(process_alive(static_cast<pid_t>(w.at("pid").as_int64())));
+  EXPECT_EQ(std::string(w.at("address").as_string()).rfind("http://127.0.0.1:", 0), 0u);
+}
+
+TEST_F(ProtocolTest, KeepAliveServesManyRequestsOnOneConnection) {
+  auto rows = load_heldout();
+  auto c = server_->client();
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(c.post("/v2/models/digits/infer", infer_body(rows, 0, 1)).status, 200);
+  auto metrics = c.get("/metrics").body;
+  // The test client opened one connection for all of it (plus the harness's own probes).
+  EXPECT_NE(metrics.find("tandem_http_connections_accepted_total"), std::string::npos);
+}
+
+} // namespace
+} // namespace tandem::testing

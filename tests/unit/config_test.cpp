@@ -1,0 +1,284 @@
+#include "core/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tandem {
+namespace {
+
+using std::chrono::milliseconds;
+
+const std::filesystem::path kBase = "/etc/tandem/conf";
+
+Config parsed(const std::string& yaml) {
+  auto result = parse_config(yaml, kBase);
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message);
+  return result.ok() ? *result : Config{};
+}
+
+std::string error_of(const std::string& yaml) {
+  auto result = parse_config(yaml, kBase);
+  EXPECT_FALSE(result.ok()) << "accepted:\n" << yaml;
+  if (result.ok()) return {};
+  EXPECT_EQ(result.error().code, ErrorCode::invalid_request);
+  return result.error().message;
+}
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+constexpr const char* kMinimal = R"(
+endpoints:
+  digits:
+    model: ../models/digits
+)";
+
+TEST(ParseConfig, MinimalConfigGetsDefaults) {
+  Config config = parsed(kMinimal);
+  EXPECT_EQ(config.config_dir, kBase);
+  EXPECT_EQ(config.server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config.server.state_dir, std::filesystem::path("/etc/tandem/conf/var"));
+  EXPECT_EQ(config.server.limits.max_body_bytes, 16u * 1024 * 1024);
+  ASSERT_EQ(config.endpoints.size(), 1u);
+  const auto& ep = config.endpoints[0];
+  EXPECT_EQ(ep.name, "digits");
+  EXPECT_EQ(ep.slo.timeout_ms, milliseconds(2000));
+  EXPECT_EQ(ep.slo.p95_ms, milliseconds(0));
+  EXPECT_EQ(ep.routing, "dedicated-first");
+  EXPECT_EQ(ep.retries, 1);
+  EXPECT_TRUE(ep.worker.args.empty());
+  EXPECT_TRUE(ep.worker.command.empty());
+  EXPECT_FALSE(ep.serverless_declared);
+  // Neither pool given: a dedicated pool with its defaults.
+  ASSERT_TRUE(ep.dedicated.has_value());
+  EXPECT_EQ(ep.dedicated->replicas, 1);
+  EXPECT_EQ(ep.dedicated->max_concurrency_per_worker, 4);
+}
+
+TEST(ParseConfig, RelativePathsResolveAgainstBaseDir) {
+  Config config = parsed(R"(
+server:
+  state: ./state/here
+endpoints:
+  digits:
+    model: ../models/digits
+  abs:
+    model: /opt/models/abs
+)");
+  EXPECT_EQ(config.server.state_dir, std::filesystem::path("/etc/tandem/conf/state/here"));
+  ASSERT_EQ(config.endpoints.size(), 2u);
+  EXPECT_EQ(config.endpoints[0].model_dir, std::filesystem::path("/etc/tandem/models/digits"));
+  EXPECT_EQ(config.endpoints[1].model_dir, std::filesystem::path("/opt/models/abs"));
+}
+
+TEST(ParseConfig, FullShapeFromTheDesign) {
+  Config config = parsed(R"(
+server:
+  listen: 0.0.0.0:9090
+  limits: {max_body_bytes: 4096, max_header_bytes: 2048, max_connections: 10, idle_timeout: 5s}
+endpoints:
+  digits:
+    model: ../models/digits
+    slo: {p95_ms: 50, timeout_ms: 750}
+    routing: serverless-first
+    retries: 2
+    worker:
+      args: ["--fault-delay-ms", "0"]
+      command: ["tritonserver", "--model={model}"]
+      model_name: mnist
+      start_timeout: 1m
+    dedicated: {replicas: 3, gpu: H100, price_per_hour: 2.69, max_concurrency_per_worker: 8, queue_max: 10}
+    serverless: {min: 0, max: 4}
+)");
+  EXPECT_EQ(config.server.listen, "0.0.0.0:9090");
+  EXPECT_EQ(config.server.limits.max_body_bytes, 4096u);
+  EXPECT_EQ(config.server.limits.max_header_bytes, 2048u);
+  EXPECT_EQ(config.server.limits.max_connections, 10u);
+  EXPECT_EQ(config.server.limits.idle_timeout_ms, milliseconds(5000));
+  ASSERT_EQ(config.endpoints.size(), 1u);
+  const auto& ep = config.endpoints[0];
+  EXPECT_EQ(ep.slo.p95_ms, milliseconds(50));
+  EXPECT_EQ(ep.slo.timeout_ms, milliseconds(750));
+  EXPECT_EQ(ep.routing, "serverless-first");
+  EXPECT_EQ(ep.retries, 2);
+  EXPECT_EQ(ep.worker.args, (std::vector<std::string>{"--fault-delay-ms", "0"}));
+  EXPECT_EQ(ep.worker.command, (std::vector<std::string>{"tritonserver", "--model={model}"}));
+  EXPECT_EQ(ep.worker.model_name, "mnist");
+  EXPECT_EQ(ep.worker.start_timeout_ms, milliseconds(60'000));
+  ASSERT_TRUE(ep.dedicated.has_value());
+  EXPECT_EQ(ep.dedicated->replicas, 3);
+  EXPECT_EQ(ep.dedicated->gpu, "H100");
+  EXPECT_DOUBLE_EQ(ep.dedicated->price_per_hour, 2.69);
+  EXPECT_EQ(ep.dedicated->max_concurrency_per_worker, 8);
+  EXPECT_EQ(ep.dedicated->queue_max, 10);
+  EXPECT_TRUE(ep.serverless_declared);
+}
+
+TEST(ParseConfig, ServerlessOnlyHasNoDedicatedPool) {
+  Config config = parsed(R"(
+endpoints:
+  digits:
+    model: m
+    serverless: {max: 2}
+)");
+  ASSERT_EQ(config.endpoints.size(), 1u);
+  EXPECT_TRUE(config.endpoints[0].serverless_declared);
+  EXPECT_FALSE(config.endpoints[0].dedicated.has_value());
+}
+
+TEST(ParseConfig, UnknownKeyNamesItsFullPath) {
+  auto message = error_of(R"(
+endpoints:
+  digits:
+    model: m
+    dedicated: {replcas: 2}
+)");
+  EXPECT_TRUE(starts_with(message, "endpoints.digits.dedicated.replcas: unknown key")) << message;
+  EXPECT_NE(message.find("replicas"), std::string::npos) << "lists the known keys: " << message;
+
+  EXPECT_TRUE(starts_with(error_of("servr: {}\nendpoints: {d: {model: m}}\n"), "(root).servr:"));
+  EXPECT_TRUE(starts_with(error_of("server: {lisen: x}\nendpoints: {d: {model: m}}\n"),
+                          "server.lisen:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, slo: {p99_ms: 5}}}\n"),
+                          "endpoints.d.slo.p99_ms:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, worker: {argz: []}}}\n"),
+                          "endpoints.d.worker.argz:"));
+  EXPECT_TRUE(starts_with(
+      error_of("server: {limits: {max_body: 1}}\nendpoints: {d: {model: m}}\n"),
+      "server.limits.max_body:"));
+}
+
+TEST(ParseConfig, InvalidRoutingName) {
+  auto message = error_of("endpoints: {d: {model: m, routing: cheapest}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.routing: unknown policy \"cheapest\"")) << message;
+  EXPECT_NE(message.find("cost-optimal"), std::string::npos) << message;
+}
+
+TEST(ParseConfig, EveryKnownRoutingPolicyIsAccepted) {
+  for (const char* policy : {"dedicated-first", "serverless-first", "dedicated-only",
+                             "serverless-only", "cost-optimal"}) {
+    Config config = parsed(std::string("endpoints: {d: {model: m, routing: ") + policy + "}}\n");
+    ASSERT_EQ(config.endpoints.size(), 1u);
+    EXPECT_EQ(config.endpoints[0].routing, policy);
+  }
+}
+
+TEST(ParseConfig, InvalidEndpointName) {
+  for (const char* name : {"-leading-dash", "\"has space\"", "\"a/b\"", "_under"}) {
+    auto message = error_of(std::string("endpoints:\n  ") + name + ":\n    model: m\n");
+    EXPECT_NE(message.find("endpoint names use letters"), std::string::npos)
+        << name << ": " << message;
+  }
+  std::string long_name(64, 'a');
+  EXPECT_NE(error_of("endpoints: {" + long_name + ": {model: m}}\n").find("at most 63"),
+            std::string::npos);
+  // 63 characters and the allowed punctuation are fine.
+  Config config = parsed("endpoints: {" + std::string(63, 'b') + ": {model: m}, a.b_c-1: {model: m}}\n");
+  EXPECT_EQ(config.endpoints.size(), 2u);
+}
+
+TEST(ParseConfig, ReplicasOutOfRange) {
+  auto message = error_of("endpoints: {d: {model: m, dedicated: {replicas: 257}}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.dedicated.replicas: expected an integer in [0, 256]"))
+      << message;
+  EXPECT_NE(message.find("\"257\""), std::string::npos) << message;
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {replicas: -1}}}\n"),
+                          "endpoints.d.dedicated.replicas:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {replicas: 1.5}}}\n"),
+                          "endpoints.d.dedicated.replicas:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {replicas: many}}}\n"),
+                          "endpoints.d.dedicated.replicas:"));
+  // The bounds themselves are accepted.
+  EXPECT_EQ(parsed("endpoints: {d: {model: m, dedicated: {replicas: 0}}}\n").endpoints.at(0).dedicated->replicas, 0);
+  EXPECT_EQ(parsed("endpoints: {d: {model: m, dedicated: {replicas: 256}}}\n").endpoints.at(0).dedicated->replicas, 256);
+}
+
+TEST(ParseConfig, OtherRangeChecks) {
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, retries: 4}}\n"), "endpoints.d.retries:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, slo: {timeout_ms: 0}}}\n"),
+                          "endpoints.d.slo.timeout_ms:"));
+  EXPECT_TRUE(starts_with(
+      error_of("endpoints: {d: {model: m, dedicated: {max_concurrency_per_worker: 0}}}\n"),
+      "endpoints.d.dedicated.max_concurrency_per_worker:"));
+  EXPECT_TRUE(starts_with(
+      error_of("endpoints: {d: {model: m, dedicated: {price_per_hour: -1}}}\n"),
+      "endpoints.d.dedicated.price_per_hour:"));
+  EXPECT_TRUE(starts_with(error_of("server: {limits: {max_body_bytes: 10}}\nendpoints: {d: {model: m}}\n"),
+                          "server.limits.max_body_bytes:"));
+}
+
+TEST(ParseConfig, BadDurationNamesTheKey) {
+  auto message = error_of("endpoints: {d: {model: m, worker: {start_timeout: 5 days}}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.worker.start_timeout: invalid duration \"5 days\""))
+      << message;
+}
+
+TEST(ParseConfig, ModelIsRequired) {
+  auto message = error_of("endpoints: {d: {routing: dedicated-first}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.model: required")) << message;
+}
+
+TEST(ParseConfig, EmptyWorkerCommandIsRejected) {
+  auto message = error_of("endpoints: {d: {model: m, worker: {command: []}}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.worker.command: must not be empty")) << message;
+}
+
+TEST(ParseConfig, EmptyOrMissingEndpoints) {
+  EXPECT_TRUE(starts_with(error_of("endpoints: {}\n"), "endpoints: required"));
+  EXPECT_TRUE(starts_with(error_of("server: {listen: 127.0.0.1:1}\n"), "endpoints: required"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: [a, b]\n"), "endpoints: required"));
+  EXPECT_NE(error_of("").find("empty"), std::string::npos);
+}
+
+TEST(ParseConfig, InvalidYaml) {
+  auto message = error_of("endpoints: {digits: [unclosed\n");
+  EXPECT_TRUE(starts_with(message, "invalid YAML:")) << message;
+  EXPECT_TRUE(starts_with(error_of("endpoints:\n  d:\n    model: m\n   bad-indent: 1\n"), "invalid YAML:"));
+}
+
+TEST(ParseConfig, InvalidListenAddress) {
+  auto message = error_of("server: {listen: localhost}\nendpoints: {d: {model: m}}\n");
+  EXPECT_TRUE(starts_with(message, "server.listen: invalid listen address \"localhost\"")) << message;
+  EXPECT_TRUE(starts_with(error_of("server: {listen: \"h:99999\"}\nendpoints: {d: {model: m}}\n"),
+                          "server.listen:"));
+}
+
+TEST(ParseHostPort, SplitsHostAndPort) {
+  auto hp = parse_host_port("127.0.0.1:8080");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "127.0.0.1");
+  EXPECT_EQ(hp->port, 8080);
+
+  auto zero = parse_host_port("localhost:0");
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero->host, "localhost");
+  EXPECT_EQ(zero->port, 0);
+
+  auto top = parse_host_port("h:65535");
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ(top->port, 65535);
+}
+
+TEST(ParseHostPort, BracketedIpv6) {
+  auto hp = parse_host_port("[::1]:9000");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 9000);
+}
+
+TEST(ParseHostPort, RejectsMalformed) {
+  for (const char* text : {"", "localhost", ":8080", "localhost:", "h:65536", "h:-1", "h:80x",
+                           "h:http", "h: 80"}) {
+    auto hp = parse_host_port(text);
+    EXPECT_FALSE(hp.ok()) << "accepted \"" << text << "\"";
+    if (!hp.ok()) {
+      EXPECT_NE(hp.error().message.find(std::string("\"") + text + "\""), std::string::npos)
+          << hp.error().message;
+    }
+  }
+}
+
+} // namespace
+} // namespace tandem

@@ -1,0 +1,81 @@
+#include "core/ids.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tandem {
+namespace {
+
+bool is_lower_hex(const std::string& text) {
+  for (char c : text)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+TEST(IdGenerator, Yields32LowercaseHexDigits) {
+  IdGenerator ids(42);
+  for (int i = 0; i < 1000; ++i) {
+    auto id = ids.next();
+    ASSERT_EQ(id.size(), 32u) << id;
+    ASSERT_TRUE(is_lower_hex(id)) << id;
+    ASSERT_TRUE(is_acceptable_request_id(id)) << id;
+  }
+}
+
+TEST(IdGenerator, SameSeedSameSequence) {
+  IdGenerator a(7);
+  IdGenerator b(7);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(a.next(), b.next()) << "at " << i;
+}
+
+TEST(IdGenerator, DifferentSeedsDiffer) {
+  IdGenerator a(1);
+  IdGenerator b(2);
+  EXPECT_NE(a.next(), b.next());
+}
+
+TEST(IdGenerator, IdsAreDistinct) {
+  IdGenerator ids(20261128);
+  std::set<std::string> seen;
+  for (int i = 0; i < 100'000; ++i) ASSERT_TRUE(seen.insert(ids.next()).second) << "repeat at " << i;
+}
+
+TEST(IdGenerator, EveryHexDigitAppearsInEveryPosition) {
+  // Catches an id that leaves part of itself constant (e.g. only 64 random bits in 128).
+  IdGenerator ids(3);
+  std::vector<std::set<char>> per_position(32);
+  for (int i = 0; i < 2000; ++i) {
+    auto id = ids.next();
+    for (std::size_t p = 0; p < id.size(); ++p) per_position[p].insert(id[p]);
+  }
+  for (std::size_t p = 0; p < per_position.size(); ++p)
+    EXPECT_EQ(per_position[p].size(), 16u) << "position " << p;
+}
+
+TEST(AcceptableRequestId, AcceptsTheAllowedAlphabet) {
+  EXPECT_TRUE(is_acceptable_request_id("a"));
+  EXPECT_TRUE(is_acceptable_request_id("req-42"));
+  EXPECT_TRUE(is_acceptable_request_id("ABC.def_ghi:jkl-0123456789"));
+  EXPECT_TRUE(is_acceptable_request_id("550e8400-e29b-41d4-a716-446655440000"));
+  EXPECT_TRUE(is_acceptable_request_id(std::string(128, 'x')));
+}
+
+TEST(AcceptableRequestId, RejectsEmptyAndTooLong) {
+  EXPECT_FALSE(is_acceptable_request_id(""));
+  EXPECT_FALSE(is_acceptable_request_id(std::string(129, 'x')));
+}
+
+TEST(AcceptableRequestId, RejectsUnsafeCharacters) {
+  for (std::string_view id : {"has space", "quote\"d", "single'quote", "new\nline", "cr\rlf",
+                              "tab\there", "slash/", "back\\slash", "semi;colon", "brace{",
+                              "percent%20", "comma,", "eq=", "plus+", "star*", "caf\xc3\xa9"}) {
+    EXPECT_FALSE(is_acceptable_request_id(id)) << "accepted \"" << id << "\"";
+  }
+  EXPECT_FALSE(is_acceptable_request_id(std::string_view("nul\0byte", 8)));
+}
+
+} // namespace
+} // namespace tandem
