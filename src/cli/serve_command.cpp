@@ -84,12 +84,27 @@ int run_serve(const ServeArgs& args) {
   std::fflush(stdout);
   spdlog::info("serving {} endpoint(s); state in {}", config->endpoints.size(), config->server.state_dir.string());
 
-  // Orderly stop: refuse new connections, SIGTERM every worker, wait for them (bounded), then
-  // SIGKILL stragglers; no worker outlives the gateway.
+  // Orderly stop: refuse new connections, let requests in flight finish, SIGTERM every worker,
+  // wait for them, SIGKILL stragglers. All of it within the grace period; no worker outlives
+  // the gateway.
   asio::signal_set signals(io, SIGTERM, SIGINT);
   asio::steady_timer grace(io);
   asio::steady_timer poll(io);
-  std::function<void()> wait_for_children = [&] {
+  bool workers_stopping = false;
+  std::function<void()> wait_for_children;
+  std::function<void()> drain_requests = [&] {
+    if (gw.in_flight() == 0 || workers_stopping) {
+      workers_stopping = true;
+      gw.shutdown();
+      wait_for_children();
+      return;
+    }
+    poll.expires_after(std::chrono::milliseconds(5));
+    poll.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) drain_requests();
+    });
+  };
+  wait_for_children = [&] {
     reaper.reap();
     if (reaper.watched() == 0) {
       io.stop();
@@ -102,16 +117,21 @@ int run_serve(const ServeArgs& args) {
   };
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
-    spdlog::info("signal {} received: stopping workers", signal_number);
+    spdlog::info("signal {} received: draining {} request(s), then stopping workers", signal_number,
+                 gw.in_flight());
     server.stop();
-    gw.shutdown();
     grace.expires_after(std::chrono::milliseconds(args.shutdown_grace_ms));
     grace.async_wait([&](const boost::system::error_code& timer_ec) {
       if (timer_ec) return;
-      spdlog::warn("workers still running after {} ms: killing them", args.shutdown_grace_ms);
+      spdlog::warn("still running after {} ms: killing the workers", args.shutdown_grace_ms);
+      if (!workers_stopping) {
+        workers_stopping = true;
+        gw.shutdown();
+        wait_for_children();
+      }
       gw.kill_remaining();
     });
-    wait_for_children();
+    drain_requests();
   });
   io.run();
   spdlog::info("stopped");

@@ -24,9 +24,12 @@ void add_worker_command(CLI::App& app, int& exit_code) {
                   "FAULT INJECTION (tests only): answer this fraction (0-1) of inferences with HTTP 500")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", options->seed, "Seed for fault injection (default: the pid)");
+  cmd->add_option("--max-body-bytes", options->limits.max_body_bytes, "Largest request body accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(1024.0, 4294967296.0));
   cmd->add_option("--log-level", *log_level, "trace|debug|info|warn|error|off")->capture_default_str();
   cmd->callback([options, log_level, &exit_code] {
-    if (!init_logging("worker", *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);
+    if (!init_logging(options->worker_id.empty() ? "worker" : "worker " + options->worker_id, *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);
     exit_code = worker::run_worker(*options);
   });
 }

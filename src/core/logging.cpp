@@ -1,20 +1,53 @@
 #include "core/logging.hpp"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <string>
 
 namespace tandem {
+namespace {
+
+// %j: the message, escaped for a JSON string (quotes, backslashes, control characters), so
+// every line stays valid JSON whatever a message carries.
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    static constexpr char hex[] = "0123456789abcdef";
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      switch (c) {
+      case '"': dest.append(std::string_view("\\\"")); break;
+      case '\\': dest.append(std::string_view("\\\\")); break;
+      case '\n': dest.append(std::string_view("\\n")); break;
+      case '\t': dest.append(std::string_view("\\t")); break;
+      case '\r': dest.append(std::string_view("\\r")); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          const char escaped[] = {'\\', 'u', '0', '0', hex[(c >> 4) & 0xF], hex[c & 0xF]};
+          dest.append(escaped, escaped + sizeof escaped);
+        } else {
+          dest.push_back(c);
+        }
+      }
+    }
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+} // namespace
 
 bool init_logging(std::string_view role, std::string_view level) {
   auto parsed = spdlog::level::from_str(std::string(level));
   if (parsed == spdlog::level::off && level != "off") return false;
   auto logger = spdlog::stderr_logger_st(std::string(role));
-  // JSON lines. Call sites keep double quotes and backslashes out of messages (they quote
-  // with single quotes and never log raw client bytes), so the pattern stays valid JSON.
-  logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","role":"%n","pid":%P,"msg":"%v"})",
-                      spdlog::pattern_time_type::utc);
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  formatter->add_flag<JsonMessageFlag>('j').set_pattern(
+      R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","role":"%n","pid":%P,"msg":"%j"})");
+  logger->set_formatter(std::move(formatter));
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);

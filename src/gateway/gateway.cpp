@@ -64,6 +64,7 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       po.self_exe = options.self_exe;
       po.worker_log_args = options.worker_log_args;
       po.max_response_bytes = config.server.limits.max_response_bytes;
+      po.max_request_bytes = config.server.limits.max_body_bytes;
       rt->dedicated = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
     }
     by_name_[rt->config.name] = rt.get();
@@ -148,11 +149,11 @@ asio::awaitable<http::Response> Gateway::handle(http::Request& request) {
   if (auto path = v2::parse_model_path(target)) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())
-      co_return error_response({ErrorCode::not_found, "unknown model \"" + v2::json_escape(path->name) + "\""}, "", "");
+      co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(path->name)}, "", "");
     EndpointRuntime& ep = *it->second;
     if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
-      co_return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version \"" +
-                                                          v2::json_escape(path->version) + "\" (serving " +
+      co_return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
+                                                          v2::quote_value(path->version) + " (serving " +
                                                           ep.manifest.version + ")"},
                                "", "");
     if (path->action == v2::ModelAction::infer) {
@@ -193,15 +194,19 @@ http::Response Gateway::metrics_response() {
 std::string Gateway::traceparent_for(const http::Request& request) {
   // W3C trace context: keep the caller's trace id, give this hop a new span id.
   std::string trace_id;
+  std::string flags = "01";
   auto incoming = request["traceparent"];
   if (incoming.size() == 55 && incoming.substr(0, 3) == "00-" && incoming[35] == '-' && incoming[52] == '-') {
     auto candidate = incoming.substr(3, 32);
     bool hex = std::all_of(candidate.begin(), candidate.end(),
                            [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    if (hex && candidate != std::string(32, '0')) trace_id = std::string(candidate);
+    if (hex && candidate != std::string(32, '0')) {
+      trace_id = std::string(candidate);
+      flags = std::string(incoming.substr(53, 2));  // keep the caller's sampling decision
+    }
   }
   if (trace_id.empty()) trace_id = ids_.next();
-  return "00-" + trace_id + "-" + ids_.next().substr(0, 16) + "-01";
+  return "00-" + trace_id + "-" + ids_.next().substr(0, 16) + "-" + flags;
 }
 
 void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status, std::optional<ErrorCode> error,
@@ -216,10 +221,15 @@ void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status
 asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
   const TimePoint started = clock_.now();
   ep.in_flight->inc();
+  ++in_flight_total_;
   struct InFlightGuard {
     Gauge* gauge;
-    ~InFlightGuard() { gauge->dec(); }
-  } guard{ep.in_flight};
+    std::size_t* total;
+    ~InFlightGuard() {
+      gauge->dec();
+      --*total;
+    }
+  } guard{ep.in_flight, &in_flight_total_};
 
   std::string request_id(request["x-request-id"]);
   if (!is_acceptable_request_id(request_id)) request_id = ids_.next();

@@ -44,6 +44,8 @@ public:
   void shutdown();
   void kill_remaining();
   [[nodiscard]] bool all_endpoints_ready() const;
+  /// Inference requests being served right now (for draining at shutdown).
+  [[nodiscard]] std::size_t in_flight() const { return in_flight_total_; }
 
 private:
   boost::asio::awaitable<http::Response> infer(EndpointRuntime& endpoint, http::Request& request);
@@ -61,6 +63,7 @@ private:
   std::vector<std::unique_ptr<EndpointRuntime>> endpoints_;
   std::map<std::string, EndpointRuntime*, std::less<>> by_name_;
   IdGenerator ids_;
+  std::size_t in_flight_total_ = 0;
   Family<Counter>& requests_;
   Family<Counter>& errors_;
   Family<Histogram>& durations_;

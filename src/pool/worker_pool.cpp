@@ -92,7 +92,8 @@ std::vector<std::string> WorkerPool::command_for(std::size_t index, unsigned sho
   if (spec.command.empty()) {
     std::vector<std::string> argv = {options_.self_exe, "worker", "--model", m.directory.string(),
                                      "--listen", "127.0.0.1:0", "--ready-fd", std::to_string(kReadyFd),
-                                     "--worker-id", slots_[index].info.id};
+                                     "--worker-id", slots_[index].info.id, "--max-body-bytes",
+                                     std::to_string(options_.max_request_bytes)};
     argv.insert(argv.end(), options_.worker_log_args.begin(), options_.worker_log_args.end());
     argv.insert(argv.end(), spec.args.begin(), spec.args.end());
     return argv;
@@ -118,6 +119,7 @@ void WorkerPool::launch(std::size_t index) {
   if (shutting_down_) return;
   auto& slot = slots_[index];
   std::uint64_t generation = ++slot.generation;
+  slot.started_at = steady_clock::now();  // also the base of the backoff if the start fails below
   unsigned short port = 0;
   bool reference = options_.worker.command.empty();
   if (!reference) {
@@ -329,7 +331,7 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
         co_return Lease(this, *pick, slot.generation, slot.upstream, slot.info.id);
       }
     }
-    if (waiters_.size() >= static_cast<std::size_t>(options_.queue_max)) {
+    if (!was_queued && waiters_.size() >= static_cast<std::size_t>(options_.queue_max)) {
       queue_rejections_.with({options_.endpoint, options_.tier, "queue_full"}).inc();
       co_return make_error(ErrorCode::unavailable,
                            "all " + options_.tier + " workers of endpoint " + options_.endpoint +

@@ -46,6 +46,7 @@ struct PoolOptions {
   std::string self_exe;              // the tandem binary, for the reference worker
   std::vector<std::string> worker_log_args;  // e.g. --log-level
   std::size_t max_response_bytes = 256u << 20;
+  std::size_t max_request_bytes = 16u << 20;  // the reference worker accepts what the gateway does
   policy::RestartBackoff restart;
 };
 

@@ -145,6 +145,12 @@ std::string json_escape(std::string_view text) {
   return quoted.substr(1, quoted.size() - 2);
 }
 
+std::string quote_value(std::string_view text) {
+  constexpr std::size_t limit = 64;
+  if (text.size() <= limit) return "\"" + std::string(text) + "\"";
+  return "\"" + std::string(text.substr(0, limit)) + "...\"";
+}
+
 Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSchema& schema,
                                             DecodeOptions options) {
   unsigned char buffer[4096];
@@ -184,8 +190,7 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
     if (index == schema.inputs.size()) {
       std::string known;
       for (const auto& t : schema.inputs) known += (known.empty() ? "" : ", ") + t.name;
-      return invalid(field + ".name: unknown input \"" + json_escape(input_name) +
-                     "\" (expected: " + known + ")");
+      return invalid(field + ".name: unknown input " + quote_value(input_name) + " (expected: " + known + ")");
     }
     if (seen[index]) return invalid(field + ".name: input \"" + input_name + "\" given twice");
     seen[index] = true;
@@ -195,8 +200,8 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
     if (!datatype || !datatype->is_string()) return invalid(field + ".datatype: required string");
     if (datatype->get_string() != to_string(spec.datatype))
       return invalid(field + ".datatype: expected \"" + std::string(to_string(spec.datatype)) +
-                     "\" for input \"" + spec.name + "\", got \"" +
-                     json_escape(std::string(datatype->get_string())) + "\"");
+                     "\" for input \"" + spec.name + "\", got " +
+                     quote_value(std::string_view(datatype->get_string().data(), datatype->get_string().size())));
 
     const auto* shape_value = in.if_contains("shape");
     if (!shape_value || !shape_value->is_array()) return invalid(field + ".shape: required array of integers");
@@ -257,7 +262,7 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
       if (!name || !name->is_string()) return invalid(field + ".name: required string");
       std::string output_name(name->get_string());
       if (!schema.find_output(output_name))
-        return invalid(field + ".name: unknown output \"" + json_escape(output_name) + "\"");
+        return invalid(field + ".name: unknown output " + quote_value(output_name));
       out.requested_outputs.push_back(std::move(output_name));
     }
   }

@@ -55,4 +55,8 @@ std::string encode_model_metadata(std::string_view name, std::string_view versio
 
 std::string json_escape(std::string_view text);
 
+/// A client-supplied value quoted for an error message: at most 64 characters, then "...".
+/// Not escaped: encode_error escapes the whole message once.
+std::string quote_value(std::string_view text);
+
 } // namespace tandem::v2

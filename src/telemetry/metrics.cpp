@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
 
 namespace tandem {
 namespace {
@@ -72,14 +73,27 @@ const std::vector<double>& latency_buckets_seconds() {
   return buckets;
 }
 
+template <typename Metric>
+Family<Metric>* MetricsRegistry::find(std::vector<std::unique_ptr<Family<Metric>>>& families, const std::string& name,
+                                      const std::vector<std::string>& labels) {
+  for (auto& f : families) {
+    if (f->name() != name) continue;
+    if (f->labels() != labels) throw std::logic_error("metric " + name + " registered with different labels");
+    return f.get();
+  }
+  return nullptr;
+}
+
 Family<Counter>& MetricsRegistry::counter(std::string name, std::string help,
                                           std::vector<std::string> labels) {
+  if (auto* existing = find(counters_, name, labels)) return *existing;
   counters_.push_back(std::make_unique<Family<Counter>>(std::move(name), std::move(help), std::move(labels)));
   order_.emplace_back(MetricType::counter, counters_.size() - 1);
   return *counters_.back();
 }
 
 Family<Gauge>& MetricsRegistry::gauge(std::string name, std::string help, std::vector<std::string> labels) {
+  if (auto* existing = find(gauges_, name, labels)) return *existing;
   gauges_.push_back(std::make_unique<Family<Gauge>>(std::move(name), std::move(help), std::move(labels)));
   order_.emplace_back(MetricType::gauge, gauges_.size() - 1);
   return *gauges_.back();
@@ -88,6 +102,7 @@ Family<Gauge>& MetricsRegistry::gauge(std::string name, std::string help, std::v
 Family<Histogram>& MetricsRegistry::histogram(std::string name, std::string help,
                                               std::vector<std::string> labels,
                                               std::vector<double> bounds) {
+  if (auto* existing = find(histograms_, name, labels)) return *existing;
   histograms_.push_back(std::make_unique<Family<Histogram>>(std::move(name), std::move(help),
                                                             std::move(labels), std::move(bounds)));
   order_.emplace_back(MetricType::histogram, histograms_.size() - 1);

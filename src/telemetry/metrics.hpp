@@ -92,6 +92,8 @@ private:
 /// Buckets for request-path latencies in seconds: 0.25 ms .. 30 s.
 const std::vector<double>& latency_buckets_seconds();
 
+/// Registering a name twice returns the family registered first (so every pool of a kind can
+/// ask for "its" family); the label names must then match, or std::logic_error is thrown.
 class MetricsRegistry {
 public:
   Family<Counter>& counter(std::string name, std::string help, std::vector<std::string> labels);
@@ -104,6 +106,9 @@ public:
   std::string render();
 
 private:
+  template <typename Metric>
+  static Family<Metric>* find(std::vector<std::unique_ptr<Family<Metric>>>& families, const std::string& name,
+                              const std::vector<std::string>& labels);
   std::vector<std::unique_ptr<Family<Counter>>> counters_;
   std::vector<std::unique_ptr<Family<Gauge>>> gauges_;
   std::vector<std::unique_ptr<Family<Histogram>>> histograms_;

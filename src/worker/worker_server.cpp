@@ -50,12 +50,15 @@ public:
       if (request.method() != verb::get) co_return method_not_allowed();
       co_return http::json_response(200, R"({"name":"tandem-worker","version":")" TANDEM_VERSION R"(","extensions":[]})");
     }
-    if (target == "/metrics") co_return metrics_response();
+    if (target == "/metrics") {
+      if (request.method() != verb::get) co_return method_not_allowed();
+      co_return metrics_response();
+    }
     auto path = v2::parse_model_path(target);
     if (!path) co_return not_found("no route for " + std::string(target));
-    if (path->name != manifest_.name) co_return not_found("unknown model \"" + v2::json_escape(path->name) + "\"");
+    if (path->name != manifest_.name) co_return not_found("unknown model " + v2::quote_value(path->name));
     if (!path->version.empty() && path->version != manifest_.version)
-      co_return not_found("model \"" + manifest_.name + "\" has no version \"" + v2::json_escape(path->version) + "\"");
+      co_return not_found("model \"" + manifest_.name + "\" has no version " + v2::quote_value(path->version));
     switch (path->action) {
     case v2::ModelAction::metadata:
       if (request.method() != verb::get) co_return method_not_allowed();

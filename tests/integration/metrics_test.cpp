@@ -20,8 +20,11 @@ std::pair<int, std::string> run_command(const std::string& command) {
 }
 
 TEST(Metrics, PromtoolCheckMetricsIsClean) {
-  ServerProcess server(digits_endpoint(2));
-  ASSERT_TRUE(server.wait_ready(2)) << server.logs();
+  // Two endpoints: every family must appear once, however many pools use it.
+  std::string second = "  other:\n    model: " + (source_dir() / "models/digits").string() +
+                       "\n    dedicated: {replicas: 1}\n";
+  ServerProcess server(digits_endpoint(2) + second);
+  ASSERT_TRUE(server.wait_ready(3)) << server.logs();
   auto c = server.client();
   auto rows = load_heldout();
   for (int i = 0; i < 20; ++i) ASSERT_EQ(c.post("/v2/models/digits/infer", infer_body(rows, 0, 1)).status, 200);

@@ -107,6 +107,28 @@ TEST(Resilience, SigtermStopsEveryWorkerNoOrphans) {
   for (pid_t pid : pids) EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s)) << "orphan " << pid;
 }
 
+TEST(Resilience, SigtermLetsRequestsInFlightFinish) {
+  ServerProcess server("  digits:\n    model: " + (source_dir() / "models/digits").string() +
+                       "\n    worker: {args: [\"--fault-delay-ms\", \"300\"]}\n    dedicated: {replicas: 1}\n");
+  ASSERT_TRUE(server.wait_ready(1)) << server.logs();
+  auto rows = load_heldout();
+  HttpResult result;
+  std::thread client([&] { result = server.client().post("/v2/models/digits/infer", infer_body(rows, 0, 1)); });
+  ASSERT_TRUE(wait_until([&] { return server.logs().find("starting") != std::string::npos; }, 5s));
+  // Wait until the request is in flight, then ask the server to stop.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto m = server.client().get("/metrics").body;
+        return m.find("tandem_requests_in_flight{endpoint=\"digits\"} 1") != std::string::npos;
+      },
+      5s));
+  auto status = server.stop(SIGTERM);
+  client.join();
+  EXPECT_EQ(result.status, 200) << result.body << result.error << server.logs();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
 TEST(Resilience, SigintStopsEveryWorker) {
   ServerProcess server(digits_endpoint(2));
   ASSERT_TRUE(server.wait_ready(2)) << server.logs();
