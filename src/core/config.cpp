@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -159,7 +160,13 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     DedicatedPoolSpec spec;
     if (ded["replicas"]) spec.replicas = static_cast<int>(get_int(ded["replicas"], dpath + ".replicas", 0, 256));
     if (ded["gpu"]) spec.gpu = get_string(ded["gpu"], dpath + ".gpu");
-    if (ded["price_per_hour"]) spec.price_per_hour = get_double(ded["price_per_hour"], dpath + ".price_per_hour");
+    if (ded["price_per_hour"]) {
+      spec.price_per_hour = get_double(ded["price_per_hour"], dpath + ".price_per_hour");
+    } else if (!spec.gpu.empty()) {
+      auto price = list_price_per_hour(spec.gpu);
+      if (!price) fail(dpath + ".price_per_hour", "no list price for a dedicated " + spec.gpu + "; set price_per_hour");
+      spec.price_per_hour = *price;
+    }
     if (ded["max_concurrency_per_worker"])
       spec.max_concurrency_per_worker = static_cast<int>(
           get_int(ded["max_concurrency_per_worker"], dpath + ".max_concurrency_per_worker", 1, 4096));
@@ -167,15 +174,72 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
       spec.queue_max = static_cast<int>(get_int(ded["queue_max"], dpath + ".queue_max", 0, 1'000'000));
     ep.dedicated = spec;
   }
-  if (node["serverless"]) {
-    if (!node["serverless"].IsMap()) fail(path + ".serverless", "expected a mapping");
-    ep.serverless_declared = true;
+  if (auto sl = node["serverless"]) {
+    const std::string spath = path + ".serverless";
+    check_keys(sl, spath,
+               {"min", "max", "buffer", "target_concurrency", "max_concurrency_per_worker", "scaledown_window",
+                "stable_window", "panic_window", "panic_threshold", "gpu", "price_per_second", "queue_max"});
+    ServerlessPoolSpec spec;
+    if (sl["min"]) spec.min = static_cast<int>(get_int(sl["min"], spath + ".min", 0, 256));
+    if (sl["max"]) spec.max = static_cast<int>(get_int(sl["max"], spath + ".max", 1, 256));
+    if (spec.min > spec.max) fail(spath + ".min", "must not exceed max (" + std::to_string(spec.max) + ")");
+    if (sl["buffer"]) spec.buffer = static_cast<int>(get_int(sl["buffer"], spath + ".buffer", 0, 256));
+    if (sl["max_concurrency_per_worker"])
+      spec.max_concurrency_per_worker = static_cast<int>(
+          get_int(sl["max_concurrency_per_worker"], spath + ".max_concurrency_per_worker", 1, 4096));
+    spec.target_concurrency = spec.max_concurrency_per_worker / 2.0;
+    if (sl["target_concurrency"]) {
+      spec.target_concurrency = get_double(sl["target_concurrency"], spath + ".target_concurrency");
+      if (spec.target_concurrency <= 0) fail(spath + ".target_concurrency", "must be positive");
+    }
+    if (spec.target_concurrency > spec.max_concurrency_per_worker)
+      fail(spath + ".target_concurrency", "must not exceed max_concurrency_per_worker (" +
+                                              std::to_string(spec.max_concurrency_per_worker) + ")");
+    if (sl["scaledown_window"]) spec.scaledown_window_ms = get_duration(sl["scaledown_window"], spath + ".scaledown_window");
+    if (sl["stable_window"]) spec.stable_window_ms = get_duration(sl["stable_window"], spath + ".stable_window");
+    if (sl["panic_window"]) spec.panic_window_ms = get_duration(sl["panic_window"], spath + ".panic_window");
+    if (spec.stable_window_ms.count() == 0 || spec.panic_window_ms.count() == 0)
+      fail(spath, "stable_window and panic_window must be positive");
+    if (spec.panic_window_ms > spec.stable_window_ms)
+      fail(spath + ".panic_window", "must not be longer than stable_window");
+    if (sl["panic_threshold"]) {
+      spec.panic_threshold = get_double(sl["panic_threshold"], spath + ".panic_threshold");
+      if (spec.panic_threshold < 1.0) fail(spath + ".panic_threshold", "must be at least 1");
+    }
+    if (sl["gpu"]) spec.gpu = get_string(sl["gpu"], spath + ".gpu");
+    if (sl["price_per_second"]) {
+      spec.price_per_second = get_double(sl["price_per_second"], spath + ".price_per_second");
+    } else if (!spec.gpu.empty()) {
+      auto price = list_price_per_second(spec.gpu);
+      if (!price) fail(spath + ".price_per_second", "no list price for a serverless " + spec.gpu + "; set price_per_second");
+      spec.price_per_second = *price;
+    }
+    if (sl["queue_max"]) spec.queue_max = static_cast<int>(get_int(sl["queue_max"], spath + ".queue_max", 0, 1'000'000));
+    ep.serverless = spec;
   }
-  if (!ep.dedicated && !ep.serverless_declared) ep.dedicated = DedicatedPoolSpec{};
+  if (!ep.dedicated && !ep.serverless) ep.dedicated = DedicatedPoolSpec{};
+  if (ep.routing == "dedicated-only" && !ep.dedicated)
+    fail(path + ".routing", "dedicated-only needs a dedicated pool");
+  if (ep.routing == "serverless-only" && !ep.serverless)
+    fail(path + ".routing", "serverless-only needs a serverless pool");
   return ep;
 }
 
 } // namespace
+
+std::optional<double> list_price_per_second(const std::string& gpu) {
+  static const std::map<std::string, double> prices = {
+      {"H100", 0.001097}, {"A100-80GB", 0.000694}, {"L40S", 0.000542}, {"L4", 0.000222}, {"T4", 0.000164}};
+  auto it = prices.find(gpu);
+  return it == prices.end() ? std::nullopt : std::optional<double>(it->second);
+}
+
+std::optional<double> list_price_per_hour(const std::string& gpu) {
+  static const std::map<std::string, double> prices = {
+      {"H100", 2.69}, {"A100-80GB", 1.39}, {"L40S", 0.79}, {"L4", 0.44}};
+  auto it = prices.find(gpu);
+  return it == prices.end() ? std::nullopt : std::optional<double>(it->second);
+}
 
 Result<HostPort> parse_host_port(const std::string& text) {
   auto colon = text.rfind(':');
@@ -203,7 +267,11 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
     if (!root || root.IsNull()) fail("(root)", "the configuration is empty");
     check_keys(root, "(root)", {"server", "endpoints"});
     if (auto server = root["server"]) {
-      check_keys(server, "server", {"listen", "state", "limits", "tracing"});
+      check_keys(server, "server", {"listen", "state", "limits", "tracing", "autoscaler_tick"});
+      if (server["autoscaler_tick"]) {
+        config.server.autoscaler_tick_ms = get_duration(server["autoscaler_tick"], "server.autoscaler_tick");
+        if (config.server.autoscaler_tick_ms.count() < 10) fail("server.autoscaler_tick", "must be at least 10ms");
+      }
       if (server["listen"]) {
         config.server.listen = get_string(server["listen"], "server.listen");
         auto hp = parse_host_port(config.server.listen);

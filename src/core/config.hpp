@@ -35,6 +35,21 @@ struct DedicatedPoolSpec {
   int queue_max = 256;  // requests waiting for a free slot in this pool
 };
 
+struct ServerlessPoolSpec {
+  int min = 0;
+  int max = 4;
+  int buffer = 0;  // extra warm workers while there is traffic (Modal's buffer_containers)
+  double target_concurrency = 2.0;
+  int max_concurrency_per_worker = 4;
+  std::chrono::milliseconds scaledown_window_ms{60'000};
+  std::chrono::milliseconds stable_window_ms{60'000};
+  std::chrono::milliseconds panic_window_ms{6'000};
+  double panic_threshold = 2.0;
+  std::string gpu;
+  double price_per_second = 0.0;
+  int queue_max = 256;
+};
+
 struct SloSpec {
   std::chrono::milliseconds p95_ms{0};  // 0: none declared
   std::chrono::milliseconds timeout_ms{2'000};
@@ -47,7 +62,7 @@ struct EndpointConfig {
   std::string routing = "dedicated-first";
   WorkerSpec worker;
   std::optional<DedicatedPoolSpec> dedicated;
-  bool serverless_declared = false;
+  std::optional<ServerlessPoolSpec> serverless;
   int retries = 1;  // extra attempts on another worker after a transport failure or 5xx
 };
 
@@ -55,7 +70,12 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   std::filesystem::path state_dir = "./var";
   HttpLimits limits;
+  std::chrono::milliseconds autoscaler_tick_ms{500};
 };
+
+/// List prices from design.md, used when a pool names a `gpu` but no explicit price.
+std::optional<double> list_price_per_second(const std::string& gpu);  // serverless
+std::optional<double> list_price_per_hour(const std::string& gpu);    // dedicated (community)
 
 struct Config {
   std::filesystem::path config_dir;

@@ -38,34 +38,78 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       unrouted_(metrics.counter("tandem_http_unrouted_total",
                                 "Requests for no known route or model, by HTTP status.", {"code"})),
       workers_gauge_(metrics.gauge("tandem_workers", "Workers by endpoint, tier and state.",
-                                   {"endpoint", "tier", "state"})) {
+                                   {"endpoint", "tier", "state"})),
+      tick_ms_(config.server.autoscaler_tick_ms), ticker_(io),
+      spillovers_(metrics.counter("tandem_spillovers_total",
+                                  "Requests served by another tier than the first in their plan, by reason.",
+                                  {"endpoint", "from", "to", "reason"})) {
   auto& in_flight = metrics.gauge("tandem_requests_in_flight", "Inference requests being served, by endpoint.",
                                   {"endpoint"});
+  auto& cost_family = metrics.counter("tandem_cost_dollars_total",
+                                      "Metered cost of each tier pool: serverless per live worker-second (cold "
+                                      "start and idle included), dedicated per reserved worker-second.",
+                                      {"endpoint", "tier"});
+  auto& desired_family = metrics.gauge("tandem_autoscaler_desired_workers",
+                                       "Workers the autoscaler wants in the serverless pool.", {"endpoint", "tier"});
+  auto& panic_family = metrics.gauge("tandem_autoscaler_panic", "1 while the autoscaler is in panic mode.",
+                                     {"endpoint", "tier"});
+  auto make_pool_options = [&](const EndpointRuntime& rt, const std::string& tier) {
+    pool::PoolOptions po;
+    po.endpoint = rt.config.name;
+    po.tier = tier;
+    po.worker = rt.config.worker;
+    po.manifest = rt.manifest;
+    po.self_exe = options.self_exe;
+    po.worker_log_args = options.worker_log_args;
+    po.max_response_bytes = config.server.limits.max_response_bytes;
+    po.max_request_bytes = config.server.limits.max_body_bytes;
+    return po;
+  };
   for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
     auto rt = std::make_unique<EndpointRuntime>();
     rt->config = config.endpoints[i];
     rt->manifest = std::move(manifests[i]);
+    rt->routing = policy::parse_routing_policy(rt->config.routing).value_or(policy::RoutingPolicy::dedicated_first);
     const std::string served_name =
         rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
     rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
     rt->in_flight = &in_flight.with({rt->config.name});
-    if (rt->config.serverless_declared)
-      spdlog::warn("endpoint {}: the serverless pool is not implemented in this version and is ignored",
-                   rt->config.name);
-    if (rt->config.dedicated) {
-      pool::PoolOptions po;
-      po.endpoint = rt->config.name;
-      po.tier = "dedicated";
-      po.replicas = rt->config.dedicated->replicas;
-      po.max_concurrency_per_worker = rt->config.dedicated->max_concurrency_per_worker;
-      po.queue_max = rt->config.dedicated->queue_max;
-      po.worker = rt->config.worker;
-      po.manifest = rt->manifest;
-      po.self_exe = options.self_exe;
-      po.worker_log_args = options.worker_log_args;
-      po.max_response_bytes = config.server.limits.max_response_bytes;
-      po.max_request_bytes = config.server.limits.max_body_bytes;
-      rt->dedicated = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
+    if (const auto& spec = rt->config.dedicated) {
+      auto po = make_pool_options(*rt, "dedicated");
+      po.replicas = spec->replicas;
+      po.max_workers = spec->replicas;
+      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
+      po.queue_max = spec->queue_max;
+      rt->dedicated.pool = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
+      rt->dedicated.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
+      rt->dedicated.reserved_workers = spec->replicas;
+      rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
+    }
+    if (const auto& spec = rt->config.serverless) {
+      auto po = make_pool_options(*rt, "serverless");
+      po.replicas = spec->min;
+      po.max_workers = spec->max;
+      po.scalable = true;
+      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
+      po.queue_max = spec->queue_max;
+      rt->serverless.pool = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
+      rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
+      rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
+      policy::AutoscalerSpec as;
+      as.min_workers = spec->min;
+      as.max_workers = spec->max;
+      as.buffer_workers = spec->buffer;
+      as.target_concurrency = spec->target_concurrency;
+      as.stable_window_ms = spec->stable_window_ms;
+      as.panic_window_ms = spec->panic_window_ms;
+      as.panic_threshold = spec->panic_threshold;
+      as.scaledown_window_ms = spec->scaledown_window_ms;
+      rt->autoscaler = std::make_unique<policy::Autoscaler>(as);
+      rt->desired_workers = &desired_family.with({rt->config.name, "serverless"});
+      rt->panic = &panic_family.with({rt->config.name, "serverless"});
+      rt->desired_workers->set(spec->min);
+      EndpointRuntime* raw = rt.get();
+      rt->serverless.pool->on_demand([this, raw] { control(*raw, clock_.now()); });
     }
     by_name_[rt->config.name] = rt.get();
     endpoints_.push_back(std::move(rt));
@@ -74,34 +118,91 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
   metrics.on_collect([this] {
     workers_gauge_.clear();
     for (const auto& ep : endpoints_) {
-      if (!ep->dedicated) continue;
-      for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
-                         pool::WorkerState::stopped})
-        workers_gauge_.with({ep->config.name, "dedicated", std::string(pool::to_string(state))}).set(0);
-      for (const auto& w : ep->dedicated->describe())
-        workers_gauge_.with({ep->config.name, "dedicated", std::string(pool::to_string(w.state))}).inc();
+      for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
+        if (!tier->pool) continue;
+        const std::string& tier_name = tier->pool->options().tier;
+        for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
+                           pool::WorkerState::stopped})
+          workers_gauge_.with({ep->config.name, tier_name, std::string(pool::to_string(state))}).set(0);
+        for (const auto& w : tier->pool->describe())
+          workers_gauge_.with({ep->config.name, tier_name, std::string(pool::to_string(w.state))}).inc();
+      }
     }
   });
 }
 
+bool EndpointRuntime::any_ready() const {
+  // A serverless pool that scales from zero is "ready" to take requests: it will cold-start.
+  if (dedicated.pool && dedicated.pool->any_ready()) return true;
+  return serverless.pool != nullptr && (serverless.pool->any_ready() || config.serverless->min == 0);
+}
+
 void Gateway::start() {
-  for (auto& ep : endpoints_)
-    if (ep->dedicated) ep->dedicated->start();
+  for (auto& ep : endpoints_) {
+    if (ep->dedicated.pool) ep->dedicated.pool->start();
+    if (ep->serverless.pool) ep->serverless.pool->start();
+  }
+  last_tick_ = clock_.now();
+  asio::co_spawn(io_, controller_loop(), asio::detached);
+}
+
+asio::awaitable<void> Gateway::controller_loop() {
+  while (!stopping_) {
+    ticker_.expires_after(tick_ms_);
+    auto [ec] = co_await ticker_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || stopping_) co_return;
+    const TimePoint now = clock_.now();
+    const Duration elapsed = now - last_tick_;
+    last_tick_ = now;
+    for (auto& ep : endpoints_) {
+      // Metering: dedicated reservations accrue while the server runs; serverless workers
+      // accrue while their process exists (cold start and idle included).
+      if (ep->dedicated.pool)
+        ep->dedicated.cost_total->inc(ep->dedicated.cost->accrue(elapsed, ep->dedicated.reserved_workers));
+      if (ep->serverless.pool) {
+        ep->serverless.cost_total->inc(
+            ep->serverless.cost->accrue(elapsed, ep->serverless.pool->billable_workers()));
+        control(*ep, now);
+      }
+    }
+  }
+}
+
+void Gateway::control(EndpointRuntime& ep, TimePoint now) {
+  if (!ep.serverless.pool || stopping_) return;
+  auto& pool = *ep.serverless.pool;
+  auto demand = pool.take_demand(now);
+  auto snapshot = pool.snapshot();
+  policy::AutoscalerObservation observation;
+  observation.now = now;
+  observation.concurrency = demand.average_concurrency;
+  observation.instant_demand = demand.instant_demand;
+  observation.arrivals = demand.arrivals;
+  observation.ready_workers = snapshot.ready_workers;
+  observation.live_workers = snapshot.live_workers;
+  auto decision = ep.autoscaler->observe(observation);
+  ep.desired_workers->set(decision.desired_workers);
+  ep.panic->set(decision.panic ? 1 : 0);
+  pool.set_desired(decision.desired_workers);
 }
 
 void Gateway::shutdown() {
+  stopping_ = true;
+  ticker_.cancel();
   for (auto& ep : endpoints_)
-    if (ep->dedicated) ep->dedicated->shutdown();
+    for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
+      if (tier->pool) tier->pool->shutdown();
 }
 
 void Gateway::kill_remaining() {
   for (auto& ep : endpoints_)
-    if (ep->dedicated) ep->dedicated->kill_remaining();
+    for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
+      if (tier->pool) tier->pool->kill_remaining();
 }
 
 bool Gateway::all_endpoints_ready() const {
   for (const auto& ep : endpoints_)
-    if (!ep->dedicated || !ep->dedicated->any_ready()) return false;
+    if (!ep->any_ready()) return false;
   return true;
 }
 
@@ -177,7 +278,7 @@ asio::awaitable<http::Response> Gateway::handle(http::Request& request) {
 
 http::Response Gateway::model_route(EndpointRuntime& ep, const http::Request&, bool ready_only) {
   if (ready_only) {
-    bool ready = ep.dedicated && ep.dedicated->any_ready();
+    bool ready = ep.any_ready();
     return http::json_response(ready ? 200 : 503, R"({"name":")" + v2::json_escape(ep.config.name) +
                                                        R"(","ready":)" + (ready ? "true" : "false") + "}");
   }
@@ -262,24 +363,57 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
   upstream.body() = std::move(request.body());
   upstream.prepare_payload();
 
-  const std::string tier = "dedicated";
+  auto view = [](const TierRuntime& t) {
+    policy::TierView v;
+    if (!t.pool) return v;
+    auto snap = t.pool->snapshot();
+    v.exists = true;
+    v.free_slots = snap.free_slots;
+    v.live_workers = snap.live_workers;
+    v.max_workers = snap.max_workers;
+    return v;
+  };
+  std::string tier_label = "none";
   Duration queue_wait{0};
   std::optional<std::size_t> avoid;
-  Error last_error{ErrorCode::unavailable, "no attempt was made"};
+  std::optional<policy::Tier> failed_tier;
+  Error last_error{ErrorCode::unavailable, "endpoint " + ep.config.name + " has no pool its routing policy may use"};
   const int attempts = 1 + ep.config.retries;
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    if (!ep.dedicated) {
-      last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no dedicated pool"};
-      break;
+    auto plan = policy::plan_tiers(ep.routing, view(ep.dedicated), view(ep.serverless), failed_tier);
+    if (plan.count == 0) break;
+    std::optional<pool::Lease> lease;
+    policy::Tier used = plan.steps[0].tier;
+    for (int step_index = 0; step_index < plan.count && !lease; ++step_index) {
+      const auto& step = plan.steps[static_cast<std::size_t>(step_index)];
+      auto& tier = ep.tier(step.tier);
+      auto avoid_here = failed_tier == step.tier ? avoid : std::nullopt;
+      used = step.tier;
+      if (!step.wait) {
+        lease = tier.pool->try_acquire(avoid_here);
+        continue;
+      }
+      const TimePoint wait_started = clock_.now();
+      auto waited = co_await tier.pool->acquire(deadline, avoid_here);
+      queue_wait += clock_.now() - wait_started;
+      if (!waited) {
+        last_error = waited.error();
+        break;
+      }
+      lease = std::move(*waited);
     }
-    const TimePoint wait_started = clock_.now();
-    auto lease = co_await ep.dedicated->acquire(deadline, avoid);
-    queue_wait += clock_.now() - wait_started;
-    if (!lease) {
-      last_error = lease.error();
-      break;
-    }
+    if (!lease) break;
+    tier_label = std::string(policy::to_string(used));
+    if (used != plan.steps[0].tier)
+      spillovers_.with({ep.config.name, std::string(policy::to_string(plan.steps[0].tier)), tier_label,
+                        failed_tier ? "fallback" : "saturated"}).inc();
+    else if (failed_tier && used != *failed_tier)
+      spillovers_.with({ep.config.name, std::string(policy::to_string(*failed_tier)), tier_label, "fallback"}).inc();
+
+    const TimePoint upstream_started = clock_.now();
     auto response = co_await lease->upstream().send(upstream, deadline);
+    const TimePoint upstream_done = clock_.now();
+    const double cost = ep.tier(used).cost->attribute(upstream_done, upstream_done - upstream_started, lease->sharing());
     if (response && response->result_int() < 500) {
       int status = static_cast<int>(response->result_int());
       http::Response out{response->result(), 11};
@@ -289,14 +423,20 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
       out.body() = std::move(response->body());
       out.set("x-request-id", request_id);
       out.set("traceparent", traceparent);
-      out.set("x-tandem-tier", tier);
+      out.set("x-tandem-tier", tier_label);
       out.set("x-tandem-worker", lease->worker_id());
       out.set("x-tandem-model-version", ep.manifest.version);
-      char queue_ms[32];
-      std::snprintf(queue_ms, sizeof queue_ms, "%.3f", to_ms(queue_wait));
-      out.set("x-tandem-queue-ms", queue_ms);
+      char number[32];
+      std::snprintf(number, sizeof number, "%.3f", to_ms(queue_wait));
+      out.set("x-tandem-queue-ms", number);
+      if (auto cold = lease->cold_start()) {
+        std::snprintf(number, sizeof number, "%.3f", to_ms(*cold));
+        out.set("x-tandem-cold-start-ms", number);
+      }
+      std::snprintf(number, sizeof number, "%.9f", cost);
+      out.set("x-tandem-cost-usd", number);
       if (attempt > 0) out.set("x-tandem-attempts", std::to_string(attempt + 1));
-      count(ep, tier, status, status >= 400 ? std::optional<ErrorCode>(ErrorCode::invalid_request) : std::nullopt,
+      count(ep, tier_label, status, status >= 400 ? std::optional<ErrorCode>(ErrorCode::invalid_request) : std::nullopt,
             elapsed_seconds(), to_seconds(queue_wait));
       co_return out;
     }
@@ -312,12 +452,13 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
       if (attempt + 1 < attempts) retries_.with({ep.config.name, "transport"}).inc();
     }
     avoid = lease->worker_index();
+    failed_tier = used;
     spdlog::warn("request {}: attempt {} on worker {} failed: {}", request_id, attempt + 1, lease->worker_id(),
                  last_error.message.substr(0, 200));
   }
-  count(ep, tier, http_status(last_error.code), last_error.code, elapsed_seconds(), to_seconds(queue_wait));
+  count(ep, tier_label, http_status(last_error.code), last_error.code, elapsed_seconds(), to_seconds(queue_wait));
   auto res = error_response(last_error, ep.config.name, request_id);
-  res.set("x-tandem-tier", tier);
+  if (tier_label != "none") res.set("x-tandem-tier", tier_label);
   res.set("x-tandem-model-version", ep.manifest.version);
   res.set("traceparent", traceparent);
   co_return res;
@@ -327,8 +468,9 @@ http::Response Gateway::admin_workers() const {
   std::string body = R"({"workers":[)";
   bool first = true;
   for (const auto& ep : endpoints_) {
-    if (!ep->dedicated) continue;
-    for (const auto& w : ep->dedicated->describe()) {
+   for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
+    if (!tier->pool) continue;
+    for (const auto& w : tier->pool->describe()) {
       if (!first) body += ',';
       first = false;
       body += R"({"id":")" + v2::json_escape(w.id) + R"(","endpoint":")" + v2::json_escape(w.endpoint) +
@@ -338,6 +480,7 @@ http::Response Gateway::admin_workers() const {
               w.model_version + R"(","in_flight":)" + std::to_string(w.in_flight) +
               R"(,"restarts":)" + std::to_string(w.restarts) + "}";
     }
+   }
   }
   body += "]}";
   return http::json_response(200, std::move(body));

@@ -7,6 +7,9 @@
 #include "core/ids.hpp"
 #include "http/types.hpp"
 #include "pool/child_reaper.hpp"
+#include "policy/autoscaler.hpp"
+#include "policy/cost_meter.hpp"
+#include "policy/tier_choice.hpp"
 #include "pool/worker_pool.hpp"
 #include "registry/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
@@ -24,12 +27,26 @@ struct GatewayOptions {
   std::uint64_t seed = 0;
 };
 
+struct TierRuntime {
+  std::unique_ptr<pool::WorkerPool> pool;  // null when the endpoint has no such pool
+  std::unique_ptr<policy::CostMeter> cost;
+  Counter* cost_total = nullptr;
+  int reserved_workers = 0;  // dedicated: billed whether running or not
+};
+
 struct EndpointRuntime {
   EndpointConfig config;
   ModelManifest manifest;
   std::string upstream_infer_target;  // /v2/models/{name the worker serves}/infer
-  std::unique_ptr<pool::WorkerPool> dedicated;
+  policy::RoutingPolicy routing = policy::RoutingPolicy::dedicated_first;
+  TierRuntime dedicated;
+  TierRuntime serverless;
+  std::unique_ptr<policy::Autoscaler> autoscaler;  // serverless only
   Gauge* in_flight = nullptr;
+  Gauge* desired_workers = nullptr;
+  Gauge* panic = nullptr;
+  TierRuntime& tier(policy::Tier t) { return t == policy::Tier::dedicated ? dedicated : serverless; }
+  [[nodiscard]] bool any_ready() const;
 };
 
 class Gateway {
@@ -39,6 +56,7 @@ public:
           pool::ChildReaper& reaper, MetricsRegistry& metrics, const Clock& clock,
           GatewayOptions options);
 
+  /// Starts the pools and the controller loop (autoscaler and cost metering every tick).
   void start();
   boost::asio::awaitable<http::Response> handle(http::Request& request);
   void shutdown();
@@ -48,6 +66,8 @@ public:
   [[nodiscard]] std::size_t in_flight() const { return in_flight_total_; }
 
 private:
+  boost::asio::awaitable<void> controller_loop();
+  void control(EndpointRuntime& endpoint, TimePoint now);
   boost::asio::awaitable<http::Response> infer(EndpointRuntime& endpoint, http::Request& request);
   http::Response model_route(EndpointRuntime& endpoint, const http::Request& request, bool ready_only);
   http::Response admin_workers() const;
@@ -71,6 +91,11 @@ private:
   Family<Counter>& retries_;
   Family<Counter>& unrouted_;
   Family<Gauge>& workers_gauge_;
+  std::chrono::milliseconds tick_ms_;
+  TimePoint last_tick_{};
+  bool stopping_ = false;
+  boost::asio::steady_timer ticker_;
+  Family<Counter>& spillovers_;
 };
 
 } // namespace tandem::gateway

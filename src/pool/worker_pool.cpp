@@ -10,6 +10,10 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <algorithm>
+#include <array>
+#include <span>
+
 namespace tandem::pool {
 
 namespace asio = boost::asio;
@@ -34,7 +38,8 @@ Lease::Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
 
 Lease::Lease(Lease&& other) noexcept
     : pool_(std::exchange(other.pool_, nullptr)), index_(other.index_), generation_(other.generation_),
-      upstream_(std::move(other.upstream_)), worker_id_(std::move(other.worker_id_)) {}
+      upstream_(std::move(other.upstream_)), worker_id_(std::move(other.worker_id_)),
+      cold_start_(other.cold_start_), sharing_(other.sharing_) {}
 
 Lease& Lease::operator=(Lease&& other) noexcept {
   if (this != &other) {
@@ -44,6 +49,8 @@ Lease& Lease::operator=(Lease&& other) noexcept {
     generation_ = other.generation_;
     upstream_ = std::move(other.upstream_);
     worker_id_ = std::move(other.worker_id_);
+    cold_start_ = other.cold_start_;
+    sharing_ = other.sharing_;
   }
   return *this;
 }
@@ -71,8 +78,23 @@ WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions op
                     .with({options_.endpoint, options_.tier})),
       queue_rejections_(metrics.counter("tandem_pool_rejections_total",
                                         "Requests refused by a pool: queue full, deadline, shutdown.",
-                                        {"endpoint", "tier", "reason"})) {
-  slots_.resize(static_cast<std::size_t>(options_.replicas));
+                                        {"endpoint", "tier", "reason"})),
+      cold_starts_(metrics.counter("tandem_cold_starts_total",
+                                   "Worker starts that reached ready (scale-ups, restarts and the first start).",
+                                   {"endpoint", "tier"})
+                       .with({options_.endpoint, options_.tier})),
+      cold_start_seconds_(metrics.histogram("tandem_cold_start_duration_seconds",
+                                            "Worker start to ready: process start plus model load.",
+                                            {"endpoint", "tier"}, latency_buckets_seconds())
+                              .with({options_.endpoint, options_.tier})),
+      scale_events_up_(metrics.counter("tandem_scale_events_total", "Workers started or stopped by the autoscaler.",
+                                       {"endpoint", "tier", "direction"})
+                           .with({options_.endpoint, options_.tier, "up"})),
+      scale_events_down_(metrics.counter("tandem_scale_events_total", "Workers started or stopped by the autoscaler.",
+                                         {"endpoint", "tier", "direction"})
+                             .with({options_.endpoint, options_.tier, "down"})) {
+  if (!options_.scalable) options_.max_workers = options_.replicas;
+  slots_.resize(static_cast<std::size_t>(std::max(options_.max_workers, 0)));
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     auto& info = slots_[i].info;
     info.id = options_.endpoint + "-" + options_.tier.substr(0, 3) + "-" + std::to_string(i);
@@ -80,10 +102,14 @@ WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions op
     info.tier = options_.tier;
     info.model_version = options_.manifest.version;
   }
+  demand_changed_at_ = demand_period_start_ = steady_clock::now();
 }
 
 void WorkerPool::start() {
-  for (std::size_t i = 0; i < slots_.size(); ++i) launch(i);
+  for (std::size_t i = 0; i < slots_.size() && static_cast<int>(i) < options_.replicas; ++i) {
+    slots_[i].wanted = true;
+    launch(i);
+  }
 }
 
 std::vector<std::string> WorkerPool::command_for(std::size_t index, unsigned short port) const {
@@ -239,7 +265,10 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, http::t
   slot.upstream = std::make_shared<http::UpstreamPool>(
       io_.get_executor(), endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
       options_.max_response_bytes);
-  auto startup = std::chrono::duration<double, std::milli>(steady_clock::now() - slot.started_at).count();
+  slot.ready_at = steady_clock::now();
+  auto startup = std::chrono::duration<double, std::milli>(slot.ready_at - slot.started_at).count();
+  cold_starts_.inc();
+  cold_start_seconds_.observe(startup / 1000.0);
   spdlog::info("worker {} ready at {} after {:.1f} ms", slot.info.id, slot.info.address, startup);
   notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
 }
@@ -252,9 +281,14 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_s
     slot.upstream->close();
     slot.upstream.reset();
   }
+  track_demand();
   slot.info.state = WorkerState::stopped;
   slot.info.pid = 0;
   slot.info.in_flight = 0;  // leases of this generation no longer count
+  if (!slot.wanted && !shutting_down_) {
+    spdlog::info("worker {} stopped after scale-down ({})", slot.info.id, describe_wait_status(wait_status));
+    return;
+  }
   if (shutting_down_) {
     spdlog::info("worker {} stopped ({})", slot.info.id,
                  wait_status < 0 ? std::string("not started") : describe_wait_status(wait_status));
@@ -277,6 +311,7 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_s
 void WorkerPool::release(std::size_t index, std::uint64_t generation) {
   auto& slot = slots_[index];
   if (slot.generation != generation || slot.info.in_flight <= 0) return;
+  track_demand();
   --slot.info.in_flight;
   notify(1);
 }
@@ -295,6 +330,7 @@ void WorkerPool::mark_unreachable(std::size_t index, std::uint64_t generation) {
 }
 
 void WorkerPool::notify(std::size_t count) {
+  if (count > 0 && !waiters_.empty()) track_demand();
   while (count-- > 0 && !waiters_.empty()) {
     Waiter* w = waiters_.front();
     waiters_.pop_front();
@@ -303,10 +339,130 @@ void WorkerPool::notify(std::size_t count) {
   }
 }
 
+void WorkerPool::track_demand() {
+  auto now = steady_clock::now();
+  int in_flight = 0;
+  for (const auto& slot : slots_) in_flight += slot.info.in_flight;
+  demand_integral_ += std::chrono::duration<double>(now - demand_changed_at_).count() *
+                      static_cast<double>(in_flight + static_cast<int>(waiters_.size()));
+  demand_changed_at_ = now;
+}
+
+PoolDemand WorkerPool::take_demand(steady_clock::time_point now) {
+  track_demand();
+  PoolDemand demand;
+  double period = std::chrono::duration<double>(now - demand_period_start_).count();
+  demand.average_concurrency = period > 0 ? demand_integral_ / period : 0.0;
+  auto snap = snapshot();
+  demand.instant_demand = snap.in_flight + snap.waiting;
+  demand.arrivals = arrivals_;
+  demand_integral_ = 0;
+  arrivals_ = 0;
+  demand_period_start_ = now;
+  demand_changed_at_ = now;
+  return demand;
+}
+
+PoolSnapshot WorkerPool::snapshot() const {
+  PoolSnapshot s;
+  s.max_workers = options_.max_workers;
+  s.max_concurrency_per_worker = options_.max_concurrency_per_worker;
+  s.waiting = static_cast<int>(waiters_.size());
+  for (const auto& slot : slots_) {
+    s.in_flight += slot.info.in_flight;
+    switch (slot.info.state) {
+    case WorkerState::ready:
+      ++s.ready_workers;
+      ++s.live_workers;
+      if (slot.upstream) s.free_slots += std::max(0, options_.max_concurrency_per_worker - slot.info.in_flight);
+      break;
+    case WorkerState::starting:
+      ++s.starting_workers;
+      ++s.live_workers;
+      break;
+    case WorkerState::draining: ++s.live_workers; break;
+    case WorkerState::stopped: break;
+    }
+  }
+  return s;
+}
+
+int WorkerPool::billable_workers() const {
+  int n = 0;
+  for (const auto& slot : slots_) n += slot.info.pid > 0 ? 1 : 0;
+  return n;
+}
+
+void WorkerPool::set_desired(int desired) {
+  if (!options_.scalable || shutting_down_) return;
+  desired = std::clamp(desired, 0, static_cast<int>(slots_.size()));
+  int wanted = 0;
+  for (const auto& slot : slots_) wanted += slot.wanted ? 1 : 0;
+  // Up: take stopped slots first (lowest index, so worker ids stay small and stable).
+  for (std::size_t i = 0; i < slots_.size() && wanted < desired; ++i) {
+    auto& slot = slots_[i];
+    if (slot.wanted || slot.info.state != WorkerState::stopped) continue;
+    slot.wanted = true;
+    slot.consecutive_failures = 0;
+    ++wanted;
+    scale_events_up_.inc();
+    launch(i);
+  }
+  // Down: only idle ready workers, highest index first. Busy ones wait for a later tick.
+  for (std::size_t i = slots_.size(); i-- > 0 && wanted > desired;) {
+    auto& slot = slots_[i];
+    if (!slot.wanted || slot.info.state != WorkerState::ready || slot.info.in_flight > 0) continue;
+    slot.wanted = false;
+    --wanted;
+    scale_events_down_.inc();
+    slot.info.state = WorkerState::draining;
+    if (slot.upstream) {
+      slot.upstream->close();
+      slot.upstream.reset();
+    }
+    spdlog::info("worker {} idle: scaling down", slot.info.id);
+    if (slot.info.pid > 0) ::kill(slot.info.pid, SIGTERM);
+  }
+}
+
+std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
+  std::array<policy::WorkerLoad, 64> small{};
+  std::vector<policy::WorkerLoad> large;
+  std::span<policy::WorkerLoad> loads;
+  if (slots_.size() <= small.size()) {
+    loads = std::span<policy::WorkerLoad>(small.data(), slots_.size());
+  } else {
+    large.resize(slots_.size());
+    loads = large;
+  }
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const auto& s = slots_[i];
+    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr, avoid_index && *avoid_index == i,
+                s.info.in_flight, options_.max_concurrency_per_worker};
+  }
+  auto picked = policy::pick_worker(loads, rng_());
+  if (!picked) return std::nullopt;
+  track_demand();
+  auto& slot = slots_[*picked];
+  ++slot.info.in_flight;
+  Lease lease(this, *picked, slot.generation, slot.upstream, slot.info.id);
+  lease.set_sharing(slot.info.in_flight);
+  return lease;
+}
+
+std::optional<Lease> WorkerPool::try_acquire(std::optional<std::size_t> avoid_index) {
+  if (shutting_down_ || !waiters_.empty()) return std::nullopt;  // FIFO: do not overtake the queue
+  auto lease = pick(avoid_index);
+  if (lease) ++arrivals_;
+  return lease;
+}
+
 asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point deadline,
                                                    std::optional<std::size_t> avoid_index) {
+  const auto arrived = steady_clock::now();
+  ++arrivals_;
   bool was_queued = false;
-  std::vector<policy::WorkerLoad> loads(slots_.size());
+  bool poked = false;
   for (;;) {
     if (shutting_down_) {
       queue_rejections_.with({options_.endpoint, options_.tier, "shutdown"}).inc();
@@ -319,16 +475,10 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
     }
     // FIFO: a new arrival does not overtake requests already waiting.
     if (waiters_.empty() || was_queued) {
-      for (std::size_t i = 0; i < slots_.size(); ++i) {
-        const auto& s = slots_[i];
-        loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr,
-                    avoid_index && *avoid_index == i, s.info.in_flight,
-                    options_.max_concurrency_per_worker};
-      }
-      if (auto pick = policy::pick_worker(loads, rng_())) {
-        auto& slot = slots_[*pick];
-        ++slot.info.in_flight;
-        co_return Lease(this, *pick, slot.generation, slot.upstream, slot.info.id);
+      if (auto lease = pick(avoid_index)) {
+        const auto& slot = slots_[lease->worker_index()];
+        if (was_queued && slot.ready_at >= arrived) lease->set_cold_start(steady_clock::now() - arrived);
+        co_return std::move(*lease);
       }
     }
     if (!was_queued && waiters_.size() >= static_cast<std::size_t>(options_.queue_max)) {
@@ -339,10 +489,17 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
                                " requests are already queued (" + options_.tier + ".queue_max)");
     }
     if (steady_clock::now() >= deadline) break;
+    track_demand();
     Waiter waiter{asio::steady_timer(io_), false};
     waiter.timer.expires_at(deadline);
     auto it = was_queued ? waiters_.insert(waiters_.begin(), &waiter) : waiters_.insert(waiters_.end(), &waiter);
+    // The activator: tell the autoscaler now instead of at its next tick (scale from zero).
+    if (options_.scalable && demand_hook_ && !poked) {
+      poked = true;
+      demand_hook_();
+    }
     co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    track_demand();
     if (!waiter.notified) {
       waiters_.erase(it);
       break;

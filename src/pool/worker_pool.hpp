@@ -37,8 +37,10 @@ struct WorkerInfo {
 
 struct PoolOptions {
   std::string endpoint;
-  std::string tier;  // "dedicated" (serverless comes with the autoscaler)
-  int replicas = 1;
+  std::string tier;  // "dedicated" or "serverless"
+  int replicas = 1;         // workers started with the pool (serverless: min)
+  int max_workers = 1;      // slots; a dedicated pool has exactly `replicas`
+  bool scalable = false;    // serverless: set_desired() moves the count between 0 and max_workers
   int max_concurrency_per_worker = 4;
   int queue_max = 256;
   WorkerSpec worker;
@@ -51,6 +53,25 @@ struct PoolOptions {
 };
 
 class WorkerPool;
+
+/// What the autoscaler and the router need to know about a pool, right now.
+struct PoolSnapshot {
+  int live_workers = 0;   // starting + ready (+ draining)
+  int ready_workers = 0;
+  int starting_workers = 0;
+  int in_flight = 0;
+  int waiting = 0;
+  int free_slots = 0;     // on ready workers
+  int max_workers = 0;
+  int max_concurrency_per_worker = 1;
+};
+
+/// Demand since the previous call of WorkerPool::take_demand().
+struct PoolDemand {
+  double average_concurrency = 0;  // time-averaged in-flight + waiting
+  double instant_demand = 0;       // in-flight + waiting now
+  int arrivals = 0;
+};
 
 /// One concurrency slot on one worker, held for the duration of an upstream call.
 class Lease {
@@ -67,6 +88,13 @@ public:
   [[nodiscard]] http::UpstreamPool& upstream() const { return *upstream_; }
   [[nodiscard]] const std::string& worker_id() const { return worker_id_; }
   [[nodiscard]] std::size_t worker_index() const { return index_; }
+  /// Set when this request waited for a worker that started after the request arrived.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::duration> cold_start() const { return cold_start_; }
+  void set_cold_start(std::chrono::steady_clock::duration d) { cold_start_ = d; }
+  /// Requests on this worker when the lease was taken, this one included.
+  [[nodiscard]] int sharing() const { return sharing_; }
+  void set_sharing(int n) { sharing_ = n; }
+  [[nodiscard]] WorkerPool* pool() const { return pool_; }
   /// The worker refused or dropped the connection: take it out of rotation until it answers
   /// its health check again (or its exit is noticed and it is restarted).
   void mark_unreachable() const;
@@ -78,6 +106,8 @@ private:
   std::uint64_t generation_ = 0;
   std::shared_ptr<http::UpstreamPool> upstream_;
   std::string worker_id_;
+  std::optional<std::chrono::steady_clock::duration> cold_start_;
+  int sharing_ = 1;
 };
 
 class WorkerPool {
@@ -89,9 +119,22 @@ public:
 
   void start();
   /// Waits (bounded queue, until the deadline) for a free slot on a ready worker. The worker
-  /// at `avoid_index` (if any) is used only when no other has room.
+  /// at `avoid_index` (if any) is used only when no other has room. A scalable pool with no
+  /// free slot calls the demand hook first, so a scale-up (from zero too) starts at once.
   boost::asio::awaitable<Result<Lease>> acquire(std::chrono::steady_clock::time_point deadline,
                                                 std::optional<std::size_t> avoid_index);
+  /// A slot now, or nothing: never waits, never triggers a scale-up.
+  std::optional<Lease> try_acquire(std::optional<std::size_t> avoid_index);
+  /// Scalable pools: start or stop workers towards `desired` (clamped to [0, max_workers]).
+  /// Only idle workers are stopped; busy ones are left for a later call.
+  void set_desired(int desired);
+  /// Called when a request finds no free slot in a scalable pool (the activator's poke).
+  void on_demand(std::function<void()> hook) { demand_hook_ = std::move(hook); }
+  [[nodiscard]] PoolSnapshot snapshot() const;
+  /// Demand since the last call (time-averaged), then starts a new measurement period.
+  PoolDemand take_demand(std::chrono::steady_clock::time_point now);
+  /// Workers that cost money now: every started, unstopped process.
+  [[nodiscard]] int billable_workers() const;
   /// Stops restarting and sends SIGTERM to every worker.
   void shutdown();
   /// SIGKILL to whatever is still running (after a grace period).
@@ -109,7 +152,9 @@ private:
     std::uint64_t generation = 0;
     std::shared_ptr<http::UpstreamPool> upstream;
     std::chrono::steady_clock::time_point started_at{};
+    std::chrono::steady_clock::time_point ready_at{};
     int consecutive_failures = 0;
+    bool wanted = false;  // the pool wants this slot running (restart it if it exits)
     http::tcp::endpoint endpoint;
   };
   struct Waiter {
@@ -128,6 +173,8 @@ private:
   void mark_unreachable(std::size_t index, std::uint64_t generation);
   void notify(std::size_t count);
   std::vector<std::string> command_for(std::size_t index, unsigned short port) const;
+  std::optional<Lease> pick(std::optional<std::size_t> avoid_index);
+  void track_demand();
 
   boost::asio::io_context& io_;
   ChildReaper& reaper_;
@@ -136,8 +183,18 @@ private:
   std::list<Waiter*> waiters_;
   std::mt19937_64 rng_;
   bool shutting_down_ = false;
+  std::function<void()> demand_hook_;
+  // Demand accounting: integral of (in flight + waiting) over time since the last take.
+  std::chrono::steady_clock::time_point demand_changed_at_{};
+  std::chrono::steady_clock::time_point demand_period_start_{};
+  double demand_integral_ = 0;  // request-seconds
+  int arrivals_ = 0;
   Counter& restarts_;
   Family<Counter>& queue_rejections_;
+  Counter& cold_starts_;
+  Histogram& cold_start_seconds_;
+  Counter& scale_events_up_;
+  Counter& scale_events_down_;
 };
 
 } // namespace tandem::pool
