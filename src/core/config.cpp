@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <charconv>
 #include <fstream>
 #include <map>
@@ -25,8 +26,10 @@ struct ConfigError {
 void check_keys(const YAML::Node& node, const std::string& path,
                 std::initializer_list<const char*> allowed) {
   if (!node.IsMap()) fail(path, "expected a mapping");
+  std::set<std::string> seen;
   for (const auto& item : node) {
     auto key = item.first.as<std::string>();
+    if (!seen.insert(key).second) fail(path + "." + key, "duplicate key");
     bool known = std::any_of(allowed.begin(), allowed.end(),
                              [&](const char* a) { return key == a; });
     if (!known) {
@@ -57,7 +60,7 @@ double get_double(const YAML::Node& node, const std::string& path) {
   if (!node.IsScalar()) fail(path, "expected a number");
   try {
     auto value = node.as<double>();
-    if (value < 0) fail(path, "expected a non-negative number");
+    if (!std::isfinite(value) || value < 0) fail(path, "expected a finite, non-negative number");
     return value;
   } catch (const YAML::Exception&) {
     fail(path, "expected a number, got \"" + node.as<std::string>() + "\"");
@@ -288,8 +291,12 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
     auto endpoints = root["endpoints"];
     if (!endpoints || !endpoints.IsMap() || endpoints.size() == 0)
       fail("endpoints", "required: a mapping of endpoint name to endpoint");
-    for (const auto& item : endpoints)
-      config.endpoints.push_back(parse_endpoint(item.first.as<std::string>(), item.second, base_dir));
+    std::set<std::string> names;
+    for (const auto& item : endpoints) {
+      auto name = item.first.as<std::string>();
+      if (!names.insert(name).second) fail("endpoints." + name, "duplicate endpoint name");
+      config.endpoints.push_back(parse_endpoint(name, item.second, base_dir));
+    }
     return config;
   } catch (const ConfigError& e) {
     return make_error(ErrorCode::invalid_request, e.message);

@@ -71,7 +71,14 @@ std::string check_element(const json::value& v, DataType type, bool keep, std::v
   if (integer_type(type)) {
     if (v.is_double() && std::trunc(number) != number) return "expected an integer";
     auto r = range_of(type);
-    if (number < r.min || number > r.max) return "out of range for " + std::string(to_string(type));
+    // 64-bit limits are not exact doubles: decide on the JSON integer kind where it can, and
+    // compare doubles against 2^63 / 2^64 exclusively.
+    bool too_big = number > r.max;
+    if (type == DataType::INT64)
+      too_big = v.is_uint64() || (v.is_double() && number >= 9223372036854775808.0);
+    else if (type == DataType::UINT64)
+      too_big = v.is_double() && number >= 18446744073709551616.0;
+    if (number < r.min || too_big) return "out of range for " + std::string(to_string(type));
   } else if (type == DataType::FP32 || type == DataType::FP16) {
     if (std::fabs(number) > std::numeric_limits<float>::max())
       return "out of range for " + std::string(to_string(type));
@@ -218,8 +225,15 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
     if (!shape_ok)
       return invalid(field + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" +
                      spec.name + "\", got " + shape_to_string(shape, false));
+    // Bounded so that no shape can overflow the count or ask for an absurd allocation.
+    constexpr std::int64_t max_elements = std::int64_t{1} << 31;
     std::int64_t elements = 1;
-    for (auto d : shape) elements *= d;
+    for (auto d : shape) {
+      if (d > 0 && elements > max_elements / d)
+        return invalid(field + ".shape: " + shape_to_string(shape, false) + " has more than " +
+                       std::to_string(max_elements) + " elements");
+      elements *= d;
+    }
     if (schema.max_batch_size > 0 && !shape.empty()) {
       if (shape[0] < 1) return invalid(field + ".shape[0]: batch size must be at least 1");
       if (shape[0] > schema.max_batch_size)
@@ -238,7 +252,9 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
     decoded.spec = &spec;
     decoded.shape = std::move(shape);
     bool keep = options.keep_values;
-    if (keep) decoded.values.reserve(static_cast<std::size_t>(elements));
+    // Reserve no more than the data can hold: the shape is checked against it only below.
+    if (keep)
+      decoded.values.reserve(std::min(static_cast<std::size_t>(elements), data_value->get_array().size()));
     std::size_t count = 0;
     std::string error;
     if (!walk_data(data_value->get_array(), spec.datatype, keep, decoded.values, 0,

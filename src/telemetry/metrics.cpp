@@ -53,7 +53,13 @@ void append_number(std::string& out, double v) {
 
 void append_header(std::string& out, const std::string& name, const std::string& help,
                    std::string_view type) {
-  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " ";
+  out += "# HELP " + name + " ";
+  for (char c : help) {  // the text format escapes backslash and newline in HELP
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  out += "\n# TYPE " + name + " ";
   out += type;
   out += '\n';
 }

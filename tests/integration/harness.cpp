@@ -198,6 +198,7 @@ std::vector<WorkerRow> ServerProcess::workers() {
     WorkerRow row;
     row.id = std::string(w.at("id").as_string());
     row.state = std::string(w.at("state").as_string());
+    row.tier = std::string(w.at("tier").as_string());
     row.pid = w.at("pid").is_null() ? 0 : static_cast<pid_t>(w.at("pid").to_number<std::int64_t>());
     row.restarts = static_cast<int>(w.at("restarts").to_number<std::int64_t>());
     rows.push_back(row);
@@ -213,6 +214,18 @@ bool ServerProcess::wait_ready(std::size_t count, std::chrono::milliseconds time
         return ready >= count;
       },
       timeout);
+}
+
+std::optional<double> metric_value(const std::string& text, const std::string& sample) {
+  std::size_t at = 0;
+  while ((at = text.find(sample + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') {
+      auto line_end = text.find('\n', at);
+      return std::stod(text.substr(at + sample.size() + 1, line_end - at - sample.size() - 1));
+    }
+    at += sample.size();
+  }
+  return std::nullopt;
 }
 
 bool process_alive(pid_t pid) {

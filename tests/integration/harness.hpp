@@ -60,8 +60,12 @@ private:
   boost::beast::flat_buffer buffer_;
 };
 
+/// The value of one sample in Prometheus text, e.g. `name{a="b"}`; nullopt when absent.
+std::optional<double> metric_value(const std::string& text, const std::string& sample);
+
 struct WorkerRow {
   std::string id;
+  std::string tier;
   std::string state;
   pid_t pid = 0;
   int restarts = 0;

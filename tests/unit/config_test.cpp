@@ -50,7 +50,7 @@ TEST(ParseConfig, MinimalConfigGetsDefaults) {
   EXPECT_EQ(ep.retries, 1);
   EXPECT_TRUE(ep.worker.args.empty());
   EXPECT_TRUE(ep.worker.command.empty());
-  EXPECT_FALSE(ep.serverless_declared);
+  EXPECT_FALSE(ep.serverless.has_value());
   // Neither pool given: a dedicated pool with its defaults.
   ASSERT_TRUE(ep.dedicated.has_value());
   EXPECT_EQ(ep.dedicated->replicas, 1);
@@ -89,8 +89,8 @@ endpoints:
       command: ["tritonserver", "--model={model}"]
       model_name: mnist
       start_timeout: 1m
-    dedicated: {replicas: 3, gpu: H100, price_per_hour: 2.69, max_concurrency_per_worker: 8, queue_max: 10}
-    serverless: {min: 0, max: 4}
+    dedicated: {replicas: 3, gpu: H100, price_per_hour: 3.49, max_concurrency_per_worker: 8, queue_max: 10}
+    serverless: {min: 0, max: 4, target_concurrency: 2, scaledown_window: 60s, gpu: H100}
 )");
   EXPECT_EQ(config.server.listen, "0.0.0.0:9090");
   EXPECT_EQ(config.server.limits.max_body_bytes, 4096u);
@@ -110,10 +110,16 @@ endpoints:
   ASSERT_TRUE(ep.dedicated.has_value());
   EXPECT_EQ(ep.dedicated->replicas, 3);
   EXPECT_EQ(ep.dedicated->gpu, "H100");
-  EXPECT_DOUBLE_EQ(ep.dedicated->price_per_hour, 2.69);
+  EXPECT_DOUBLE_EQ(ep.dedicated->price_per_hour, 3.49) << "an explicit price wins over the list price";
   EXPECT_EQ(ep.dedicated->max_concurrency_per_worker, 8);
   EXPECT_EQ(ep.dedicated->queue_max, 10);
-  EXPECT_TRUE(ep.serverless_declared);
+  ASSERT_TRUE(ep.serverless.has_value());
+  EXPECT_EQ(ep.serverless->min, 0);
+  EXPECT_EQ(ep.serverless->max, 4);
+  EXPECT_DOUBLE_EQ(ep.serverless->target_concurrency, 2.0);
+  EXPECT_EQ(ep.serverless->scaledown_window_ms, milliseconds(60'000));
+  EXPECT_EQ(ep.serverless->gpu, "H100");
+  EXPECT_DOUBLE_EQ(ep.serverless->price_per_second, 0.001097) << "the list price for H100";
 }
 
 TEST(ParseConfig, ServerlessOnlyHasNoDedicatedPool) {
@@ -124,8 +130,38 @@ endpoints:
     serverless: {max: 2}
 )");
   ASSERT_EQ(config.endpoints.size(), 1u);
-  EXPECT_TRUE(config.endpoints[0].serverless_declared);
+  ASSERT_TRUE(config.endpoints[0].serverless.has_value());
+  EXPECT_EQ(config.endpoints[0].serverless->max, 2);
   EXPECT_FALSE(config.endpoints[0].dedicated.has_value());
+}
+
+TEST(ParseConfig, ListPricesFillInForAKnownGpu) {
+  Config config = parsed("endpoints: {d: {model: m, dedicated: {gpu: L40S}}}\n");
+  ASSERT_TRUE(config.endpoints.at(0).dedicated.has_value());
+  EXPECT_DOUBLE_EQ(config.endpoints[0].dedicated->price_per_hour, 0.79);
+  EXPECT_EQ(list_price_per_second("A100-80GB"), 0.000694);
+  EXPECT_EQ(list_price_per_hour("H100"), 2.69);
+  EXPECT_FALSE(list_price_per_hour("T4").has_value()) << "no dedicated list price for a T4";
+  auto message = error_of("endpoints: {d: {model: m, dedicated: {gpu: TPUv9}}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.dedicated.price_per_hour:")) << message;
+}
+
+TEST(ParseConfig, ServerlessPoolIsValidated) {
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, serverless: {min: 5, max: 2}}}\n"),
+                          "endpoints.d.serverless.min:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, serverless: {maxx: 2}}}\n"),
+                          "endpoints.d.serverless.maxx: unknown key"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, serverless: [1]}}\n"),
+                          "endpoints.d.serverless: expected a mapping"));
+}
+
+TEST(ParseConfig, OnlyRoutingNeedsItsPool) {
+  EXPECT_TRUE(starts_with(
+      error_of("endpoints: {d: {model: m, routing: serverless-only, dedicated: {replicas: 1}}}\n"),
+      "endpoints.d.routing: serverless-only needs a serverless pool"));
+  EXPECT_TRUE(
+      starts_with(error_of("endpoints: {d: {model: m, routing: dedicated-only, serverless: {max: 1}}}\n"),
+                  "endpoints.d.routing: dedicated-only needs a dedicated pool"));
 }
 
 TEST(ParseConfig, UnknownKeyNamesItsFullPath) {
@@ -139,15 +175,13 @@ endpoints:
   EXPECT_NE(message.find("replicas"), std::string::npos) << "lists the known keys: " << message;
 
   EXPECT_TRUE(starts_with(error_of("servr: {}\nendpoints: {d: {model: m}}\n"), "(root).servr:"));
-  EXPECT_TRUE(starts_with(error_of("server: {lisen: x}\nendpoints: {d: {model: m}}\n"),
-                          "server.lisen:"));
-  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, slo: {p99_ms: 5}}}\n"),
-                          "endpoints.d.slo.p99_ms:"));
-  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, worker: {argz: []}}}\n"),
-                          "endpoints.d.worker.argz:"));
-  EXPECT_TRUE(starts_with(
-      error_of("server: {limits: {max_body: 1}}\nendpoints: {d: {model: m}}\n"),
-      "server.limits.max_body:"));
+  EXPECT_TRUE(starts_with(error_of("server: {lisen: x}\nendpoints: {d: {model: m}}\n"), "server.lisen:"));
+  EXPECT_TRUE(
+      starts_with(error_of("endpoints: {d: {model: m, slo: {p99_ms: 5}}}\n"), "endpoints.d.slo.p99_ms:"));
+  EXPECT_TRUE(
+      starts_with(error_of("endpoints: {d: {model: m, worker: {argz: []}}}\n"), "endpoints.d.worker.argz:"));
+  EXPECT_TRUE(starts_with(error_of("server: {limits: {max_body: 1}}\nendpoints: {d: {model: m}}\n"),
+                          "server.limits.max_body:"));
 }
 
 TEST(ParseConfig, InvalidRoutingName) {
@@ -157,9 +191,10 @@ TEST(ParseConfig, InvalidRoutingName) {
 }
 
 TEST(ParseConfig, EveryKnownRoutingPolicyIsAccepted) {
-  for (const char* policy : {"dedicated-first", "serverless-first", "dedicated-only",
-                             "serverless-only", "cost-optimal"}) {
-    Config config = parsed(std::string("endpoints: {d: {model: m, routing: ") + policy + "}}\n");
+  for (const char* policy :
+       {"dedicated-first", "serverless-first", "dedicated-only", "serverless-only", "cost-optimal"}) {
+    Config config = parsed(std::string("endpoints: {d: {model: m, routing: ") + policy +
+                           ", dedicated: {}, serverless: {}}}\n");
     ASSERT_EQ(config.endpoints.size(), 1u);
     EXPECT_EQ(config.endpoints[0].routing, policy);
   }
@@ -168,12 +203,10 @@ TEST(ParseConfig, EveryKnownRoutingPolicyIsAccepted) {
 TEST(ParseConfig, InvalidEndpointName) {
   for (const char* name : {"-leading-dash", "\"has space\"", "\"a/b\"", "_under"}) {
     auto message = error_of(std::string("endpoints:\n  ") + name + ":\n    model: m\n");
-    EXPECT_NE(message.find("endpoint names use letters"), std::string::npos)
-        << name << ": " << message;
+    EXPECT_NE(message.find("endpoint names use letters"), std::string::npos) << name << ": " << message;
   }
   std::string long_name(64, 'a');
-  EXPECT_NE(error_of("endpoints: {" + long_name + ": {model: m}}\n").find("at most 63"),
-            std::string::npos);
+  EXPECT_NE(error_of("endpoints: {" + long_name + ": {model: m}}\n").find("at most 63"), std::string::npos);
   // 63 characters and the allowed punctuation are fine.
   Config config = parsed("endpoints: {" + std::string(63, 'b') + ": {model: m}, a.b_c-1: {model: m}}\n");
   EXPECT_EQ(config.endpoints.size(), 2u);
@@ -191,20 +224,23 @@ TEST(ParseConfig, ReplicasOutOfRange) {
   EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {replicas: many}}}\n"),
                           "endpoints.d.dedicated.replicas:"));
   // The bounds themselves are accepted.
-  EXPECT_EQ(parsed("endpoints: {d: {model: m, dedicated: {replicas: 0}}}\n").endpoints.at(0).dedicated->replicas, 0);
-  EXPECT_EQ(parsed("endpoints: {d: {model: m, dedicated: {replicas: 256}}}\n").endpoints.at(0).dedicated->replicas, 256);
+  EXPECT_EQ(
+      parsed("endpoints: {d: {model: m, dedicated: {replicas: 0}}}\n").endpoints.at(0).dedicated->replicas,
+      0);
+  EXPECT_EQ(
+      parsed("endpoints: {d: {model: m, dedicated: {replicas: 256}}}\n").endpoints.at(0).dedicated->replicas,
+      256);
 }
 
 TEST(ParseConfig, OtherRangeChecks) {
   EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, retries: 4}}\n"), "endpoints.d.retries:"));
   EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, slo: {timeout_ms: 0}}}\n"),
                           "endpoints.d.slo.timeout_ms:"));
-  EXPECT_TRUE(starts_with(
-      error_of("endpoints: {d: {model: m, dedicated: {max_concurrency_per_worker: 0}}}\n"),
-      "endpoints.d.dedicated.max_concurrency_per_worker:"));
-  EXPECT_TRUE(starts_with(
-      error_of("endpoints: {d: {model: m, dedicated: {price_per_hour: -1}}}\n"),
-      "endpoints.d.dedicated.price_per_hour:"));
+  EXPECT_TRUE(
+      starts_with(error_of("endpoints: {d: {model: m, dedicated: {max_concurrency_per_worker: 0}}}\n"),
+                  "endpoints.d.dedicated.max_concurrency_per_worker:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {price_per_hour: -1}}}\n"),
+                          "endpoints.d.dedicated.price_per_hour:"));
   EXPECT_TRUE(starts_with(error_of("server: {limits: {max_body_bytes: 10}}\nendpoints: {d: {model: m}}\n"),
                           "server.limits.max_body_bytes:"));
 }
@@ -241,8 +277,24 @@ TEST(ParseConfig, InvalidYaml) {
 TEST(ParseConfig, InvalidListenAddress) {
   auto message = error_of("server: {listen: localhost}\nendpoints: {d: {model: m}}\n");
   EXPECT_TRUE(starts_with(message, "server.listen: invalid listen address \"localhost\"")) << message;
-  EXPECT_TRUE(starts_with(error_of("server: {listen: \"h:99999\"}\nendpoints: {d: {model: m}}\n"),
-                          "server.listen:"));
+  EXPECT_TRUE(
+      starts_with(error_of("server: {listen: \"h:99999\"}\nendpoints: {d: {model: m}}\n"), "server.listen:"));
+}
+
+TEST(ParseConfig, DuplicateKeysAreRejected) {
+  auto message = error_of("endpoints:\n  digits: {model: a}\n  digits: {model: b}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.digits:")) << message;
+  message = error_of("endpoints: {d: {model: m, dedicated: {replicas: 1, replicas: 2}}}\n");
+  EXPECT_TRUE(starts_with(message, "endpoints.d.dedicated.replicas:")) << message;
+}
+
+TEST(ParseConfig, NonFiniteNumbersAreRejected) {
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {price_per_hour: .nan}}}\n"),
+                          "endpoints.d.dedicated.price_per_hour:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, dedicated: {price_per_hour: .inf}}}\n"),
+                          "endpoints.d.dedicated.price_per_hour:"));
+  EXPECT_TRUE(starts_with(error_of("endpoints: {d: {model: m, serverless: {target_concurrency: .nan}}}\n"),
+                          "endpoints.d.serverless.target_concurrency:"));
 }
 
 TEST(ParseHostPort, SplitsHostAndPort) {
@@ -269,8 +321,8 @@ TEST(ParseHostPort, BracketedIpv6) {
 }
 
 TEST(ParseHostPort, RejectsMalformed) {
-  for (const char* text : {"", "localhost", ":8080", "localhost:", "h:65536", "h:-1", "h:80x",
-                           "h:http", "h: 80"}) {
+  for (const char* text :
+       {"", "localhost", ":8080", "localhost:", "h:65536", "h:-1", "h:80x", "h:http", "h: 80"}) {
     auto hp = parse_host_port(text);
     EXPECT_FALSE(hp.ok()) << "accepted \"" << text << "\"";
     if (!hp.ok()) {

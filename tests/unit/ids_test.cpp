@@ -69,9 +69,9 @@ TEST(AcceptableRequestId, RejectsEmptyAndTooLong) {
 }
 
 TEST(AcceptableRequestId, RejectsUnsafeCharacters) {
-  for (std::string_view id : {"has space", "quote\"d", "single'quote", "new\nline", "cr\rlf",
-                              "tab\there", "slash/", "back\\slash", "semi;colon", "brace{",
-                              "percent%20", "comma,", "eq=", "plus+", "star*", "caf\xc3\xa9"}) {
+  for (std::string_view id :
+       {"has space", "quote\"d", "single'quote", "new\nline", "cr\rlf", "tab\there", "slash/", "back\\slash",
+        "semi;colon", "brace{", "percent%20", "comma,", "eq=", "plus+", "star*", "caf\xc3\xa9"}) {
     EXPECT_FALSE(is_acceptable_request_id(id)) << "accepted \"" << id << "\"";
   }
   EXPECT_FALSE(is_acceptable_request_id(std::string_view("nul\0byte", 8)));

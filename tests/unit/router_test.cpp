@@ -11,11 +11,13 @@ namespace tandem::policy {
 namespace {
 
 WorkerLoad ready(int in_flight, int max_concurrency = 4) {
-  return WorkerLoad{.ready = true, .avoid = false, .in_flight = in_flight,
-                    .max_concurrency = max_concurrency};
+  return WorkerLoad{
+      .ready = true, .avoid = false, .in_flight = in_flight, .max_concurrency = max_concurrency};
 }
 
-WorkerLoad not_ready() { return WorkerLoad{.ready = false, .avoid = false, .in_flight = 0, .max_concurrency = 4}; }
+WorkerLoad not_ready() {
+  return WorkerLoad{.ready = false, .avoid = false, .in_flight = 0, .max_concurrency = 4};
+}
 
 WorkerLoad avoided(int in_flight = 0) {
   auto w = ready(in_flight);
@@ -52,8 +54,9 @@ TEST(PickWorker, SingleEligibleWorkerIsAlwaysPicked) {
 }
 
 TEST(PickWorker, NeverPicksNotReadyOrFullWorkers) {
-  std::vector<WorkerLoad> workers = {not_ready(), ready(0), ready(4, 4), ready(1),
-                                     not_ready(), ready(2, 2), ready(3)};
+  // Equal loads among the eligible ones, so that p2c may return any of them.
+  std::vector<WorkerLoad> workers = {not_ready(), ready(1),    ready(4, 4), ready(1),
+                                     not_ready(), ready(2, 2), ready(1)};
   EXPECT_EQ(picks_over_randoms(workers), (std::set<std::size_t>{1, 3, 6}));
 }
 

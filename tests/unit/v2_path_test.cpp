@@ -67,23 +67,23 @@ TEST(ParseModelPath, ViewsPointIntoTheTarget) {
 
 TEST(ParseModelPath, RejectsInvalid) {
   for (std::string_view target : {
-           "",                                     // nothing
-           "/v2/models",                           // no trailing slash, no name
-           "/v2/models/",                          // empty name
-           "/v2/models//infer",                    // empty name
-           "/v2/model/digits",                     // wrong prefix
-           "/v1/models/digits",                    // wrong protocol version
-           "v2/models/digits",                     // not absolute
-           "/v2/models/digits/bogus",              // unknown action
-           "/v2/models/digits/INFER",              // actions are case-sensitive
-           "/v2/models/digits/versions",           // versions without a version
-           "/v2/models/digits/versions/",          // empty version
-           "/v2/models/digits/versions//infer",    // empty version
-           "/v2/models/digits/infer/junk",         // trailing junk
-           "/v2/models/digits/ready/infer",        // two actions
-           "/v2/models/digits/versions/v1/bogus",  // unknown action after a version
-           "/v2/models/digits/versions/v1/infer/x",
-           "/v2/models/digits//infer",             // empty segment
+           "",                                      // nothing
+           "/v2/models",                            // no trailing slash, no name
+           "/v2/models/",                           // empty name
+           "/v2/models//infer",                     // empty name
+           "/v2/model/digits",                      // wrong prefix
+           "/v1/models/digits",                     // wrong protocol version
+           "v2/models/digits",                      // not absolute
+           "/v2/models/digits/bogus",               // unknown action
+           "/v2/models/digits/INFER",               // actions are case-sensitive
+           "/v2/models/digits/versions",            // versions without a version
+           "/v2/models/digits/versions/",           // empty version
+           "/v2/models/digits/versions//infer",     // empty version
+           "/v2/models/digits/infer/junk",          // trailing junk
+           "/v2/models/digits/ready/infer",         // two actions
+           "/v2/models/digits/versions/v1/bogus",   // unknown action after a version
+           "/v2/models/digits/versions/v1/infer/x", // trailing junk after a version
+           "/v2/models/digits//infer",              // empty segment
        }) {
     EXPECT_FALSE(parse_model_path(target).has_value()) << "accepted \"" << target << "\"";
   }
