@@ -120,7 +120,8 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     fail(path, "endpoint names use letters, digits, '-', '_' and '.', start with a letter or "
                "digit, and have at most 63 characters");
   check_keys(node, path,
-             {"model", "slo", "routing", "worker", "dedicated", "serverless", "retries"});
+             {"model", "slo", "routing", "worker", "dedicated", "serverless", "retries", "per_try_timeout",
+              "retry_budget_percent", "outlier"});
   EndpointConfig ep;
   ep.name = name;
   if (!node["model"]) fail(path + ".model", "required (a model directory)");
@@ -144,6 +145,22 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
                                   "serverless-only, cost-optimal)");
   }
   if (node["retries"]) ep.retries = static_cast<int>(get_int(node["retries"], path + ".retries", 0, 3));
+  if (node["per_try_timeout"]) ep.per_try_timeout_ms = get_duration(node["per_try_timeout"], path + ".per_try_timeout");
+  if (node["retry_budget_percent"]) {
+    ep.retry_budget_percent = get_double(node["retry_budget_percent"], path + ".retry_budget_percent");
+    if (ep.retry_budget_percent > 100) fail(path + ".retry_budget_percent", "must be at most 100");
+  }
+  if (auto outlier = node["outlier"]) {
+    check_keys(outlier, path + ".outlier", {"consecutive_failures", "base_ejection", "max_ejected_percent"});
+    if (outlier["consecutive_failures"])
+      ep.outlier_consecutive_failures = static_cast<int>(
+          get_int(outlier["consecutive_failures"], path + ".outlier.consecutive_failures", 1, 1000));
+    if (outlier["base_ejection"])
+      ep.outlier_base_ejection_ms = get_duration(outlier["base_ejection"], path + ".outlier.base_ejection");
+    if (outlier["max_ejected_percent"])
+      ep.outlier_max_ejected_percent = static_cast<int>(
+          get_int(outlier["max_ejected_percent"], path + ".outlier.max_ejected_percent", 0, 100));
+  }
   if (auto worker = node["worker"]) {
     check_keys(worker, path + ".worker", {"args", "command", "model_name", "start_timeout"});
     if (worker["args"]) ep.worker.args = get_string_list(worker["args"], path + ".worker.args");
@@ -190,7 +207,7 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     if (sl["max_concurrency_per_worker"])
       spec.max_concurrency_per_worker = static_cast<int>(
           get_int(sl["max_concurrency_per_worker"], spath + ".max_concurrency_per_worker", 1, 4096));
-    spec.target_concurrency = spec.max_concurrency_per_worker / 2.0;
+    spec.target_concurrency = std::max(1.0, spec.max_concurrency_per_worker / 2.0);
     if (sl["target_concurrency"]) {
       spec.target_concurrency = get_double(sl["target_concurrency"], spath + ".target_concurrency");
       if (spec.target_concurrency <= 0) fail(spath + ".target_concurrency", "must be positive");

@@ -63,7 +63,12 @@ struct EndpointConfig {
   WorkerSpec worker;
   std::optional<DedicatedPoolSpec> dedicated;
   std::optional<ServerlessPoolSpec> serverless;
-  int retries = 1;  // extra attempts on another worker after a transport failure or 5xx
+  int retries = 1;  // extra attempts on another worker after a transport failure, 5xx or timeout
+  std::chrono::milliseconds per_try_timeout_ms{0};  // 0: an attempt may use the whole deadline
+  double retry_budget_percent = 20;                 // retries at most this share of requests
+  int outlier_consecutive_failures = 5;
+  std::chrono::milliseconds outlier_base_ejection_ms{30'000};
+  int outlier_max_ejected_percent = 50;
 };
 
 struct ServerConfig {

@@ -14,6 +14,7 @@ enum class ErrorCode {
   not_found,          // 404
   method_not_allowed, // 405
   payload_too_large,  // 413
+  overloaded,         // 429, with Retry-After: refused at once rather than answered late
   header_too_large,   // 431
   unavailable,        // 503, with Retry-After
   upstream_error,     // 502

@@ -41,8 +41,13 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
                                    {"endpoint", "tier", "state"})),
       tick_ms_(config.server.autoscaler_tick_ms), ticker_(io),
       spillovers_(metrics.counter("tandem_spillovers_total",
-                                  "Requests served by another tier than the first in their plan, by reason.",
-                                  {"endpoint", "from", "to", "reason"})) {
+                                  "Requests served by another tier than the policy's preferred one, by reason.",
+                                  {"endpoint", "from", "to", "reason"})),
+      rejected_(metrics.counter("tandem_rejected_total",
+                                "Requests refused at once by admission control, by reason.", {"endpoint", "reason"})),
+      retries_denied_(metrics.counter("tandem_retries_denied_total",
+                                      "Retries not made because the endpoint's retry budget was spent.",
+                                      {"endpoint"})) {
   auto& in_flight = metrics.gauge("tandem_requests_in_flight", "Inference requests being served, by endpoint.",
                                   {"endpoint"});
   auto& cost_family = metrics.counter("tandem_cost_dollars_total",
@@ -63,6 +68,9 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
     po.worker_log_args = options.worker_log_args;
     po.max_response_bytes = config.server.limits.max_response_bytes;
     po.max_request_bytes = config.server.limits.max_body_bytes;
+    po.outlier.consecutive_failures = rt.config.outlier_consecutive_failures;
+    po.outlier.base_ejection_ms = rt.config.outlier_base_ejection_ms;
+    po.outlier.max_ejected_percent = rt.config.outlier_max_ejected_percent;
     return po;
   };
   for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
@@ -70,6 +78,7 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
     rt->config = config.endpoints[i];
     rt->manifest = std::move(manifests[i]);
     rt->routing = policy::parse_routing_policy(rt->config.routing).value_or(policy::RoutingPolicy::dedicated_first);
+    rt->retry_budget = policy::RetryBudget(rt->config.retry_budget_percent / 100.0);
     const std::string served_name =
         rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
     rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
@@ -84,6 +93,7 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       rt->dedicated.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
       rt->dedicated.reserved_workers = spec->replicas;
       rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
+      rt->dedicated.queue_wait = &queue_waits_.with({rt->config.name, "dedicated"});
     }
     if (const auto& spec = rt->config.serverless) {
       auto po = make_pool_options(*rt, "serverless");
@@ -95,6 +105,8 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       rt->serverless.pool = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
       rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
       rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
+      rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
+      rt->serverless.scaledown_window_s = std::chrono::duration<double>(spec->scaledown_window_ms).count();
       policy::AutoscalerSpec as;
       as.min_workers = spec->min;
       as.max_workers = spec->max;
@@ -109,7 +121,14 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       rt->panic = &panic_family.with({rt->config.name, "serverless"});
       rt->desired_workers->set(spec->min);
       EndpointRuntime* raw = rt.get();
-      rt->serverless.pool->on_demand([this, raw] { control(*raw, clock_.now()); });
+      rt->serverless.pool->on_demand([this, raw] {
+        // Rate-limited: under a sustained burst every queued request would poke.
+        const TimePoint now = clock_.now();
+        if (now - raw->last_poke < std::chrono::milliseconds(10) && raw->serverless.pool->snapshot().live_workers > 0)
+          return;
+        raw->last_poke = now;
+        control(*raw, now);
+      });
     }
     by_name_[rt->config.name] = rt.get();
     endpoints_.push_back(std::move(rt));
@@ -129,6 +148,35 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       }
     }
   });
+}
+
+policy::TierState TierRuntime::state(double service_hint_ms) const {
+  policy::TierState s;
+  if (!pool) return s;
+  auto snap = pool->snapshot();
+  s.exists = true;
+  s.ready_workers = snap.ready_workers;
+  s.starting_workers = snap.starting_workers;
+  s.max_workers = snap.max_workers;
+  s.max_concurrency_per_worker = snap.max_concurrency_per_worker;
+  s.in_flight = snap.in_flight;
+  s.waiting = snap.waiting;
+  s.queue_max = snap.queue_max;
+  s.service_ms = service_measured ? service_ms : service_hint_ms;
+  s.cold_start_ms = snap.cold_start_ms;
+  s.price_per_second = cost->price_per_second();
+  s.reserved = reserved_workers > 0;
+  s.scaledown_window_s = scaledown_window_s;
+  s.scalable = pool->options().scalable;
+  return s;
+}
+
+double EndpointRuntime::service_hint_ms() const {
+  // The same model on the other tier is the best guess; 10 ms is a prior that makes a burst
+  // on an unmeasured pool queue a little and then spill, rather than pile up unboundedly.
+  if (dedicated.service_measured) return dedicated.service_ms;
+  if (serverless.service_measured) return serverless.service_ms;
+  return 10.0;
 }
 
 bool EndpointRuntime::any_ready() const {
@@ -311,12 +359,11 @@ std::string Gateway::traceparent_for(const http::Request& request) {
 }
 
 void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status, std::optional<ErrorCode> error,
-                    double seconds, double queue_seconds) {
+                    double seconds) {
   const std::string tier_label(tier);
   requests_.with({ep.config.name, ep.manifest.version, tier_label, std::to_string(status)}).inc();
   if (error) errors_.with({ep.config.name, std::string(error_label(*error))}).inc();
   durations_.with({ep.config.name, tier_label}).observe(seconds);
-  if (tier != "none") queue_waits_.with({ep.config.name, tier_label}).observe(queue_seconds);
 }
 
 asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
@@ -345,12 +392,12 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
 
   if (!request["inference-header-content-length"].empty()) {
     Error e{ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"};
-    count(ep, "none", 400, e.code, elapsed_seconds(), 0);
+    count(ep, "none", 400, e.code, elapsed_seconds());
     co_return error_response(e, ep.config.name, request_id);
   }
   auto decoded = v2::decode_infer_request(request.body(), ep.manifest.schema);
   if (!decoded) {
-    count(ep, "none", http_status(decoded.error().code), decoded.error().code, elapsed_seconds(), 0);
+    count(ep, "none", http_status(decoded.error().code), decoded.error().code, elapsed_seconds());
     co_return error_response(decoded.error(), ep.config.name, request_id);
   }
 
@@ -363,16 +410,23 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
   upstream.body() = std::move(request.body());
   upstream.prepare_payload();
 
-  auto view = [](const TierRuntime& t) {
-    policy::TierView v;
-    if (!t.pool) return v;
-    auto snap = t.pool->snapshot();
-    v.exists = true;
-    v.free_slots = snap.free_slots;
-    v.live_workers = snap.live_workers;
-    v.max_workers = snap.max_workers;
-    return v;
-  };
+  bool low_priority = false;
+  if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
+    if (priority == "low") low_priority = true;
+    else if (priority != "normal" && priority != "high") {
+      Error e{ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"};
+      count(ep, "none", 400, e.code, elapsed_seconds());
+      co_return error_response(e, ep.config.name, request_id);
+    }
+  }
+  ep.retry_budget.on_request();
+  // The tier the policy prefers; serving elsewhere is a spillover.
+  const std::optional<policy::Tier> preferred =
+      ep.routing == policy::RoutingPolicy::serverless_first ? std::optional(policy::Tier::serverless)
+      : (ep.routing == policy::RoutingPolicy::dedicated_first || ep.routing == policy::RoutingPolicy::cost_optimal)
+          ? std::optional(policy::Tier::dedicated)
+          : std::nullopt;
+
   std::string tier_label = "none";
   Duration queue_wait{0};
   std::optional<std::size_t> avoid;
@@ -380,12 +434,46 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
   Error last_error{ErrorCode::unavailable, "endpoint " + ep.config.name + " has no pool its routing policy may use"};
   const int attempts = 1 + ep.config.retries;
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    auto plan = policy::plan_tiers(ep.routing, view(ep.dedicated), view(ep.serverless), failed_tier);
-    if (plan.count == 0) break;
+    const TimePoint now = clock_.now();
+    const double remaining_ms = to_ms(deadline - now);
+    if (remaining_ms <= 0) {
+      last_error = {ErrorCode::timeout, "the request's deadline passed"};
+      break;
+    }
+    policy::RouteInput input;
+    input.policy = ep.routing;
+    input.deadline_ms = remaining_ms;
+    // The first attempt aims at the SLO; a retry only has to beat the deadline.
+    const double slo_left_ms = static_cast<double>(ep.config.slo.p95_ms.count()) - to_ms(now - started);
+    input.budget_ms = attempt == 0 && ep.config.slo.p95_ms.count() > 0 ? std::min(slo_left_ms, remaining_ms)
+                                                                        : remaining_ms;
+    input.low_priority = low_priority;
+    input.retry_from = failed_tier;
+    const double hint_ms = ep.service_hint_ms();
+    auto decision = policy::route(input, ep.dedicated.state(hint_ms), ep.serverless.state(hint_ms));
+    if (decision.reject != policy::RejectReason::none) {
+      rejected_.with({ep.config.name, std::string(policy::to_string(decision.reject))}).inc();
+      if (decision.reject == policy::RejectReason::no_healthy_tier) {
+        last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no healthy worker"};
+      } else if (attempt == 0) {
+        char wait_text[64];
+        std::snprintf(wait_text, sizeof wait_text, "%.0f ms", decision.predicted_wait_ms);
+        last_error = {ErrorCode::overloaded,
+                      decision.reject == policy::RejectReason::low_priority
+                          ? std::string("low-priority request refused: no idle capacity")
+                          : "endpoint " + ep.config.name + " is overloaded: predicted wait " + wait_text +
+                                " exceeds the request's latency budget"};
+        count(ep, "none", 429, ErrorCode::overloaded, elapsed_seconds());
+        auto res = error_response(last_error, ep.config.name, request_id);
+        res.set(field::retry_after, std::to_string(static_cast<int>(decision.retry_after_s)));
+        co_return res;
+      }
+      break;
+    }
     std::optional<pool::Lease> lease;
-    policy::Tier used = plan.steps[0].tier;
-    for (int step_index = 0; step_index < plan.count && !lease; ++step_index) {
-      const auto& step = plan.steps[static_cast<std::size_t>(step_index)];
+    policy::Tier used = decision.steps[0].tier;
+    for (int step_index = 0; step_index < decision.count && !lease; ++step_index) {
+      const auto& step = decision.steps[static_cast<std::size_t>(step_index)];
       auto& tier = ep.tier(step.tier);
       auto avoid_here = failed_tier == step.tier ? avoid : std::nullopt;
       used = step.tier;
@@ -395,26 +483,43 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
       }
       const TimePoint wait_started = clock_.now();
       auto waited = co_await tier.pool->acquire(deadline, avoid_here);
-      queue_wait += clock_.now() - wait_started;
+      const Duration waited_for = clock_.now() - wait_started;
+      queue_wait += waited_for;
+      tier.queue_wait->observe(to_seconds(waited_for));
       if (!waited) {
         last_error = waited.error();
+        tier_label = std::string(policy::to_string(step.tier));
+        if (last_error.code == ErrorCode::overloaded) {
+          rejected_.with({ep.config.name, "queue_full"}).inc();
+        }
         break;
       }
       lease = std::move(*waited);
     }
-    if (!lease) break;
+    if (!lease) {
+      if (low_priority && last_error.code == ErrorCode::unavailable) {
+        rejected_.with({ep.config.name, "low_priority"}).inc();
+        last_error = {ErrorCode::overloaded, "low-priority request refused: no idle capacity"};
+      }
+      break;
+    }
     tier_label = std::string(policy::to_string(used));
-    if (used != plan.steps[0].tier)
-      spillovers_.with({ep.config.name, std::string(policy::to_string(plan.steps[0].tier)), tier_label,
+    if (preferred && used != *preferred && ep.tier(*preferred).pool)
+      spillovers_.with({ep.config.name, std::string(policy::to_string(*preferred)), tier_label,
                         failed_tier ? "fallback" : "saturated"}).inc();
-    else if (failed_tier && used != *failed_tier)
-      spillovers_.with({ep.config.name, std::string(policy::to_string(*failed_tier)), tier_label, "fallback"}).inc();
 
+    auto attempt_deadline = deadline;
+    if (ep.config.per_try_timeout_ms.count() > 0)
+      attempt_deadline = std::min(deadline, clock_.now() + ep.config.per_try_timeout_ms);
     const TimePoint upstream_started = clock_.now();
-    auto response = co_await lease->upstream().send(upstream, deadline);
+    auto response = co_await lease->upstream().send(upstream, attempt_deadline);
     const TimePoint upstream_done = clock_.now();
-    const double cost = ep.tier(used).cost->attribute(upstream_done, upstream_done - upstream_started, lease->sharing());
-    if (response && response->result_int() < 500) {
+    auto& tier = ep.tier(used);
+    const double cost = tier.cost->attribute(upstream_done, upstream_done - upstream_started, lease->sharing());
+    const bool success = response && response->result_int() < 500;
+    lease->report(success);
+    if (success) {
+      tier.observe_service(to_ms(upstream_done - upstream_started));
       int status = static_cast<int>(response->result_int());
       http::Response out{response->result(), 11};
       auto content_type = (*response)[field::content_type];
@@ -437,27 +542,38 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
       out.set("x-tandem-cost-usd", number);
       if (attempt > 0) out.set("x-tandem-attempts", std::to_string(attempt + 1));
       count(ep, tier_label, status, status >= 400 ? std::optional<ErrorCode>(ErrorCode::invalid_request) : std::nullopt,
-            elapsed_seconds(), to_seconds(queue_wait));
+            elapsed_seconds());
       co_return out;
     }
+    std::string reason;
     if (response) {
       last_error = {ErrorCode::upstream_error, "worker " + lease->worker_id() + " answered " +
                                                    std::to_string(response->result_int()) + ": " +
                                                    response->body().substr(0, 512)};
-      if (attempt + 1 < attempts) retries_.with({ep.config.name, "worker_status"}).inc();
+      reason = "worker_status";
     } else {
       last_error = response.error();
-      if (last_error.code == ErrorCode::timeout) break;  // the deadline is spent: no retry
-      lease->mark_unreachable();
-      if (attempt + 1 < attempts) retries_.with({ep.config.name, "transport"}).inc();
+      if (last_error.code == ErrorCode::timeout) {
+        reason = "timeout";
+      } else {
+        lease->mark_unreachable();
+        reason = "transport";
+      }
     }
     avoid = lease->worker_index();
     failed_tier = used;
     spdlog::warn("request {}: attempt {} on worker {} failed: {}", request_id, attempt + 1, lease->worker_id(),
                  last_error.message.substr(0, 200));
+    if (attempt + 1 >= attempts || clock_.now() >= deadline) break;
+    if (!ep.retry_budget.try_retry()) {
+      retries_denied_.with({ep.config.name}).inc();
+      break;
+    }
+    retries_.with({ep.config.name, reason}).inc();
   }
-  count(ep, tier_label, http_status(last_error.code), last_error.code, elapsed_seconds(), to_seconds(queue_wait));
+  count(ep, tier_label, http_status(last_error.code), last_error.code, elapsed_seconds());
   auto res = error_response(last_error, ep.config.name, request_id);
+  if (last_error.code == ErrorCode::overloaded) res.set(field::retry_after, "1");
   if (tier_label != "none") res.set("x-tandem-tier", tier_label);
   res.set("x-tandem-model-version", ep.manifest.version);
   res.set("traceparent", traceparent);

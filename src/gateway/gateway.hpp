@@ -9,7 +9,8 @@
 #include "pool/child_reaper.hpp"
 #include "policy/autoscaler.hpp"
 #include "policy/cost_meter.hpp"
-#include "policy/tier_choice.hpp"
+#include "policy/outlier.hpp"
+#include "policy/tier_router.hpp"
 #include "pool/worker_pool.hpp"
 #include "registry/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
@@ -32,6 +33,17 @@ struct TierRuntime {
   std::unique_ptr<policy::CostMeter> cost;
   Counter* cost_total = nullptr;
   int reserved_workers = 0;  // dedicated: billed whether running or not
+  double scaledown_window_s = 0;
+  double service_ms = 0;  // moving average of time on a worker
+  bool service_measured = false;
+  Histogram* queue_wait = nullptr;
+  void observe_service(double ms) {
+    service_ms = service_measured ? 0.8 * service_ms + 0.2 * ms : ms;
+    service_measured = true;
+  }
+  /// What the router sees of this tier now. Before this tier has measured its service time,
+  /// `service_hint_ms` stands in (the other tier's measurement, or a prior).
+  [[nodiscard]] policy::TierState state(double service_hint_ms) const;
 };
 
 struct EndpointRuntime {
@@ -42,10 +54,14 @@ struct EndpointRuntime {
   TierRuntime dedicated;
   TierRuntime serverless;
   std::unique_ptr<policy::Autoscaler> autoscaler;  // serverless only
+  policy::RetryBudget retry_budget;
   Gauge* in_flight = nullptr;
   Gauge* desired_workers = nullptr;
   Gauge* panic = nullptr;
+  TimePoint last_poke{};
   TierRuntime& tier(policy::Tier t) { return t == policy::Tier::dedicated ? dedicated : serverless; }
+  /// A service-time estimate for a tier that has not measured its own yet.
+  [[nodiscard]] double service_hint_ms() const;
   [[nodiscard]] bool any_ready() const;
 };
 
@@ -75,7 +91,7 @@ private:
   http::Response error_response(const Error& error, const std::string& endpoint, const std::string& request_id);
   std::string traceparent_for(const http::Request& request);
   void count(const EndpointRuntime& endpoint, std::string_view tier, int status,
-             std::optional<ErrorCode> error, double seconds, double queue_seconds);
+             std::optional<ErrorCode> error, double seconds);
 
   boost::asio::io_context& io_;
   const Clock& clock_;
@@ -96,6 +112,8 @@ private:
   bool stopping_ = false;
   boost::asio::steady_timer ticker_;
   Family<Counter>& spillovers_;
+  Family<Counter>& rejected_;
+  Family<Counter>& retries_denied_;
 };
 
 } // namespace tandem::gateway

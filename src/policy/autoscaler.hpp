@@ -57,12 +57,20 @@ private:
   double window_average(TimePoint now, std::chrono::milliseconds window) const;
 
   AutoscalerSpec spec_;
-  std::deque<Sample> samples_;  // pruned to the stable window: bounded by window / tick
+  // Pruned to the longer of the stable and scaledown windows. The gateway rate-limits the
+  // extra observations, so this holds at most a few thousand samples.
+  std::deque<Sample> samples_;
   bool panicking_ = false;
   TimePoint panic_since_{};
   TimePoint last_traffic_{};
   bool seen_traffic_ = false;
   int last_desired_ = 0;
+  int last_base_ = 0;  // last demand-driven count, before buffer and min
+  struct RecentBase {
+    TimePoint at;
+    int base;
+  };
+  std::deque<RecentBase> recent_bases_;  // the scaledown window's decisions, for the hold
 };
 
 } // namespace tandem::policy

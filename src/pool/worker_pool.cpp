@@ -61,6 +61,10 @@ void Lease::mark_unreachable() const {
   if (pool_ != nullptr) pool_->mark_unreachable(index_, generation_);
 }
 
+void Lease::report(bool success) const {
+  if (pool_ != nullptr) pool_->report(index_, generation_, success);
+}
+
 void Lease::release() {
   if (pool_ != nullptr) pool_->release(index_, generation_);
   pool_ = nullptr;
@@ -92,7 +96,11 @@ WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions op
                            .with({options_.endpoint, options_.tier, "up"})),
       scale_events_down_(metrics.counter("tandem_scale_events_total", "Workers started or stopped by the autoscaler.",
                                          {"endpoint", "tier", "direction"})
-                             .with({options_.endpoint, options_.tier, "down"})) {
+                             .with({options_.endpoint, options_.tier, "down"})),
+      ejections_(metrics.counter("tandem_ejections_total",
+                                 "Workers ejected from load balancing by outlier detection (consecutive failures).",
+                                 {"endpoint", "tier"})
+                     .with({options_.endpoint, options_.tier})) {
   if (!options_.scalable) options_.max_workers = options_.replicas;
   slots_.resize(static_cast<std::size_t>(std::max(options_.max_workers, 0)));
   for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -146,6 +154,7 @@ void WorkerPool::launch(std::size_t index) {
   auto& slot = slots_[index];
   std::uint64_t generation = ++slot.generation;
   slot.started_at = steady_clock::now();  // also the base of the backoff if the start fails below
+  slot.outlier = {};                      // a new process starts with a clean record
   unsigned short port = 0;
   bool reference = options_.worker.command.empty();
   if (!reference) {
@@ -269,6 +278,8 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, http::t
   auto startup = std::chrono::duration<double, std::milli>(slot.ready_at - slot.started_at).count();
   cold_starts_.inc();
   cold_start_seconds_.observe(startup / 1000.0);
+  cold_start_ms_avg_ = cold_start_measured_ ? 0.7 * cold_start_ms_avg_ + 0.3 * startup : startup;
+  cold_start_measured_ = true;
   spdlog::info("worker {} ready at {} after {:.1f} ms", slot.info.id, slot.info.address, startup);
   notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
 }
@@ -301,6 +312,7 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_s
                uptime.count(), decision.delay_ms.count());
   restarts_.inc();
   ++slot.info.restarts;
+  slot.restart_at = steady_clock::now() + decision.delay_ms;
   auto timer = std::make_shared<asio::steady_timer>(io_, decision.delay_ms);
   timer->async_wait([this, index, generation, timer](const boost::system::error_code& ec) {
     if (ec || slots_[index].generation != generation) return;
@@ -327,6 +339,26 @@ void WorkerPool::mark_unreachable(std::size_t index, std::uint64_t generation) {
   }
   asio::co_spawn(io_, await_ready_probe(index, generation, slot.endpoint, options_.worker.start_timeout_ms),
                  asio::detached);
+}
+
+void WorkerPool::report(std::size_t index, std::uint64_t generation, bool success) {
+  auto& slot = slots_[index];
+  if (slot.generation != generation) return;
+  const TimePoint now = steady_clock::now();
+  int ejected_now = 0;
+  for (const auto& s : slots_) ejected_now += s.outlier.ejected(now) ? 1 : 0;
+  if (policy::record_outcome(slot.outlier, options_.outlier, success, now, ejected_now,
+                             static_cast<int>(slots_.size()))) {
+    ejections_.inc();
+    spdlog::warn("worker {} ejected for {} ms after {} consecutive failures", slot.info.id,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(slot.outlier.ejected_until - now).count(),
+                 options_.outlier.consecutive_failures);
+    // Requests waiting for a slot are re-checked when it returns (or another frees up).
+    auto timer = std::make_shared<asio::steady_timer>(io_, slot.outlier.ejected_until - now);
+    timer->async_wait([this, timer](const boost::system::error_code& ec) {
+      if (!ec) notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
+    });
+  }
 }
 
 void WorkerPool::notify(std::size_t count) {
@@ -368,12 +400,19 @@ PoolSnapshot WorkerPool::snapshot() const {
   s.max_workers = options_.max_workers;
   s.max_concurrency_per_worker = options_.max_concurrency_per_worker;
   s.waiting = static_cast<int>(waiters_.size());
+  s.queue_max = options_.queue_max;
+  s.cold_start_ms = cold_start_ms_avg_;
+  const TimePoint now = steady_clock::now();
   for (const auto& slot : slots_) {
     s.in_flight += slot.info.in_flight;
     switch (slot.info.state) {
     case WorkerState::ready:
-      ++s.ready_workers;
       ++s.live_workers;
+      if (slot.outlier.ejected(now)) {
+        ++s.ejected_workers;
+        break;
+      }
+      ++s.ready_workers;
       if (slot.upstream) s.free_slots += std::max(0, options_.max_concurrency_per_worker - slot.info.in_flight);
       break;
     case WorkerState::starting:
@@ -381,7 +420,11 @@ PoolSnapshot WorkerPool::snapshot() const {
       ++s.live_workers;
       break;
     case WorkerState::draining: ++s.live_workers; break;
-    case WorkerState::stopped: break;
+    case WorkerState::stopped:
+      // A worker about to be restarted is on its way; one in a long crash-loop back-off is not,
+      // so requests skip the tier instead of waiting for it.
+      if (slot.wanted && !shutting_down_ && slot.restart_at - now < std::chrono::seconds(1)) ++s.starting_workers;
+      break;
     }
   }
   return s;
@@ -421,7 +464,16 @@ void WorkerPool::set_desired(int desired) {
       slot.upstream.reset();
     }
     spdlog::info("worker {} idle: scaling down", slot.info.id);
-    if (slot.info.pid > 0) ::kill(slot.info.pid, SIGTERM);
+    if (slot.info.pid > 0) {
+      ::kill(slot.info.pid, SIGTERM);
+      // A worker that ignores SIGTERM must not stay draining (and billed) forever.
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(10));
+      timer->async_wait([this, i, pid = slot.info.pid, timer](const boost::system::error_code& ec) {
+        if (ec || slots_[i].info.pid != pid || slots_[i].info.state != WorkerState::draining) return;
+        spdlog::warn("worker {} did not stop within 10 s of SIGTERM: killing it", slots_[i].info.id);
+        ::kill(pid, SIGKILL);
+      });
+    }
   }
 }
 
@@ -435,10 +487,11 @@ std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
     large.resize(slots_.size());
     loads = large;
   }
+  const TimePoint now = steady_clock::now();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const auto& s = slots_[i];
-    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr, avoid_index && *avoid_index == i,
-                s.info.in_flight, options_.max_concurrency_per_worker};
+    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr && !s.outlier.ejected(now),
+                avoid_index && *avoid_index == i, s.info.in_flight, options_.max_concurrency_per_worker};
   }
   auto picked = policy::pick_worker(loads, rng_());
   if (!picked) return std::nullopt;
@@ -481,9 +534,15 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
         co_return std::move(*lease);
       }
     }
+    // The activator: tell the autoscaler now instead of at its next tick (scale from zero).
+    if (options_.scalable && demand_hook_ && !poked) {
+      poked = true;
+      demand_hook_();
+      if (auto lease = pick(avoid_index)) co_return std::move(*lease);
+    }
     if (!was_queued && waiters_.size() >= static_cast<std::size_t>(options_.queue_max)) {
       queue_rejections_.with({options_.endpoint, options_.tier, "queue_full"}).inc();
-      co_return make_error(ErrorCode::unavailable,
+      co_return make_error(ErrorCode::overloaded,
                            "all " + options_.tier + " workers of endpoint " + options_.endpoint +
                                " are busy and " + std::to_string(waiters_.size()) +
                                " requests are already queued (" + options_.tier + ".queue_max)");
@@ -493,11 +552,6 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
     Waiter waiter{asio::steady_timer(io_), false};
     waiter.timer.expires_at(deadline);
     auto it = was_queued ? waiters_.insert(waiters_.begin(), &waiter) : waiters_.insert(waiters_.end(), &waiter);
-    // The activator: tell the autoscaler now instead of at its next tick (scale from zero).
-    if (options_.scalable && demand_hook_ && !poked) {
-      poked = true;
-      demand_hook_();
-    }
     co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
     track_demand();
     if (!waiter.notified) {

@@ -6,6 +6,7 @@
 #include "core/status.hpp"
 #include "http/types.hpp"
 #include "http/upstream_pool.hpp"
+#include "policy/outlier.hpp"
 #include "policy/restart_backoff.hpp"
 #include "pool/child_reaper.hpp"
 #include "registry/model_manifest.hpp"
@@ -50,6 +51,7 @@ struct PoolOptions {
   std::size_t max_response_bytes = 256u << 20;
   std::size_t max_request_bytes = 16u << 20;  // the reference worker accepts what the gateway does
   policy::RestartBackoff restart;
+  policy::OutlierSpec outlier;
 };
 
 class WorkerPool;
@@ -57,7 +59,10 @@ class WorkerPool;
 /// What the autoscaler and the router need to know about a pool, right now.
 struct PoolSnapshot {
   int live_workers = 0;   // starting + ready (+ draining)
-  int ready_workers = 0;
+  int ready_workers = 0;  // ready and not ejected
+  int ejected_workers = 0;
+  int queue_max = 0;
+  double cold_start_ms = 0;  // moving average of worker start to ready
   int starting_workers = 0;
   int in_flight = 0;
   int waiting = 0;
@@ -98,6 +103,8 @@ public:
   /// The worker refused or dropped the connection: take it out of rotation until it answers
   /// its health check again (or its exit is noticed and it is restarted).
   void mark_unreachable() const;
+  /// Feeds outlier detection: a failure (5xx, transport error, timeout) or a success.
+  void report(bool success) const;
 
 private:
   void release();
@@ -155,6 +162,8 @@ private:
     std::chrono::steady_clock::time_point ready_at{};
     int consecutive_failures = 0;
     bool wanted = false;  // the pool wants this slot running (restart it if it exits)
+    policy::OutlierState outlier;
+    std::chrono::steady_clock::time_point restart_at{};  // when a pending restart fires
     http::tcp::endpoint endpoint;
   };
   struct Waiter {
@@ -171,6 +180,7 @@ private:
   void on_exit(std::size_t index, std::uint64_t generation, int wait_status);
   void release(std::size_t index, std::uint64_t generation);
   void mark_unreachable(std::size_t index, std::uint64_t generation);
+  void report(std::size_t index, std::uint64_t generation, bool success);
   void notify(std::size_t count);
   std::vector<std::string> command_for(std::size_t index, unsigned short port) const;
   std::optional<Lease> pick(std::optional<std::size_t> avoid_index);
@@ -195,6 +205,9 @@ private:
   Histogram& cold_start_seconds_;
   Counter& scale_events_up_;
   Counter& scale_events_down_;
+  Counter& ejections_;
+  double cold_start_ms_avg_ = 100.0;  // until measured: a modest guess, replaced by the first start
+  bool cold_start_measured_ = false;
 };
 
 } // namespace tandem::pool

@@ -113,7 +113,7 @@ TEST(Serverless, ScalesFromZeroGrowsUnderLoadAndReturnsToZero) {
 
 TEST(Serverless, DedicatedFirstSpillsOverToServerlessWhenDedicatedIsFull) {
   ServerProcess server("  digits:\n    model: " + (source_dir() / "models/digits").string() +
-                       "\n    slo: {timeout_ms: 5000}\n    worker: {args: [\"--fault-delay-ms\", \"30\"]}\n"
+                       "\n    slo: {p95_ms: 200, timeout_ms: 5000}\n    worker: {args: [\"--fault-delay-ms\", \"30\"]}\n"
                        "    dedicated: {replicas: 1, max_concurrency_per_worker: 1}\n"
                        "    serverless: {min: 0, max: 4}\n");
   ASSERT_TRUE(server.wait_ready(1)) << server.logs();
