@@ -3,6 +3,7 @@
 #include "http/server.hpp"
 #include "protocol/v2_codec.hpp"
 #include "protocol/v2_path.hpp"
+#include "protocol/v2_validator.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -395,7 +396,7 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
     count(ep, "none", 400, e.code, elapsed_seconds());
     co_return error_response(e, ep.config.name, request_id);
   }
-  auto decoded = v2::decode_infer_request(request.body(), ep.manifest.schema);
+  auto decoded = v2::validate_infer_request(request.body(), ep.manifest.schema);
   if (!decoded) {
     count(ep, "none", http_status(decoded.error().code), decoded.error().code, elapsed_seconds());
     co_return error_response(decoded.error(), ep.config.name, request_id);
