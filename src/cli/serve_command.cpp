@@ -63,7 +63,9 @@ int run_serve(const ServeArgs& args) {
                  "limit will fail to be accepted",
                  open_files, config->server.limits.max_connections);
 
-  asio::io_context io(1);
+  // One thread runs everything, signals included (asio delivers them through this loop), so
+  // the scheduler and reactor need no locks.
+  asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
   SteadyClock clock;
   MetricsRegistry metrics;
   pool::ChildReaper reaper(io);

@@ -2,16 +2,27 @@
 
 namespace tandem {
 
-std::string IdGenerator::next() {
+std::uint64_t IdGenerator::next_u64() {
+  std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+void IdGenerator::fill_hex(char* out, std::size_t digits) {
   static constexpr char hex[] = "0123456789abcdef";
-  std::string out(32, '0');
-  for (int half = 0; half < 2; ++half) {
-    std::uint64_t bits = rng_();
-    for (int i = 0; i < 16; ++i) {
-      out[static_cast<std::size_t>(half * 16 + i)] = hex[bits & 0xF];
+  for (std::size_t at = 0; at < digits; at += 16) {
+    std::uint64_t bits = next_u64();
+    for (std::size_t i = 0; i < 16; ++i) {
+      out[at + i] = hex[bits & 0xF];
       bits >>= 4;
     }
   }
+}
+
+std::string IdGenerator::next() {
+  std::string out(32, '0');
+  fill_hex(out.data(), 32);
   return out;
 }
 

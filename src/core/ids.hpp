@@ -10,11 +10,16 @@ namespace tandem {
 /// repeatable; not thread-safe (one per io thread).
 class IdGenerator {
 public:
-  explicit IdGenerator(std::uint64_t seed) : rng_(seed) {}
+  explicit IdGenerator(std::uint64_t seed) : state_(seed) {}
+  /// 32 lowercase hex digits.
   std::string next();
+  /// Writes `digits` lowercase hex digits (a multiple of 16) to `out`.
+  void fill_hex(char* out, std::size_t digits);
 
 private:
-  std::mt19937_64 rng_;
+  // splitmix64: ids need uniqueness, not unpredictability, and this costs a few instructions.
+  std::uint64_t next_u64();
+  std::uint64_t state_;
 };
 
 /// True if a client-supplied request id is safe to echo and log: 1..128 chars of

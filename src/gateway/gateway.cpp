@@ -15,6 +15,16 @@ namespace tandem::gateway {
 
 namespace asio = boost::asio;
 using http::bhttp::field;
+
+namespace {
+// A decimal with `precision` digits after the point (snprintf's %.*f, without its locale work).
+std::string fixed(double value, int precision) {
+  char buffer[48];
+  auto r = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, precision);
+  return std::string(buffer, r.ptr);
+}
+} // namespace
+
 using http::bhttp::verb;
 
 Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
@@ -95,6 +105,8 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       rt->dedicated.reserved_workers = spec->replicas;
       rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
       rt->dedicated.queue_wait = &queue_waits_.with({rt->config.name, "dedicated"});
+      rt->dedicated.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "dedicated", "200"});
+      rt->dedicated.duration = &durations_.with({rt->config.name, "dedicated"});
     }
     if (const auto& spec = rt->config.serverless) {
       auto po = make_pool_options(*rt, "serverless");
@@ -107,6 +119,8 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
       rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
       rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
+      rt->serverless.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "serverless", "200"});
+      rt->serverless.duration = &durations_.with({rt->config.name, "serverless"});
       rt->serverless.scaledown_window_s = std::chrono::duration<double>(spec->scaledown_window_ms).count();
       policy::AutoscalerSpec as;
       as.min_workers = spec->min;
@@ -343,20 +357,23 @@ http::Response Gateway::metrics_response() {
 
 std::string Gateway::traceparent_for(const http::Request& request) {
   // W3C trace context: keep the caller's trace id, give this hop a new span id.
-  std::string trace_id;
-  std::string flags = "01";
+  // "00-" trace(32) "-" span(16) "-" flags(2): 55 characters.
+  std::string out = "00-00000000000000000000000000000000-0000000000000000-01";
+  bool kept = false;
   auto incoming = request["traceparent"];
   if (incoming.size() == 55 && incoming.substr(0, 3) == "00-" && incoming[35] == '-' && incoming[52] == '-') {
     auto candidate = incoming.substr(3, 32);
     bool hex = std::all_of(candidate.begin(), candidate.end(),
                            [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    if (hex && candidate != std::string(32, '0')) {
-      trace_id = std::string(candidate);
-      flags = std::string(incoming.substr(53, 2));  // keep the caller's sampling decision
+    if (hex && candidate.find_first_not_of('0') != decltype(candidate)::npos) {
+      std::copy(candidate.begin(), candidate.end(), out.begin() + 3);
+      std::copy(incoming.begin() + 53, incoming.end(), out.begin() + 53);  // the caller's sampling decision
+      kept = true;
     }
   }
-  if (trace_id.empty()) trace_id = ids_.next();
-  return "00-" + trace_id + "-" + ids_.next().substr(0, 16) + "-" + flags;
+  if (!kept) ids_.fill_hex(out.data() + 3, 32);
+  ids_.fill_hex(out.data() + 36, 16);
+  return out;
 }
 
 void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status, std::optional<ErrorCode> error,
@@ -403,13 +420,16 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
   }
 
   const std::string traceparent = traceparent_for(request);
-  http::Request upstream{verb::post, ep.upstream_infer_target, 11};
-  upstream.set(field::host, "127.0.0.1");
-  upstream.set(field::content_type, "application/json");
-  upstream.set("x-request-id", request_id);
-  upstream.set("traceparent", traceparent);
-  upstream.body() = std::move(request.body());
-  upstream.prepare_payload();
+  // The body is forwarded as received; only the head is written anew.
+  const std::string& upstream_body = request.body();
+  char length[24];
+  auto length_end = std::to_chars(length, length + sizeof length, upstream_body.size()).ptr;
+  std::string upstream_head;
+  upstream_head.reserve(256);
+  upstream_head.append("POST ").append(ep.upstream_infer_target).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  upstream_head.append("Content-Type: application/json\r\nx-request-id: ").append(request_id);
+  upstream_head.append("\r\ntraceparent: ").append(traceparent).append("\r\nContent-Length: ");
+  upstream_head.append(length, length_end).append("\r\n\r\n");
 
   bool low_priority = false;
   if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
@@ -513,7 +533,7 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
     if (ep.config.per_try_timeout_ms.count() > 0)
       attempt_deadline = std::min(deadline, clock_.now() + ep.config.per_try_timeout_ms);
     const TimePoint upstream_started = clock_.now();
-    auto response = co_await lease->upstream().send(upstream, attempt_deadline);
+    auto response = co_await lease->upstream().send(upstream_head, upstream_body, attempt_deadline);
     const TimePoint upstream_done = clock_.now();
     auto& tier = ep.tier(used);
     const double cost = tier.cost->attribute(upstream_done, upstream_done - upstream_started, lease->sharing());
@@ -532,18 +552,16 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
       out.set("x-tandem-tier", tier_label);
       out.set("x-tandem-worker", lease->worker_id());
       out.set("x-tandem-model-version", ep.manifest.version);
-      char number[32];
-      std::snprintf(number, sizeof number, "%.3f", to_ms(queue_wait));
-      out.set("x-tandem-queue-ms", number);
-      if (auto cold = lease->cold_start()) {
-        std::snprintf(number, sizeof number, "%.3f", to_ms(*cold));
-        out.set("x-tandem-cold-start-ms", number);
-      }
-      std::snprintf(number, sizeof number, "%.9f", cost);
-      out.set("x-tandem-cost-usd", number);
+      out.set("x-tandem-queue-ms", fixed(to_ms(queue_wait), 3));
+      if (auto cold = lease->cold_start()) out.set("x-tandem-cold-start-ms", fixed(to_ms(*cold), 3));
+      out.set("x-tandem-cost-usd", fixed(cost, 9));
       if (attempt > 0) out.set("x-tandem-attempts", std::to_string(attempt + 1));
-      count(ep, tier_label, status, status >= 400 ? std::optional<ErrorCode>(ErrorCode::invalid_request) : std::nullopt,
-            elapsed_seconds());
+      if (status == 200) {
+        tier.requests_ok->inc();
+        tier.duration->observe(elapsed_seconds());
+      } else {
+        count(ep, tier_label, status, ErrorCode::invalid_request, elapsed_seconds());
+      }
       co_return out;
     }
     std::string reason;

@@ -37,6 +37,9 @@ struct TierRuntime {
   double service_ms = 0;  // moving average of time on a worker
   bool service_measured = false;
   Histogram* queue_wait = nullptr;
+  // Cached children for the common case (a 200), so the hot path does no label lookups.
+  Counter* requests_ok = nullptr;
+  Histogram* duration = nullptr;
   void observe_service(double ms) {
     service_ms = service_measured ? 0.8 * service_ms + 0.2 * ms : ms;
     service_measured = true;

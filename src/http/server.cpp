@@ -1,6 +1,10 @@
 #include "http/server.hpp"
 
+#include "http/wire.hpp"
 #include "protocol/v2_codec.hpp"
+
+#include <array>
+#include <span>
 
 #include <spdlog/spdlog.h>
 
@@ -145,14 +149,17 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     Request request = parser.release();
     stream.expires_never();
     Response response = co_await handler_(request);
-    response.version(request.version());
-    response.keep_alive(request.keep_alive() && !stopping_);
-    response.prepare_payload();
+    const bool keep_alive = request.keep_alive() && !stopping_ && request.version() >= 11;
+    const std::string head = response_head(response, keep_alive, response.body().size());
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(response.body())};
+    // HEAD: the length of the body a GET would get, and no body.
+    std::size_t buffer_count = request.method() == bhttp::verb::head ? 1 : 2;
     stream.expires_after(limits_.idle_timeout_ms);
-    auto [write_ec, written] = co_await bhttp::async_write(stream, response,
-                                                           asio::as_tuple(asio::use_awaitable));
+    auto [write_ec, written] = co_await asio::async_write(
+        stream, std::span<const asio::const_buffer>(buffers.data(), buffer_count),
+        asio::as_tuple(asio::use_awaitable));
     (void)written;
-    if (write_ec || !response.keep_alive()) break;
+    if (write_ec || !keep_alive) break;
   }
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);

@@ -1,5 +1,9 @@
 #include "http/upstream_pool.hpp"
 
+#include "http/wire.hpp"
+
+#include <array>
+
 namespace tandem::http {
 
 UpstreamPool::UpstreamPool(asio::any_io_executor executor, tcp::endpoint endpoint,
@@ -12,7 +16,7 @@ void UpstreamPool::close() {
   idle_.clear();
 }
 
-asio::awaitable<Result<Response>> UpstreamPool::send(Request& request,
+asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std::string_view body,
                                                      std::chrono::steady_clock::time_point deadline) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<beast::tcp_stream> stream;
@@ -35,7 +39,9 @@ asio::awaitable<Result<Response>> UpstreamPool::send(Request& request,
       stream->socket().set_option(tcp::no_delay(true), opt_ec);
     }
     stream->expires_at(deadline);
-    auto [write_ec, written] = co_await bhttp::async_write(*stream, request, asio::as_tuple(asio::use_awaitable));
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head.size()),
+                                              asio::buffer(body.data(), body.size())};
+    auto [write_ec, written] = co_await asio::async_write(*stream, buffers, asio::as_tuple(asio::use_awaitable));
     (void)written;
     if (write_ec) {
       if (write_ec == beast::error::timeout)

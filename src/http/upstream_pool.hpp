@@ -21,7 +21,8 @@ public:
 
   /// Sends the request and reads the response before the deadline. Errors:
   /// timeout (deadline passed), upstream_error (connect/transport failure).
-  asio::awaitable<Result<Response>> send(Request& request,
+  /// `head` is a complete request head (see wire.hpp), `body` goes after it uncopied.
+  asio::awaitable<Result<Response>> send(std::string_view head, std::string_view body,
                                          std::chrono::steady_clock::time_point deadline);
   void close();
   [[nodiscard]] std::size_t idle_connections() const { return idle_.size(); }

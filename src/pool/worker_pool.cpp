@@ -252,9 +252,8 @@ asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint
       co_return;
     }
     http::UpstreamPool probe(io_.get_executor(), endpoint, 0, 1 << 16);
-    http::Request request{http::bhttp::verb::get, "/v2/health/ready", 11};
-    request.set(http::bhttp::field::host, "127.0.0.1");
-    auto response = co_await probe.send(request, steady_clock::now() + std::chrono::milliseconds(250));
+    static const std::string probe_head = "GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    auto response = co_await probe.send(probe_head, {}, steady_clock::now() + std::chrono::milliseconds(250));
     if (slots_[index].generation != generation) co_return;
     if (response && response->result_int() == 200) {
       mark_ready(index, generation, endpoint);

@@ -16,6 +16,10 @@ constexpr int kMaxDepth = 16;  // as the DOM decoder's parse_options.max_depth
 
 // <cctype>'s functions are out-of-line calls through the locale table: far too slow per byte.
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+// One comparison for the common case (any printable character is not whitespace).
+inline bool is_space(char c) {
+  return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
+}
 inline bool is_hex_digit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 bool integer_type(DataType t) {
@@ -94,7 +98,7 @@ public:
 
   void ws() {
     const char* p = p_;
-    while (p < end_ && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    while (p < end_ && is_space(*p)) ++p;
     p_ = p;
   }
   bool peek(char c) {
@@ -338,7 +342,7 @@ private:
     const char* p = s_.position();
     const char* const e = s_.end();
     auto skip_ws = [&] {
-      while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+      while (p < e && is_space(*p)) ++p;
     };
     for (;;) {
       skip_ws();

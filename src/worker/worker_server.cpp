@@ -144,7 +144,9 @@ int run_worker(const WorkerOptions& options) {
     spdlog::error("{}", listen.error().message);
     return 2;
   }
-  asio::io_context io(1);
+  // One thread runs everything, signals included (asio delivers them through this loop), so
+  // the scheduler and reactor need no locks.
+  asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
   WorkerApp app(io, options, std::move(*manifest), std::move(*engine));
   http::Server server(io, options.limits,
                       [&app](http::Request& r) { return app.handle(r); }, app.metrics());
