@@ -269,24 +269,24 @@ bool Gateway::all_endpoints_ready() const {
   return true;
 }
 
-http::Response Gateway::error_response(const Error& error, const std::string& endpoint,
+http::Reply Gateway::error_response(const Error& error, const std::string& endpoint,
                                        const std::string& request_id) {
   int status = http_status(error.code);
   auto res = http::json_response(static_cast<unsigned>(status), v2::encode_error(error.message));
   if (!request_id.empty()) res.set("x-request-id", request_id);
-  if (status == 503) res.set(field::retry_after, "1");
+  if (status == 503) res.set("Retry-After", "1");
   if (endpoint.empty()) unrouted_.with({std::to_string(status)}).inc();
   return res;
 }
 
-asio::awaitable<http::Response> Gateway::handle(http::Request& request) {
+asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
   std::string_view target = v2::strip_query(request.target());
-  auto only_get = [&]() -> std::optional<http::Response> {
+  auto only_get = [&]() -> std::optional<http::Reply> {
     if (request.method() == verb::get || request.method() == verb::head) return std::nullopt;
     auto res = error_response({ErrorCode::method_not_allowed,
                                std::string(request.method_string()) + " is not allowed on " + std::string(target)},
                               "", "");
-    res.set(field::allow, "GET");
+    res.set("Allow", "GET");
     return res;
   };
   if (target == "/v2/health/live") {
@@ -326,7 +326,7 @@ asio::awaitable<http::Response> Gateway::handle(http::Request& request) {
                                    std::string(request.method_string()) + " is not allowed on " +
                                        std::string(target) + "; use POST"},
                                   "", "");
-        res.set(field::allow, "POST");
+        res.set("Allow", "POST");
         co_return res;
       }
       co_return co_await infer(ep, request);
@@ -339,7 +339,7 @@ asio::awaitable<http::Response> Gateway::handle(http::Request& request) {
                            "", "");
 }
 
-http::Response Gateway::model_route(EndpointRuntime& ep, const http::Request&, bool ready_only) {
+http::Reply Gateway::model_route(EndpointRuntime& ep, const http::Request&, bool ready_only) {
   if (ready_only) {
     bool ready = ep.any_ready();
     return http::json_response(ready ? 200 : 503, R"({"name":")" + v2::json_escape(ep.config.name) +
@@ -349,9 +349,9 @@ http::Response Gateway::model_route(EndpointRuntime& ep, const http::Request&, b
                                                             ep.manifest.schema));
 }
 
-http::Response Gateway::metrics_response() {
+http::Reply Gateway::metrics_response() {
   auto res = http::json_response(200, metrics_.render());
-  res.set(field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return res;
 }
 
@@ -384,7 +384,7 @@ void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status
   durations_.with({ep.config.name, tier_label}).observe(seconds);
 }
 
-asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
+asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
   const TimePoint started = clock_.now();
   ep.in_flight->inc();
   ++in_flight_total_;
@@ -486,7 +486,7 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
                                 " exceeds the request's latency budget"};
         count(ep, "none", 429, ErrorCode::overloaded, elapsed_seconds());
         auto res = error_response(last_error, ep.config.name, request_id);
-        res.set(field::retry_after, std::to_string(static_cast<int>(decision.retry_after_s)));
+        res.set("Retry-After", std::to_string(static_cast<int>(decision.retry_after_s)));
         co_return res;
       }
       break;
@@ -542,11 +542,11 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
     if (success) {
       tier.observe_service(to_ms(upstream_done - upstream_started));
       int status = static_cast<int>(response->result_int());
-      http::Response out{response->result(), 11};
+      http::Reply out;
+      out.status = response->result_int();
       auto content_type = (*response)[field::content_type];
-      out.set(field::content_type, content_type.empty() ? std::string_view("application/json")
-                                                        : std::string_view(content_type.data(), content_type.size()));
-      out.body() = std::move(response->body());
+      if (!content_type.empty()) out.content_type.assign(content_type.data(), content_type.size());
+      out.body = std::move(response->body());
       out.set("x-request-id", request_id);
       out.set("traceparent", traceparent);
       out.set("x-tandem-tier", tier_label);
@@ -592,14 +592,14 @@ asio::awaitable<http::Response> Gateway::infer(EndpointRuntime& ep, http::Reques
   }
   count(ep, tier_label, http_status(last_error.code), last_error.code, elapsed_seconds());
   auto res = error_response(last_error, ep.config.name, request_id);
-  if (last_error.code == ErrorCode::overloaded) res.set(field::retry_after, "1");
+  if (last_error.code == ErrorCode::overloaded) res.set("Retry-After", "1");
   if (tier_label != "none") res.set("x-tandem-tier", tier_label);
   res.set("x-tandem-model-version", ep.manifest.version);
   res.set("traceparent", traceparent);
   co_return res;
 }
 
-http::Response Gateway::admin_workers() const {
+http::Reply Gateway::admin_workers() const {
   std::string body = R"({"workers":[)";
   bool first = true;
   for (const auto& ep : endpoints_) {

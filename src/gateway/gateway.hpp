@@ -77,7 +77,7 @@ public:
 
   /// Starts the pools and the controller loop (autoscaler and cost metering every tick).
   void start();
-  boost::asio::awaitable<http::Response> handle(http::Request& request);
+  boost::asio::awaitable<http::Reply> handle(http::Request& request);
   void shutdown();
   void kill_remaining();
   [[nodiscard]] bool all_endpoints_ready() const;
@@ -87,11 +87,11 @@ public:
 private:
   boost::asio::awaitable<void> controller_loop();
   void control(EndpointRuntime& endpoint, TimePoint now);
-  boost::asio::awaitable<http::Response> infer(EndpointRuntime& endpoint, http::Request& request);
-  http::Response model_route(EndpointRuntime& endpoint, const http::Request& request, bool ready_only);
-  http::Response admin_workers() const;
-  http::Response metrics_response();
-  http::Response error_response(const Error& error, const std::string& endpoint, const std::string& request_id);
+  boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request);
+  http::Reply model_route(EndpointRuntime& endpoint, const http::Request& request, bool ready_only);
+  http::Reply admin_workers() const;
+  http::Reply metrics_response();
+  http::Reply error_response(const Error& error, const std::string& endpoint, const std::string& request_id);
   std::string traceparent_for(const http::Request& request);
   void count(const EndpointRuntime& endpoint, std::string_view tier, int status,
              std::optional<ErrorCode> error, double seconds);

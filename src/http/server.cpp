@@ -10,11 +10,24 @@
 
 namespace tandem::http {
 
-Response json_response(unsigned status, std::string body, unsigned version) {
-  Response res{static_cast<bhttp::status>(status), version};
-  res.set(bhttp::field::content_type, "application/json");
-  res.body() = std::move(body);
-  return res;
+Reply json_response(unsigned status, std::string body) {
+  Reply reply;
+  reply.status = status;
+  reply.body = std::move(body);
+  return reply;
+}
+
+std::string_view Reply::header(std::string_view name) const {
+  std::string_view rest = headers;
+  while (!rest.empty()) {
+    auto end = rest.find("\r\n");
+    std::string_view line = rest.substr(0, end);
+    auto colon = line.find(": ");
+    if (colon != std::string_view::npos && line.substr(0, colon) == name) return line.substr(colon + 2);
+    if (end == std::string_view::npos) break;
+    rest = rest.substr(end + 2);
+  }
+  return {};
 }
 
 Server::Server(asio::io_context& io, HttpLimits limits, Handler handler, MetricsRegistry& metrics)
@@ -116,7 +129,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
                                                        asio::as_tuple(asio::use_awaitable));
     (void)bytes;
     if (read_ec) {
-      Response error_response;
+      Reply error_response;
       bool reply = true;
       if (read_ec == bhttp::error::body_limit) {
         rejected_.with({"body_too_large"}).inc();
@@ -138,20 +151,20 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         error_response = json_response(400, v2::encode_error("malformed HTTP request: " + read_ec.message()));
       }
       if (reply) {
-        error_response.keep_alive(false);
-        error_response.prepare_payload();
+        const std::string head = response_head(error_response, false);
+        std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(error_response.body)};
         stream.expires_after(std::chrono::seconds(5));
-        co_await bhttp::async_write(stream, error_response, asio::as_tuple(asio::use_awaitable));
+        co_await asio::async_write(stream, buffers, asio::as_tuple(asio::use_awaitable));
         co_await linger(stream);
       }
       break;
     }
     Request request = parser.release();
     stream.expires_never();
-    Response response = co_await handler_(request);
+    Reply reply = co_await handler_(request);
     const bool keep_alive = request.keep_alive() && !stopping_ && request.version() >= 11;
-    const std::string head = response_head(response, keep_alive, response.body().size());
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(response.body())};
+    const std::string head = response_head(reply, keep_alive);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(reply.body)};
     // HEAD: the length of the body a GET would get, and no body.
     std::size_t buffer_count = request.method() == bhttp::verb::head ? 1 : 2;
     stream.expires_after(limits_.idle_timeout_ms);

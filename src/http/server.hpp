@@ -13,7 +13,7 @@
 namespace tandem::http {
 
 /// Handles one request; runs on the server's io thread. Must not block.
-using Handler = std::function<asio::awaitable<Response>(Request&)>;
+using Handler = std::function<asio::awaitable<Reply>(Request&)>;
 
 class Server {
 public:

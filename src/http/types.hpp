@@ -11,9 +11,25 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 using Request = bhttp::request<bhttp::string_body>;
+/// A parsed response (from a worker).
 using Response = bhttp::response<bhttp::string_body>;
 
-/// A JSON response with the given status and body.
-Response json_response(unsigned status, std::string body, unsigned version = 11);
+/// What a handler answers. Headers are kept as preformatted lines: a reply is built once and
+/// written once, so a field container (one allocation per field) would be pure overhead.
+struct Reply {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string headers;  // "Name: value\r\n" lines, without Content-Type/Length/Connection
+  std::string body;
+
+  void set(std::string_view name, std::string_view value) {
+    headers.append(name).append(": ").append(value).append("\r\n");
+  }
+  /// The value of a header set with set() (linear search: for tests and rare paths).
+  [[nodiscard]] std::string_view header(std::string_view name) const;
+};
+
+/// A JSON reply with the given status and body.
+Reply json_response(unsigned status, std::string body);
 
 } // namespace tandem::http

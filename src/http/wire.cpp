@@ -30,19 +30,21 @@ void append_length(std::string& out, std::size_t length) {
 
 } // namespace
 
-std::string response_head(const Response& response, bool keep_alive, std::size_t content_length) {
+std::string response_head(const Reply& reply, bool keep_alive) {
   std::string out;
-  out.reserve(256);
+  out.reserve(128 + reply.headers.size());
   out += "HTTP/1.1 ";
   char code[8];
-  auto r = std::to_chars(code, code + sizeof code, response.result_int());
+  auto r = std::to_chars(code, code + sizeof code, reply.status);
   out.append(code, r.ptr);
   out += ' ';
-  auto reason = bhttp::obsolete_reason(response.result());
+  auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(reply.status));
   out.append(reason.data(), reason.size());
+  out += "\r\nContent-Type: ";
+  out += reply.content_type;
   out += "\r\n";
-  append_fields(out, response);
-  append_length(out, content_length);
+  out += reply.headers;
+  append_length(out, reply.body.size());
   if (!keep_alive) out += "Connection: close\r\n";
   out += "\r\n";
   return out;

@@ -8,9 +8,9 @@
 
 namespace tandem::http {
 
-/// "HTTP/1.1 200 OK\r\n" + fields + Content-Length + Connection + "\r\n". Any Content-Length
-/// or Connection field already set is replaced by the given values.
-std::string response_head(const Response& response, bool keep_alive, std::size_t content_length);
+/// "HTTP/1.1 200 OK\r\n" + Content-Type + the reply's header lines + Content-Length (of its
+/// body) + Connection + "\r\n".
+std::string response_head(const Reply& reply, bool keep_alive);
 
 /// "POST /target HTTP/1.1\r\n" + fields + Content-Length + "\r\n".
 std::string request_head(const Request& request, std::size_t content_length);

@@ -40,7 +40,7 @@ public:
 
   MetricsRegistry& metrics() { return metrics_; }
 
-  asio::awaitable<http::Response> handle(http::Request& request) {
+  asio::awaitable<http::Reply> handle(http::Request& request) {
     std::string_view target = v2::strip_query(request.target());
     if (target == "/v2/health/live" || target == "/v2/health/ready") {
       if (request.method() != verb::get) co_return method_not_allowed();
@@ -74,7 +74,7 @@ public:
   }
 
 private:
-  asio::awaitable<http::Response> infer(http::Request& request) {
+  asio::awaitable<http::Reply> infer(http::Request& request) {
     if (options_.fault_delay_ms > 0) {
       asio::steady_timer delay(io_, std::chrono::milliseconds(options_.fault_delay_ms));
       co_await delay.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -103,15 +103,15 @@ private:
 
   void count(int code) { inferences_.with({manifest_.name, std::to_string(code)}).inc(); }
 
-  http::Response metrics_response() {
+  http::Reply metrics_response() {
     auto res = http::json_response(200, metrics_.render());
-    res.set(http::bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
   }
-  static http::Response not_found(const std::string& message) {
+  static http::Reply not_found(const std::string& message) {
     return http::json_response(404, v2::encode_error(message));
   }
-  static http::Response method_not_allowed() {
+  static http::Reply method_not_allowed() {
     return http::json_response(405, v2::encode_error("method not allowed"));
   }
 
