@@ -54,13 +54,13 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 struct Options {
   std::string url;
-  std::string method;  // default: POST with --body, else GET
+  std::string method; // default: POST with --body, else GET
   std::string body_file;
   std::vector<std::string> headers;
   int connections = 16;
   double duration_s = 10;
   double warmup_s = 0;
-  double rate = 0;  // requests per second; 0 = closed loop
+  double rate = 0; // requests per second; 0 = closed loop
   int idle_connections = 0;
   int idle_concurrency = 32;
   double timeout_s = 10;
@@ -98,18 +98,30 @@ Options parse_args(int argc, char** argv) {
   };
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--url") o.url = need(i);
-    else if (a == "--body") o.body_file = need(i);
-    else if (a == "--method") o.method = need(i);
-    else if (a == "--header") o.headers.push_back(need(i));
-    else if (a == "--connections") o.connections = static_cast<int>(number(a, need(i)));
-    else if (a == "--duration") o.duration_s = number(a, need(i));
-    else if (a == "--warmup") o.warmup_s = number(a, need(i));
-    else if (a == "--rate") o.rate = number(a, need(i));
-    else if (a == "--idle-connections") o.idle_connections = static_cast<int>(number(a, need(i)));
-    else if (a == "--idle-concurrency") o.idle_concurrency = static_cast<int>(number(a, need(i)));
-    else if (a == "--timeout") o.timeout_s = number(a, need(i));
-    else if (a == "--drain") o.drain_s = number(a, need(i));
+    if (a == "--url")
+      o.url = need(i);
+    else if (a == "--body")
+      o.body_file = need(i);
+    else if (a == "--method")
+      o.method = need(i);
+    else if (a == "--header")
+      o.headers.push_back(need(i));
+    else if (a == "--connections")
+      o.connections = static_cast<int>(number(a, need(i)));
+    else if (a == "--duration")
+      o.duration_s = number(a, need(i));
+    else if (a == "--warmup")
+      o.warmup_s = number(a, need(i));
+    else if (a == "--rate")
+      o.rate = number(a, need(i));
+    else if (a == "--idle-connections")
+      o.idle_connections = static_cast<int>(number(a, need(i)));
+    else if (a == "--idle-concurrency")
+      o.idle_concurrency = static_cast<int>(number(a, need(i)));
+    else if (a == "--timeout")
+      o.timeout_s = number(a, need(i));
+    else if (a == "--drain")
+      o.drain_s = number(a, need(i));
     else if (a == "--watch") {
       std::string spec = need(i);
       auto eq = spec.find('=');
@@ -120,10 +132,12 @@ Options parse_args(int argc, char** argv) {
         if (!pid.empty()) group.pids.push_back(static_cast<int>(number(a, pid)));
       if (group.pids.empty()) usage("--watch " + group.name + ": no pid");
       o.watch.push_back(std::move(group));
-    }
-    else if (a == "--label") o.label = need(i);
-    else if (a == "--help" || a == "-h") usage("help");
-    else usage("unknown argument " + a);
+    } else if (a == "--label")
+      o.label = need(i);
+    else if (a == "--help" || a == "-h")
+      usage("help");
+    else
+      usage("unknown argument " + a);
   }
   if (o.url.empty()) usage("--url is required");
   if (o.connections < 1) usage("--connections must be at least 1");
@@ -161,8 +175,8 @@ Url parse_url(const std::string& url) {
 struct ProcSample {
   int pid = 0;
   bool alive = false;
-  double cpu_s = 0;      // utime + stime of all threads, from /proc/PID/stat (clock ticks)
-  double oncpu_s = 0;    // sum over live threads of /proc/PID/task/*/schedstat (ns resolution)
+  double cpu_s = 0;   // utime + stime of all threads, from /proc/PID/stat (clock ticks)
+  double oncpu_s = 0; // sum over live threads of /proc/PID/task/*/schedstat (ns resolution)
   long vm_rss_kib = 0;
   long vm_hwm_kib = 0;
   long threads = 0;
@@ -181,7 +195,7 @@ ProcSample sample_proc(int pid) {
   for (std::string x; fields >> x;) f.push_back(x);
   if (f.size() < 13) return s;
   static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  s.cpu_s = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // fields 14 and 15 of stat(5)
+  s.cpu_s = (std::stod(f[11]) + std::stod(f[12])) / ticks; // fields 14 and 15 of stat(5)
   s.alive = true;
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   while (std::getline(status, line)) {
@@ -203,8 +217,8 @@ ProcSample sample_proc(int pid) {
 }
 
 json::object to_json(const ProcSample& s) {
-  return {{"pid", s.pid},           {"alive", s.alive},           {"cpu_s", s.cpu_s},
-          {"oncpu_s", s.oncpu_s},   {"vm_rss_kib", s.vm_rss_kib}, {"vm_hwm_kib", s.vm_hwm_kib},
+  return {{"pid", s.pid},         {"alive", s.alive},           {"cpu_s", s.cpu_s},
+          {"oncpu_s", s.oncpu_s}, {"vm_rss_kib", s.vm_rss_kib}, {"vm_hwm_kib", s.vm_hwm_kib},
           {"threads", s.threads}};
 }
 
@@ -220,10 +234,10 @@ double self_cpu_s() {
 enum Outcome : int { kConnectError = -1, kWriteError = -2, kReadError = -3, kTimeout = -4 };
 
 struct PhaseStats {
-  std::vector<std::int64_t> latencies_ns;  // successful (2xx) responses only
-  std::map<int, std::uint64_t> outcomes;   // HTTP status or a negative Outcome
-  std::uint64_t completed = 0;             // HTTP responses of any status
-  std::uint64_t unsent = 0;                // open loop: scheduled but never sent before the drain limit
+  std::vector<std::int64_t> latencies_ns; // successful (2xx) responses only
+  std::map<int, std::uint64_t> outcomes;  // HTTP status or a negative Outcome
+  std::uint64_t completed = 0;            // HTTP responses of any status
+  std::uint64_t unsent = 0;               // open loop: scheduled but never sent before the drain limit
   std::uint64_t reconnects = 0;
   std::uint64_t scheduled = 0;
 };
@@ -259,8 +273,8 @@ private:
 
 class Generator {
 public:
-  Generator(asio::io_context& io, Options options)
-      : io_(io), options_(std::move(options)), url_(parse_url(options_.url)), watchdog_(io), done_(io) {
+  Generator(asio::io_context& io, Options options) :
+      io_(io), options_(std::move(options)), url_(parse_url(options_.url)), watchdog_(io), done_(io) {
     std::string body;
     if (!options_.body_file.empty()) {
       std::ifstream in(options_.body_file, std::ios::binary);
@@ -269,17 +283,20 @@ public:
       ss << in.rdbuf();
       body = ss.str();
     }
-    std::string method = options_.method.empty() ? (options_.body_file.empty() ? "GET" : "POST") : options_.method;
+    std::string method =
+        options_.method.empty() ? (options_.body_file.empty() ? "GET" : "POST") : options_.method;
     head_ = method + " " + url_.target + " HTTP/1.1\r\nHost: " + url_.host + ":" + url_.port + "\r\n";
     bool has_content_type = false;
     for (const auto& h : options_.headers) {
       head_ += h + "\r\n";
       std::string lower = h.substr(0, h.find(':'));
-      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       has_content_type |= lower == "content-type";
     }
     if (!body.empty() && !has_content_type) head_ += "Content-Type: application/json\r\n";
-    if (!body.empty() || method == "POST" || method == "PUT") head_ += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (!body.empty() || method == "POST" || method == "PUT")
+      head_ += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     head_ += "\r\n";
     body_ = std::move(body);
   }
@@ -350,11 +367,12 @@ public:
     out["ok_requests"] = measured_.latencies_ns.size();
     out["unsent"] = measured_.unsent;
     out["reconnects"] = measured_.reconnects;
-    out["achieved_rate"] = measured_elapsed_s_ > 0 ? static_cast<double>(measured_.completed) / measured_elapsed_s_ : 0.0;
+    out["achieved_rate"] =
+        measured_elapsed_s_ > 0 ? static_cast<double>(measured_.completed) / measured_elapsed_s_ : 0.0;
     json::object outcomes;
     std::uint64_t errors = 0;
     for (auto [code, n] : measured_.outcomes) {
-      std::string name = code >= 0 ? std::to_string(code)
+      std::string name = code >= 0               ? std::to_string(code)
                          : code == kConnectError ? "connect_error"
                          : code == kWriteError   ? "write_error"
                          : code == kReadError    ? "read_error"
@@ -373,14 +391,16 @@ public:
     };
     double sum = 0;
     for (auto v : lat) sum += static_cast<double>(v);
-    out["latency_ms"] = json::object{{"p50", pct(0.50)},
-                                     {"p90", pct(0.90)},
-                                     {"p99", pct(0.99)},
-                                     {"p999", pct(0.999)},
-                                     {"max", lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1e6},
-                                     {"mean", lat.empty() ? 0.0 : sum / static_cast<double>(lat.size()) / 1e6}};
+    out["latency_ms"] =
+        json::object{{"p50", pct(0.50)},
+                     {"p90", pct(0.90)},
+                     {"p99", pct(0.99)},
+                     {"p999", pct(0.999)},
+                     {"max", lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1e6},
+                     {"mean", lat.empty() ? 0.0 : sum / static_cast<double>(lat.size()) / 1e6}};
     if (options_.warmup_s > 0)
-      out["warmup"] = json::object{{"requests", warmup_.completed}, {"ok_requests", warmup_.latencies_ns.size()}};
+      out["warmup"] =
+          json::object{{"requests", warmup_.completed}, {"ok_requests", warmup_.latencies_ns.size()}};
     if (options_.idle_connections > 0)
       out["idle"] = json::object{{"requested", options_.idle_connections},
                                  {"opened", idle_.size()},
@@ -395,7 +415,7 @@ public:
     json::object watch;
     auto start = samples_.find("measure_start");
     auto end = samples_.find("measure_end");
-    std::size_t k = 0;  // index into the flattened sample lists
+    std::size_t k = 0; // index into the flattened sample lists
     for (const auto& group : options_.watch) {
       json::object g;
       json::array pids;
@@ -523,7 +543,8 @@ private:
     current_ = &stats;
     phase_t0_ = Clock::now();
     phase_end_ = phase_t0_ + std::chrono::duration_cast<nanoseconds>(duration<double>(seconds));
-    drain_deadline_ = phase_end_ + std::chrono::duration_cast<nanoseconds>(duration<double>(options_.drain_s));
+    drain_deadline_ =
+        phase_end_ + std::chrono::duration_cast<nanoseconds>(duration<double>(options_.drain_s));
     pending_.clear();
     waiters_.clear();
     schedule_done_ = false;
@@ -631,7 +652,9 @@ private:
   friend class Connection;
 };
 
-asio::any_io_executor Connection::executor() { return gen_.io().get_executor(); }
+asio::any_io_executor Connection::executor() {
+  return gen_.io().get_executor();
+}
 
 asio::awaitable<bool> Connection::ensure_connected() {
   if (socket_.is_open()) co_return true;
