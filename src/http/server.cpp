@@ -3,8 +3,11 @@
 #include "http/wire.hpp"
 #include "protocol/v2_codec.hpp"
 
+#include <algorithm>
 #include <array>
+#include <memory>
 #include <span>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -120,14 +123,38 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   connections_gauge_.inc();
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser;
   for (;;) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.body_limit(limits_.max_body_bytes);
-    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    // Idle between requests, a connection holds no parser and only a small buffer: with
+    // thousands of keep-alive connections open, that is most of their memory.
     stream.expires_after(limits_.idle_timeout_ms);
-    auto [read_ec, bytes] = co_await bhttp::async_read(stream, buffer, parser,
-                                                       asio::as_tuple(asio::use_awaitable));
-    (void)bytes;
+    boost::system::error_code read_ec;
+    if (buffer.size() == 0) {
+      buffer.shrink_to_fit();
+      auto [idle_ec, n] = co_await stream.async_read_some(buffer.prepare(512), asio::as_tuple(asio::use_awaitable));
+      if (idle_ec) break;  // closed, reset or idle too long: nothing to answer
+      buffer.commit(n);
+    }
+    parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
+    parser->body_limit(limits_.max_body_bytes);
+    parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    std::tie(read_ec, std::ignore) =
+        co_await bhttp::async_read_header(stream, buffer, *parser, asio::as_tuple(asio::use_awaitable));
+    if (!read_ec) {
+      const auto& head = parser->get();
+      if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+        // Clients that ask (curl does, for bodies over 1 KiB) wait a second for this otherwise.
+        static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+        std::tie(read_ec, std::ignore) = co_await asio::async_write(
+            stream, asio::buffer(go_on.data(), go_on.size()), asio::as_tuple(asio::use_awaitable));
+      }
+      // Read a large body in large pieces, not in the buffer's small default reads.
+      if (auto length = parser->content_length(); !read_ec && length && *length > buffer.capacity())
+        buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 1u << 20)));
+      if (!read_ec && !parser->is_done())
+        std::tie(read_ec, std::ignore) =
+            co_await bhttp::async_read(stream, buffer, *parser, asio::as_tuple(asio::use_awaitable));
+    }
     if (read_ec) {
       Reply error_response;
       bool reply = true;
@@ -159,7 +186,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       }
       break;
     }
-    Request request = parser.release();
+    Request request = parser->release();
+    parser.reset();
     stream.expires_never();
     Reply reply = co_await handler_(request);
     const bool keep_alive = request.keep_alive() && !stopping_ && request.version() >= 11;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,6 +130,8 @@ ServerProcess::ServerProcess(const std::string& endpoints_yaml, const std::strin
   std::string out_path = (dir_ / "serve.out").string();
   pid_ = ::fork();
   if (pid_ == 0) {
+    // If this test process dies (a crash, a timeout kill), its server goes too.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out_fd >= 0) ::dup2(out_fd, STDOUT_FILENO);
     int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -96,6 +96,18 @@ TEST_F(ProtocolTest, RequestedOutputsOnly) {
   EXPECT_EQ(doc.at("outputs").at(0).at("shape").at(0).as_int64(), 2);
 }
 
+TEST_F(ProtocolTest, ExpectContinueIsAnsweredAndHeadHasNoBody) {
+  auto rows = load_heldout();
+  auto body = infer_body(rows, 0, 1);
+  auto reply = server_->client().raw("POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                     "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 0), 0u) << reply;
+  auto head = server_->client().raw("HEAD /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(head.find("Content-Length: 13\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n") << "no body after the head: " << head;
+}
+
 TEST_F(ProtocolTest, AdminWorkersListsTheFixedFields) {
   ASSERT_TRUE(server_->wait_ready(1));
   auto res = server_->client().get("/admin/v1/workers");
