@@ -408,6 +408,15 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   }
   auto elapsed_seconds = [&] { return to_seconds(clock_.now() - started); };
 
+  bool low_priority = false;
+  if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
+    if (priority == "low") low_priority = true;
+    else if (priority != "normal" && priority != "high") {
+      Error e{ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"};
+      count(ep, "none", 400, e.code, elapsed_seconds());
+      co_return error_response(e, ep.config.name, request_id);
+    }
+  }
   if (!request["inference-header-content-length"].empty()) {
     Error e{ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"};
     count(ep, "none", 400, e.code, elapsed_seconds());
@@ -431,15 +440,6 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   upstream_head.append("\r\ntraceparent: ").append(traceparent).append("\r\nContent-Length: ");
   upstream_head.append(length, length_end).append("\r\n\r\n");
 
-  bool low_priority = false;
-  if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
-    if (priority == "low") low_priority = true;
-    else if (priority != "normal" && priority != "high") {
-      Error e{ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"};
-      count(ep, "none", 400, e.code, elapsed_seconds());
-      co_return error_response(e, ep.config.name, request_id);
-    }
-  }
   ep.retry_budget.on_request();
   // The tier the policy prefers; serving elsewhere is a spillover.
   const std::optional<policy::Tier> preferred =
@@ -475,7 +475,8 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     if (decision.reject != policy::RejectReason::none) {
       rejected_.with({ep.config.name, std::string(policy::to_string(decision.reject))}).inc();
       if (decision.reject == policy::RejectReason::no_healthy_tier) {
-        last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no healthy worker"};
+        // On a retry, the worker's own failure is the better answer than "nothing left".
+        if (attempt == 0) last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no healthy worker"};
       } else if (attempt == 0) {
         char wait_text[64];
         std::snprintf(wait_text, sizeof wait_text, "%.0f ms", decision.predicted_wait_ms);
@@ -525,9 +526,6 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       break;
     }
     tier_label = std::string(policy::to_string(used));
-    if (preferred && used != *preferred && ep.tier(*preferred).pool)
-      spillovers_.with({ep.config.name, std::string(policy::to_string(*preferred)), tier_label,
-                        failed_tier ? "fallback" : "saturated"}).inc();
 
     auto attempt_deadline = deadline;
     if (ep.config.per_try_timeout_ms.count() > 0)
@@ -541,11 +539,16 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     lease->report(success);
     if (success) {
       tier.observe_service(to_ms(upstream_done - upstream_started));
+      // Counted once per answered request: served elsewhere than the policy prefers.
+      if (preferred && used != *preferred && ep.tier(*preferred).pool)
+        spillovers_.with({ep.config.name, std::string(policy::to_string(*preferred)), tier_label,
+                          failed_tier == *preferred ? "fallback" : "saturated"}).inc();
       int status = static_cast<int>(response->result_int());
       http::Reply out;
       out.status = response->result_int();
       auto content_type = (*response)[field::content_type];
-      if (!content_type.empty()) out.content_type.assign(content_type.data(), content_type.size());
+      if (!content_type.empty() && content_type != "application/json")
+        out.content_type.assign(content_type.data(), content_type.size());
       out.body = std::move(response->body());
       out.set("x-request-id", request_id);
       out.set("traceparent", traceparent);
@@ -613,7 +616,8 @@ http::Reply Gateway::admin_workers() const {
               R"(","pid":)" + (w.pid > 0 ? std::to_string(w.pid) : "null") + R"(,"address":)" +
               (w.address.empty() ? "null" : "\"" + w.address + "\"") + R"(,"model_version":")" +
               w.model_version + R"(","in_flight":)" + std::to_string(w.in_flight) +
-              R"(,"restarts":)" + std::to_string(w.restarts) + "}";
+              R"(,"restarts":)" + std::to_string(w.restarts) + R"(,"ejected":)" + (w.ejected ? "true" : "false") +
+              "}";
     }
    }
   }

@@ -18,7 +18,7 @@ using Response = bhttp::response<bhttp::string_body>;
 /// written once, so a field container (one allocation per field) would be pure overhead.
 struct Reply {
   unsigned status = 200;
-  std::string content_type = "application/json";
+  std::string content_type;  // empty: application/json (the common case costs no allocation)
   std::string headers;  // "Name: value\r\n" lines, without Content-Type/Length/Connection
   std::string body;
 

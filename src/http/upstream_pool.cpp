@@ -19,16 +19,16 @@ void UpstreamPool::close() {
 asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std::string_view body,
                                                      std::chrono::steady_clock::time_point deadline) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<beast::tcp_stream> stream;
+    std::unique_ptr<Connection> connection;
     bool reused = false;
     if (!idle_.empty()) {
-      stream = std::move(idle_.back());
+      connection = std::move(idle_.back());
       idle_.pop_back();
       reused = true;
     } else {
-      stream = std::make_unique<beast::tcp_stream>(executor_);
-      stream->expires_at(deadline);
-      auto [ec] = co_await stream->async_connect(endpoint_, asio::as_tuple(asio::use_awaitable));
+      connection = std::make_unique<Connection>(executor_);
+      connection->stream.expires_at(deadline);
+      auto [ec] = co_await connection->stream.async_connect(endpoint_, asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (ec == beast::error::timeout)
           co_return make_error(ErrorCode::timeout, "deadline passed while connecting to the worker");
@@ -36,12 +36,12 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       }
       ++opened_;
       boost::system::error_code opt_ec;
-      stream->socket().set_option(tcp::no_delay(true), opt_ec);
+      connection->stream.socket().set_option(tcp::no_delay(true), opt_ec);
     }
-    stream->expires_at(deadline);
+    connection->stream.expires_at(deadline);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head.size()),
                                               asio::buffer(body.data(), body.size())};
-    auto [write_ec, written] = co_await asio::async_write(*stream, buffers, asio::as_tuple(asio::use_awaitable));
+    auto [write_ec, written] = co_await asio::async_write(connection->stream, buffers, asio::as_tuple(asio::use_awaitable));
     (void)written;
     if (write_ec) {
       if (write_ec == beast::error::timeout)
@@ -49,14 +49,13 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       if (reused) continue;  // stale keep-alive connection
       co_return make_error(ErrorCode::upstream_error, "sending to worker failed: " + write_ec.message());
     }
-    beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(max_response_bytes_);
-    auto [read_ec, read] = co_await bhttp::async_read(*stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+    auto [read_ec, read] = co_await bhttp::async_read(connection->stream, connection->buffer, parser, asio::as_tuple(asio::use_awaitable));
     (void)read;
     if (read_ec) {
       if (read_ec == beast::error::timeout)
-        co_return make_error(ErrorCode::timeout, "deadline passed while waiting for the worker");
+        co_return make_error(ErrorCode::timeout, "no answer from the worker before the deadline (or per_try_timeout)");
       // A reused connection closed by the peer before it answered anything: the request was
       // not processed, so one more try on a fresh connection is safe.
       if (reused && (read_ec == bhttp::error::end_of_stream || read_ec == asio::error::connection_reset) &&
@@ -65,9 +64,9 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       co_return make_error(ErrorCode::upstream_error, "reading the worker's response failed: " + read_ec.message());
     }
     Response response = parser.release();
-    if (response.keep_alive() && !closed_ && idle_.size() < max_idle_) {
-      stream->expires_never();
-      idle_.push_back(std::move(stream));
+    if (response.keep_alive() && !closed_ && idle_.size() < max_idle_ && connection->buffer.size() == 0) {
+      connection->stream.expires_never();
+      idle_.push_back(std::move(connection));
     }
     co_return response;
   }

@@ -33,7 +33,13 @@ private:
   tcp::endpoint endpoint_;
   std::size_t max_idle_;
   std::size_t max_response_bytes_;
-  std::vector<std::unique_ptr<beast::tcp_stream>> idle_;
+  // A connection keeps its read buffer, so a reused connection allocates nothing to read.
+  struct Connection {
+    explicit Connection(const asio::any_io_executor& executor) : stream(executor) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+  };
+  std::vector<std::unique_ptr<Connection>> idle_;
   std::size_t opened_ = 0;
   bool closed_ = false;
 };

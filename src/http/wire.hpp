@@ -12,7 +12,4 @@ namespace tandem::http {
 /// body) + Connection + "\r\n".
 std::string response_head(const Reply& reply, bool keep_alive);
 
-/// "POST /target HTTP/1.1\r\n" + fields + Content-Length + "\r\n".
-std::string request_head(const Request& request, std::size_t content_length);
-
 } // namespace tandem::http

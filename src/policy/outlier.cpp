@@ -5,6 +5,7 @@
 namespace tandem::policy {
 
 int max_ejected(const OutlierSpec& spec, int pool_size) {
+  if (spec.max_ejected_percent <= 0) return 0;  // 0 turns ejection off
   return std::max(1, pool_size * spec.max_ejected_percent / 100);
 }
 

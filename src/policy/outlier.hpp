@@ -31,11 +31,12 @@ bool record_outcome(OutlierState& state, const OutlierSpec& spec, bool success, 
                     int ejected_now, int pool_size);
 
 /// Retry budget (Finagle/Envoy style): each request deposits `ratio` of a retry, each retry
-/// withdraws one, with a floor of `min_tokens` so a quiet endpoint can still retry.
+/// withdraws one. It starts with `initial_tokens` so that a quiet endpoint can retry at once;
+/// a ratio of 0 means no retries at all.
 class RetryBudget {
 public:
-  explicit RetryBudget(double ratio = 0.2, double min_tokens = 10, double max_tokens = 100)
-      : ratio_(ratio), tokens_(min_tokens), min_tokens_(min_tokens), max_tokens_(max_tokens) {}
+  explicit RetryBudget(double ratio = 0.2, double initial_tokens = 10, double max_tokens = 100)
+      : ratio_(ratio), tokens_(ratio > 0 ? initial_tokens : 0), max_tokens_(max_tokens) {}
   void on_request();
   /// Takes a retry token if one is left.
   bool try_retry();
@@ -44,7 +45,6 @@ public:
 private:
   double ratio_;
   double tokens_;
-  double min_tokens_;
   double max_tokens_;
 };
 

@@ -33,7 +33,7 @@ int TierState::free_slots() const {
 std::optional<double> predicted_wait_ms(const TierState& t, bool may_scale) {
   if (!t.healthy()) return std::nullopt;
   if (t.waiting == 0 && t.free_slots() > 0) return 0.0;
-  if (t.queue_max > 0 && t.waiting >= t.queue_max) return std::nullopt;
+  if (t.waiting >= t.queue_max) return std::nullopt;  // queue_max 0: no waiting at all
   // The requests ahead, this one included, drain at (capacity / service time): an M/D/c-style
   // estimate without the variance term, which the SLO margin absorbs.
   const double service = std::max(t.service_ms, 0.1);
@@ -163,7 +163,8 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
   }
   }
   if (!choice) {
-    // No tier meets the SLO: the fastest one, if it still beats the deadline.
+    // No tier meets the SLO: the fastest one (admission control below decides whether it is
+    // still worth queueing for).
     if (od && os) choice = od->latency_ms <= os->latency_ms ? od : os;
     else choice = od ? od : os;
     d.reason = "no tier meets the SLO: fastest";

@@ -345,9 +345,12 @@ void WorkerPool::report(std::size_t index, std::uint64_t generation, bool succes
   if (slot.generation != generation) return;
   const TimePoint now = steady_clock::now();
   int ejected_now = 0;
-  for (const auto& s : slots_) ejected_now += s.outlier.ejected(now) ? 1 : 0;
-  if (policy::record_outcome(slot.outlier, options_.outlier, success, now, ejected_now,
-                             static_cast<int>(slots_.size()))) {
+  int running = 0;
+  for (const auto& s : slots_) {
+    ejected_now += s.outlier.ejected(now) ? 1 : 0;
+    running += s.info.state == WorkerState::ready ? 1 : 0;
+  }
+  if (policy::record_outcome(slot.outlier, options_.outlier, success, now, ejected_now, running)) {
     ejections_.inc();
     spdlog::warn("worker {} ejected for {} ms after {} consecutive failures", slot.info.id,
                  std::chrono::duration_cast<std::chrono::milliseconds>(slot.outlier.ejected_until - now).count(),
@@ -543,8 +546,8 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
       queue_rejections_.with({options_.endpoint, options_.tier, "queue_full"}).inc();
       co_return make_error(ErrorCode::overloaded,
                            "all " + options_.tier + " workers of endpoint " + options_.endpoint +
-                               " are busy and " + std::to_string(waiters_.size()) +
-                               " requests are already queued (" + options_.tier + ".queue_max)");
+                               " are busy and its queue is full (" + options_.tier + ".queue_max " +
+                               std::to_string(options_.queue_max) + ")");
     }
     if (steady_clock::now() >= deadline) break;
     track_demand();
@@ -597,15 +600,20 @@ void WorkerPool::kill_remaining() {
 }
 
 bool WorkerPool::any_ready() const {
+  const TimePoint now = steady_clock::now();
   for (const auto& s : slots_)
-    if (s.info.state == WorkerState::ready) return true;
+    if (s.info.state == WorkerState::ready && !s.outlier.ejected(now)) return true;
   return false;
 }
 
 std::vector<WorkerInfo> WorkerPool::describe() const {
+  const TimePoint now = steady_clock::now();
   std::vector<WorkerInfo> out;
   out.reserve(slots_.size());
-  for (const auto& s : slots_) out.push_back(s.info);
+  for (const auto& s : slots_) {
+    out.push_back(s.info);
+    out.back().ejected = s.outlier.ejected(now);
+  }
   return out;
 }
 

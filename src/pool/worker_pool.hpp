@@ -34,6 +34,7 @@ struct WorkerInfo {
   std::string model_version;
   int in_flight = 0;
   int restarts = 0;
+  bool ejected = false;  // out of load balancing after consecutive failures
 };
 
 struct PoolOptions {

@@ -46,6 +46,15 @@ TEST(Outlier, NeverEjectsMoreThanTheAllowedShareButAlwaysOne) {
   OutlierState state;
   EXPECT_FALSE(record_outcome(state, spec, false, TimePoint{}, 2, 4)) << "two of four are out already";
   EXPECT_TRUE(record_outcome(state, spec, false, TimePoint{}, 1, 4));
+  spec.max_ejected_percent = 0;
+  OutlierState off;
+  EXPECT_FALSE(record_outcome(off, spec, false, TimePoint{}, 0, 4)) << "0 % turns ejection off";
+}
+
+TEST(RetryBudget, ZeroRatioMeansNoRetries) {
+  RetryBudget budget(0.0, 10, 100);
+  budget.on_request();
+  EXPECT_FALSE(budget.try_retry());
 }
 
 TEST(RetryBudget, RetriesAreBoundedByTheRatioOfRequests) {

@@ -141,6 +141,14 @@ TEST(Route, OnlyPoliciesNeverUseTheOtherTier) {
   EXPECT_EQ(d.steps[0].tier, Tier::dedicated);
 }
 
+TEST(Route, AZeroQueueMeansNoWaitingSoTheRequestSpills) {
+  auto no_queue = dedicated_tier(1, 1);
+  no_queue.queue_max = 0;
+  auto d = route(input(RoutingPolicy::dedicated_first), no_queue, serverless_tier(1, 4));
+  ASSERT_EQ(d.count, 1);
+  EXPECT_EQ(d.steps[0].tier, Tier::serverless);
+}
+
 TEST(Route, ParsesEveryPolicyName) {
   for (const char* name : {"dedicated-first", "serverless-first", "dedicated-only", "serverless-only", "cost-optimal"})
     EXPECT_TRUE(parse_routing_policy(name).has_value()) << name;
