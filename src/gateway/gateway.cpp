@@ -165,7 +165,7 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
   });
 }
 
-policy::TierState TierRuntime::state(double service_hint_ms) const {
+policy::TierState TierRuntime::state(double service_hint_ms, double cold_start_hint_ms) const {
   policy::TierState s;
   if (!pool) return s;
   auto snap = pool->snapshot();
@@ -178,7 +178,7 @@ policy::TierState TierRuntime::state(double service_hint_ms) const {
   s.waiting = snap.waiting;
   s.queue_max = snap.queue_max;
   s.service_ms = service_measured ? service_ms : service_hint_ms;
-  s.cold_start_ms = snap.cold_start_ms;
+  s.cold_start_ms = snap.cold_start_ms > 0 ? snap.cold_start_ms : cold_start_hint_ms;
   s.price_per_second = cost->price_per_second();
   s.reserved = reserved_workers > 0;
   s.scaledown_window_s = scaledown_window_s;
@@ -191,6 +191,15 @@ double EndpointRuntime::service_hint_ms() const {
   // on an unmeasured pool queue a little and then spill, rather than pile up unboundedly.
   if (dedicated.service_measured) return dedicated.service_ms;
   if (serverless.service_measured) return serverless.service_ms;
+  return 10.0;
+}
+
+double EndpointRuntime::cold_start_hint_ms() const {
+  for (const TierRuntime* t : {&dedicated, &serverless}) {
+    if (!t->pool) continue;
+    double measured = t->pool->snapshot().cold_start_ms;
+    if (measured > 0) return measured;
+  }
   return 10.0;
 }
 
@@ -471,7 +480,9 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     input.low_priority = low_priority;
     input.retry_from = failed_tier;
     const double hint_ms = ep.service_hint_ms();
-    auto decision = policy::route(input, ep.dedicated.state(hint_ms), ep.serverless.state(hint_ms));
+    const double cold_hint_ms = ep.cold_start_hint_ms();
+    auto decision = policy::route(input, ep.dedicated.state(hint_ms, cold_hint_ms),
+                                  ep.serverless.state(hint_ms, cold_hint_ms));
     if (decision.reject != policy::RejectReason::none) {
       rejected_.with({ep.config.name, std::string(policy::to_string(decision.reject))}).inc();
       if (decision.reject == policy::RejectReason::no_healthy_tier) {

@@ -46,7 +46,7 @@ struct TierRuntime {
   }
   /// What the router sees of this tier now. Before this tier has measured its service time,
   /// `service_hint_ms` stands in (the other tier's measurement, or a prior).
-  [[nodiscard]] policy::TierState state(double service_hint_ms) const;
+  [[nodiscard]] policy::TierState state(double service_hint_ms, double cold_start_hint_ms) const;
 };
 
 struct EndpointRuntime {
@@ -65,6 +65,10 @@ struct EndpointRuntime {
   TierRuntime& tier(policy::Tier t) { return t == policy::Tier::dedicated ? dedicated : serverless; }
   /// A service-time estimate for a tier that has not measured its own yet.
   [[nodiscard]] double service_hint_ms() const;
+  /// A cold-start estimate for a pool that has not started a worker yet: the other pool's
+  /// (same model), else an optimistic prior, so that an empty serverless pool is tried (and
+  /// learns) rather than refused on a guess.
+  [[nodiscard]] double cold_start_hint_ms() const;
   [[nodiscard]] bool any_ready() const;
 };
 

@@ -40,7 +40,8 @@ Server::Server(asio::io_context& io, HttpLimits limits, Handler handler, Metrics
                                             "Client connections accepted.", {}).with({})),
       rejected_(metrics.counter("tandem_http_rejected_total",
                                 "Requests or connections refused by an HTTP limit, by reason.",
-                                {"reason"})) {}
+                                {"reason"})),
+      sweeper_(io) {}
 
 Result<tcp::endpoint> Server::listen(const std::string& host, unsigned short port) {
   boost::system::error_code ec;
@@ -57,10 +58,32 @@ Result<tcp::endpoint> Server::listen(const std::string& host, unsigned short por
   return acceptor_.local_endpoint();
 }
 
-void Server::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+void Server::start() {
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, idle_sweeper(), asio::detached);
+}
+
+asio::awaitable<void> Server::idle_sweeper() {
+  // Checks a few times per idle timeout: a connection lives at most ~1.25 x the timeout idle.
+  const auto period = std::max<std::chrono::milliseconds>(limits_.idle_timeout_ms / 4, std::chrono::milliseconds(50));
+  while (!stopping_) {
+    sweeper_.expires_after(period);
+    auto [ec] = co_await sweeper_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    const auto cutoff = std::chrono::steady_clock::now() - limits_.idle_timeout_ms;
+    for (auto& entry : idle_) {
+      if (entry.since > cutoff) break;  // oldest first: the rest are younger
+      if (entry.expired) continue;
+      entry.expired = true;
+      boost::system::error_code ignored;
+      entry.socket->cancel(ignored);
+    }
+  }
+}
 
 void Server::stop() {
   stopping_ = true;
+  sweeper_.cancel();
   boost::system::error_code ec;
   acceptor_.close(ec);
 }
@@ -127,14 +150,16 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   for (;;) {
     // Idle between requests, a connection holds no parser and only a small buffer: with
     // thousands of keep-alive connections open, that is most of their memory.
-    stream.expires_after(limits_.idle_timeout_ms);
     boost::system::error_code read_ec;
     if (buffer.size() == 0) {
       buffer.shrink_to_fit();
-      auto [idle_ec, n] = co_await stream.async_read_some(buffer.prepare(512), asio::as_tuple(asio::use_awaitable));
-      if (idle_ec) break;  // closed, reset or idle too long: nothing to answer
-      buffer.commit(n);
+      auto entry = idle_.insert(idle_.end(), IdleConnection{&stream.socket(), std::chrono::steady_clock::now()});
+      auto [idle_ec] = co_await stream.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      const bool expired = entry->expired;
+      idle_.erase(entry);
+      if (idle_ec || expired || stopping_) break;  // idle too long, or shutting down: nothing to answer
     }
+    stream.expires_after(limits_.idle_timeout_ms);
     parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));

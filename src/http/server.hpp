@@ -7,7 +7,9 @@
 #include "http/types.hpp"
 #include "telemetry/metrics.hpp"
 
+#include <chrono>
 #include <functional>
+#include <list>
 #include <string>
 
 namespace tandem::http {
@@ -33,6 +35,7 @@ private:
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(tcp::socket socket);
   asio::awaitable<void> reject_connection(tcp::socket socket);
+  asio::awaitable<void> idle_sweeper();
 
   asio::io_context& io_;
   HttpLimits limits_;
@@ -43,6 +46,15 @@ private:
   Gauge& connections_gauge_;
   Counter& connections_accepted_;
   Family<Counter>& rejected_;
+  // Connections waiting for their next request. One sweeper closes those idle too long, so an
+  // idle connection holds only a readiness wait: no timer, buffer or parser of its own.
+  struct IdleConnection {
+    tcp::socket* socket;
+    std::chrono::steady_clock::time_point since;
+    bool expired = false;
+  };
+  std::list<IdleConnection> idle_;  // oldest first
+  asio::steady_timer sweeper_;
 };
 
 } // namespace tandem::http

@@ -122,6 +122,9 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
     return d;
   }
 
+  // Predictions are means; aim under the budget so the tail (the p95) still fits in it.
+  constexpr double kHeadroom = 0.85;
+  const double budget_ms = in.budget_ms * kHeadroom;
   auto within = [](const std::optional<Option>& o, double limit) { return o && o->latency_ms <= limit; };
   std::optional<Option> choice;
   switch (in.policy) {
@@ -131,27 +134,27 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
     d.reason = "only tier";
     break;
   case RoutingPolicy::dedicated_first:
-    if (within(od, in.budget_ms)) {
+    if (within(od, budget_ms)) {
       choice = od;
       d.reason = "dedicated meets the SLO";
-    } else if (within(os, in.budget_ms)) {
+    } else if (within(os, budget_ms)) {
       choice = os;
       d.reason = od ? "dedicated saturated: spillover" : "dedicated unavailable: spillover";
     }
     break;
   case RoutingPolicy::serverless_first:
-    if (within(os, in.budget_ms)) {
+    if (within(os, budget_ms)) {
       choice = os;
       d.reason = "serverless meets the SLO";
-    } else if (within(od, in.budget_ms)) {
+    } else if (within(od, budget_ms)) {
       choice = od;
       d.reason = os ? "serverless saturated: spillover" : "serverless unavailable: spillover";
     }
     break;
   case RoutingPolicy::cost_optimal: {
     // Cheapest among the tiers that meet the SLO now; ties go to dedicated (already paid).
-    bool d_ok = within(od, in.budget_ms);
-    bool s_ok = within(os, in.budget_ms);
+    bool d_ok = within(od, budget_ms);
+    bool s_ok = within(os, budget_ms);
     if (d_ok && s_ok) {
       choice = os->cost < od->cost ? os : od;
       d.reason = "lowest marginal cost within the SLO";
@@ -169,7 +172,7 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
     else choice = od ? od : os;
     d.reason = "no tier meets the SLO: fastest";
   }
-  if (choice->latency_ms > in.budget_ms && choice->wait_ms > 0) {
+  if (choice->latency_ms > budget_ms && choice->wait_ms > 0) {
     // Admission control: queueing would only produce a late answer. Refuse now.
     d.reject = RejectReason::overloaded;
     d.predicted_wait_ms = choice->wait_ms;

@@ -403,7 +403,7 @@ PoolSnapshot WorkerPool::snapshot() const {
   s.max_concurrency_per_worker = options_.max_concurrency_per_worker;
   s.waiting = static_cast<int>(waiters_.size());
   s.queue_max = options_.queue_max;
-  s.cold_start_ms = cold_start_ms_avg_;
+  s.cold_start_ms = cold_start_measured_ ? cold_start_ms_avg_ : 0.0;
   const TimePoint now = steady_clock::now();
   for (const auto& slot : slots_) {
     s.in_flight += slot.info.in_flight;

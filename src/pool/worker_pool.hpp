@@ -63,7 +63,7 @@ struct PoolSnapshot {
   int ready_workers = 0;  // ready and not ejected
   int ejected_workers = 0;
   int queue_max = 0;
-  double cold_start_ms = 0;  // moving average of worker start to ready
+  double cold_start_ms = 0;  // moving average of worker start to ready; 0 until measured
   int starting_workers = 0;
   int in_flight = 0;
   int waiting = 0;
@@ -207,7 +207,7 @@ private:
   Counter& scale_events_up_;
   Counter& scale_events_down_;
   Counter& ejections_;
-  double cold_start_ms_avg_ = 100.0;  // until measured: a modest guess, replaced by the first start
+  double cold_start_ms_avg_ = 0;
   bool cold_start_measured_ = false;
 };
 

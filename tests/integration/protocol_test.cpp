@@ -133,3 +133,31 @@ TEST_F(ProtocolTest, KeepAliveServesManyRequestsOnOneConnection) {
 
 } // namespace
 } // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+TEST(Connections, IdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout) {
+  ServerProcess server(digits_endpoint(1), "  limits: {idle_timeout: 300ms}\n");
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address(server.host()), server.port()});
+  const std::string request = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+  asio::write(socket, asio::buffer(request));
+  char buffer[1024];
+  boost::system::error_code ec;
+  std::size_t n = socket.read_some(asio::buffer(buffer), ec);
+  ASSERT_FALSE(ec);
+  ASSERT_EQ(std::string(buffer, n).rfind("HTTP/1.1 200 OK", 0), 0u);
+  // Now idle: the server must close it after about the idle timeout, not keep it forever.
+  auto idle_since = std::chrono::steady_clock::now();
+  socket.read_some(asio::buffer(buffer), ec);  // blocks until the server closes
+  auto idle_for = std::chrono::steady_clock::now() - idle_since;
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_GE(idle_for, std::chrono::milliseconds(250));
+  EXPECT_LT(idle_for, std::chrono::milliseconds(1500));
+}
+
+} // namespace
+} // namespace tandem::testing
