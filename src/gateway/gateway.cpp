@@ -197,8 +197,7 @@ double EndpointRuntime::service_hint_ms() const {
 double EndpointRuntime::cold_start_hint_ms() const {
   for (const TierRuntime* t : {&dedicated, &serverless}) {
     if (!t->pool) continue;
-    double measured = t->pool->snapshot().cold_start_ms;
-    if (measured > 0) return measured;
+    if (double measured = t->pool->cold_start_ms(); measured > 0) return measured;
   }
   return 10.0;
 }

@@ -139,6 +139,8 @@ public:
   /// Called when a request finds no free slot in a scalable pool (the activator's poke).
   void on_demand(std::function<void()> hook) { demand_hook_ = std::move(hook); }
   [[nodiscard]] PoolSnapshot snapshot() const;
+  /// Moving average of worker start to ready, in ms; 0 until a worker has started.
+  [[nodiscard]] double cold_start_ms() const { return cold_start_measured_ ? cold_start_ms_avg_ : 0.0; }
   /// Demand since the last call (time-averaged), then starts a new measurement period.
   PoolDemand take_demand(std::chrono::steady_clock::time_point now);
   /// Workers that cost money now: every started, unstopped process.
