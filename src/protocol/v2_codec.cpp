@@ -12,43 +12,6 @@ namespace {
 
 Error invalid(std::string message) { return make_error(ErrorCode::invalid_request, std::move(message)); }
 
-std::string shape_to_string(const std::vector<std::int64_t>& shape, bool schema) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) out += ", ";
-    out += (schema && shape[i] == -1) ? std::string("N") : std::to_string(shape[i]);
-  }
-  return out + "]";
-}
-
-bool integer_type(DataType t) {
-  switch (t) {
-  case DataType::UINT8: case DataType::UINT16: case DataType::UINT32: case DataType::UINT64:
-  case DataType::INT8: case DataType::INT16: case DataType::INT32: case DataType::INT64:
-    return true;
-  default:
-    return false;
-  }
-}
-
-struct IntRange {
-  double min;
-  double max;
-};
-
-IntRange range_of(DataType t) {
-  switch (t) {
-  case DataType::UINT8: return {0, 255};
-  case DataType::UINT16: return {0, 65535};
-  case DataType::UINT32: return {0, 4294967295.0};
-  case DataType::UINT64: return {0, 18446744073709551615.0};
-  case DataType::INT8: return {-128, 127};
-  case DataType::INT16: return {-32768, 32767};
-  case DataType::INT32: return {-2147483648.0, 2147483647.0};
-  default: return {-9223372036854775808.0, 9223372036854775807.0};
-  }
-}
-
 // Checks one element against the datatype; appends it to values when wanted.
 // Returns an empty string when fine, else the reason.
 std::string check_element(const json::value& v, DataType type, bool keep, std::vector<float>& values) {
@@ -68,17 +31,10 @@ std::string check_element(const json::value& v, DataType type, bool keep, std::v
   else if (v.is_uint64()) number = static_cast<double>(v.get_uint64());
   else if (v.is_double()) number = v.get_double();
   else return "expected a number";
-  if (integer_type(type)) {
+  if (is_integer_type(type)) {
     if (v.is_double() && std::trunc(number) != number) return "expected an integer";
-    auto r = range_of(type);
-    // 64-bit limits are not exact doubles: decide on the JSON integer kind where it can, and
-    // compare doubles against 2^63 / 2^64 exclusively.
-    bool too_big = number > r.max;
-    if (type == DataType::INT64)
-      too_big = v.is_uint64() || (v.is_double() && number >= 9223372036854775808.0);
-    else if (type == DataType::UINT64)
-      too_big = v.is_double() && number >= 18446744073709551616.0;
-    if (number < r.min || too_big) return "out of range for " + std::string(to_string(type));
+    if (!integer_in_range(type, number, v.is_uint64(), v.is_double()))
+      return "out of range for " + std::string(to_string(type));
   } else if (type == DataType::FP32 || type == DataType::FP16) {
     if (std::fabs(number) > std::numeric_limits<float>::max())
       return "out of range for " + std::string(to_string(type));
@@ -115,7 +71,7 @@ bool walk_data(const json::array& data, DataType type, bool keep, std::vector<fl
 void append_number(std::string& out, double value, DataType type) {
   char buf[32];
   std::to_chars_result r{};
-  if (integer_type(type)) {
+  if (is_integer_type(type)) {
     r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(value));
   } else if (type == DataType::BOOL) {
     out += value != 0 ? "true" : "false";
@@ -145,6 +101,44 @@ void append_tensor_specs(std::string& out, const std::vector<TensorSpec>& specs)
 }
 
 } // namespace
+
+std::string shape_to_string(const std::vector<std::int64_t>& shape, bool schema) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += (schema && shape[i] == -1) ? std::string("N") : std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+bool is_integer_type(DataType t) {
+  switch (t) {
+  case DataType::UINT8: case DataType::UINT16: case DataType::UINT32: case DataType::UINT64:
+  case DataType::INT8: case DataType::INT16: case DataType::INT32: case DataType::INT64:
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool integer_in_range(DataType type, double number, bool is_uint64, bool is_double) {
+  double min = 0;
+  double max = 0;
+  switch (type) {
+  case DataType::UINT8: max = 255; break;
+  case DataType::UINT16: max = 65535; break;
+  case DataType::UINT32: max = 4294967295.0; break;
+  case DataType::UINT64: max = 18446744073709551615.0; break;
+  case DataType::INT8: min = -128; max = 127; break;
+  case DataType::INT16: min = -32768; max = 32767; break;
+  case DataType::INT32: min = -2147483648.0; max = 2147483647.0; break;
+  default: min = -9223372036854775808.0; max = 9223372036854775807.0; break;
+  }
+  bool too_big = number > max;
+  if (type == DataType::INT64) too_big = is_uint64 || (is_double && number >= 9223372036854775808.0);
+  else if (type == DataType::UINT64) too_big = is_double && number >= 18446744073709551616.0;
+  return number >= min && !too_big;
+}
 
 std::string json_escape(std::string_view text) {
   // serialize() quotes and escapes a JSON string; drop the surrounding quotes.

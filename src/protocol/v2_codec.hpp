@@ -55,6 +55,16 @@ std::string encode_model_metadata(std::string_view name, std::string_view versio
 
 std::string json_escape(std::string_view text);
 
+/// "[1, 64]"; with `schema`, -1 prints as N ("[N, 64]").
+std::string shape_to_string(const std::vector<std::int64_t>& shape, bool schema);
+
+bool is_integer_type(DataType type);
+
+/// Whether `number` fits an integer datatype. How the JSON held it matters at the 64-bit
+/// limits, which are not exact doubles: `is_uint64` (above INT64_MAX as an integer) and
+/// `is_double` (a fraction, an exponent or beyond 64 bits) follow Boost.JSON's kinds.
+bool integer_in_range(DataType type, double number, bool is_uint64, bool is_double);
+
 /// A client-supplied value quoted for an error message: at most 64 characters, then "...".
 /// Not escaped: encode_error escapes the whole message once.
 std::string quote_value(std::string_view text);

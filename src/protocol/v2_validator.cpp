@@ -22,25 +22,6 @@ inline bool is_space(char c) {
 }
 inline bool is_hex_digit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-bool integer_type(DataType t) {
-  switch (t) {
-  case DataType::UINT8: case DataType::UINT16: case DataType::UINT32: case DataType::UINT64:
-  case DataType::INT8: case DataType::INT16: case DataType::INT32: case DataType::INT64:
-    return true;
-  default:
-    return false;
-  }
-}
-
-std::string shape_text(const std::vector<std::int64_t>& shape, bool schema) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) out += ", ";
-    out += (schema && shape[i] == -1) ? std::string("N") : std::to_string(shape[i]);
-  }
-  return out + "]";
-}
-
 Error invalid(std::string message) { return make_error(ErrorCode::invalid_request, std::move(message)); }
 
 // A number token: its text and what the grammar saw.
@@ -430,7 +411,7 @@ private:
       why = "expected true or false";
     } else if (type_ == DataType::BYTES) {
       why = "expected a string";
-    } else if (integer_type(type_)) {
+    } else if (is_integer_type(type_)) {
       why = check_integer(t);
     } else if ((type_ == DataType::FP32 || type_ == DataType::FP16) && could_exceed_float(t)) {
       double v = to_double(t);
@@ -466,9 +447,9 @@ private:
         if (r.ec != std::errc{}) {
           // Below INT64_MIN: the DOM holds it as a double, judged like any double.
           double d = to_double(t);
-          return in_range(d, false, true) ? std::string() : range_error;
+          return integer_in_range(type_, d, false, true) ? std::string() : range_error;
         }
-        return in_range(static_cast<double>(v), false, false) ? std::string() : range_error;
+        return integer_in_range(type_, static_cast<double>(v), false, false) ? std::string() : range_error;
       }
       std::uint64_t v = 0;
       auto r = std::from_chars(t.text.data(), t.text.data() + t.text.size(), v);
@@ -477,29 +458,11 @@ private:
         return range_error;
       }
       bool is_uint64 = v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-      return in_range(static_cast<double>(v), is_uint64, false) ? std::string() : range_error;
+      return integer_in_range(type_, static_cast<double>(v), is_uint64, false) ? std::string() : range_error;
     }
     double v = to_double(t);
     if (std::trunc(v) != v) return "expected an integer";
-    return in_range(v, false, true) ? std::string() : range_error;
-  }
-
-  bool in_range(double number, bool is_uint64, bool is_double) const {
-    double min = 0, max = 0;
-    switch (type_) {
-    case DataType::UINT8: max = 255; break;
-    case DataType::UINT16: max = 65535; break;
-    case DataType::UINT32: max = 4294967295.0; break;
-    case DataType::UINT64: max = 18446744073709551615.0; break;
-    case DataType::INT8: min = -128; max = 127; break;
-    case DataType::INT16: min = -32768; max = 32767; break;
-    case DataType::INT32: min = -2147483648.0; max = 2147483647.0; break;
-    default: min = -9223372036854775808.0; max = 9223372036854775807.0; break;
-    }
-    bool too_big = number > max;
-    if (type_ == DataType::INT64) too_big = is_uint64 || (is_double && number >= 9223372036854775808.0);
-    else if (type_ == DataType::UINT64) too_big = is_double && number >= 18446744073709551616.0;
-    return !(number < min || too_big);
+    return integer_in_range(type_, v, false, true) ? std::string() : range_error;
   }
 
   Scanner& s_;
@@ -733,13 +696,13 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     for (std::size_t d = 0; shape_ok && d < f.shape.size(); ++d)
       if (spec.shape[d] != -1 && spec.shape[d] != f.shape[d]) shape_ok = false;
     if (!shape_ok)
-      return invalid(field + ".shape: expected " + shape_text(spec.shape, true) + " for input \"" + spec.name +
-                     "\", got " + shape_text(f.shape, false));
+      return invalid(field + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" + spec.name +
+                     "\", got " + shape_to_string(f.shape, false));
     constexpr std::int64_t max_elements = std::int64_t{1} << 31;
     std::int64_t elements = 1;
     for (auto d : f.shape) {
       if (d > 0 && elements > max_elements / d)
-        return invalid(field + ".shape: " + shape_text(f.shape, false) + " has more than " +
+        return invalid(field + ".shape: " + shape_to_string(f.shape, false) + " has more than " +
                        std::to_string(max_elements) + " elements");
       elements *= d;
     }
@@ -768,7 +731,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     }
     if (static_cast<std::int64_t>(count) != elements)
       return invalid(field + ".data: has " + std::to_string(count) + " elements but shape " +
-                     shape_text(f.shape, false) + " needs " + std::to_string(elements));
+                     shape_to_string(f.shape, false) + " needs " + std::to_string(elements));
   }
   for (std::size_t k = 0; k < schema.inputs.size(); ++k)
     if (!seen[k]) return invalid("inputs: missing input \"" + schema.inputs[k].name + "\"");
