@@ -29,13 +29,18 @@ void check_keys(const YAML::Node& node, const std::string& path,
   std::set<std::string> seen;
   for (const auto& item : node) {
     auto key = item.first.as<std::string>();
-    if (!seen.insert(key).second) fail(path + "." + key, "duplicate key");
+    std::string key_path = path;
+    key_path.append(".").append(key);
+    if (!seen.insert(key).second) fail(key_path, "duplicate key");
     bool known = std::any_of(allowed.begin(), allowed.end(),
                              [&](const char* a) { return key == a; });
     if (!known) {
       std::string list;
-      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      fail(path + "." + key, "unknown key (known: " + list + ")");
+      for (const char* a : allowed) {
+        if (!list.empty()) list += ", ";
+        list += a;
+      }
+      fail(key_path, "unknown key (known: " + list + ")");
     }
   }
 }

@@ -23,7 +23,7 @@ std::string Sha256::hex_digest() {
   EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest, &length);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(length * 2);
+  out.reserve(static_cast<std::size_t>(length) * 2);
   for (unsigned int i = 0; i < length; ++i) {
     out.push_back(hex[digest[i] >> 4]);
     out.push_back(hex[digest[i] & 0xF]);

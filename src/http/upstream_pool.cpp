@@ -6,7 +6,7 @@
 
 namespace tandem::http {
 
-UpstreamPool::UpstreamPool(asio::any_io_executor executor, tcp::endpoint endpoint,
+UpstreamPool::UpstreamPool(asio::any_io_executor executor, const tcp::endpoint& endpoint,
                            std::size_t max_idle, std::size_t max_response_bytes)
     : executor_(std::move(executor)), endpoint_(endpoint), max_idle_(max_idle),
       max_response_bytes_(max_response_bytes) {}

@@ -14,7 +14,7 @@ namespace tandem::http {
 class UpstreamPool {
 public:
   /// Lives on the io thread that owns the executor. close() drops idle connections.
-  UpstreamPool(asio::any_io_executor executor, tcp::endpoint endpoint, std::size_t max_idle,
+  UpstreamPool(asio::any_io_executor executor, const tcp::endpoint& endpoint, std::size_t max_idle,
                std::size_t max_response_bytes);
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;

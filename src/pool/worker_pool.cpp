@@ -264,7 +264,7 @@ asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint
   }
 }
 
-void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, http::tcp::endpoint endpoint) {
+void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const http::tcp::endpoint& endpoint) {
   auto& slot = slots_[index];
   if (slot.generation != generation || shutting_down_) return;
   slot.info.state = WorkerState::ready;
@@ -582,7 +582,7 @@ void WorkerPool::shutdown() {
       pid_t pid = slot.info.pid;
       std::string id = slot.info.id;
       // The generation moved on, so re-register to learn when this process is gone.
-      reaper_.watch(pid, [this, &slot, pid, id](int status) {
+      reaper_.watch(pid, [&slot, pid, id](int status) {
         if (slot.info.pid == pid) {
           slot.info.pid = 0;
           slot.info.state = WorkerState::stopped;

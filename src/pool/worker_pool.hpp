@@ -179,7 +179,7 @@ private:
   boost::asio::awaitable<void> await_ready_probe(std::size_t index, std::uint64_t generation,
                                                  http::tcp::endpoint endpoint,
                                                  std::chrono::milliseconds timeout);
-  void mark_ready(std::size_t index, std::uint64_t generation, http::tcp::endpoint endpoint);
+  void mark_ready(std::size_t index, std::uint64_t generation, const http::tcp::endpoint& endpoint);
   void on_exit(std::size_t index, std::uint64_t generation, int wait_status);
   void release(std::size_t index, std::uint64_t generation);
   void mark_unreachable(std::size_t index, std::uint64_t generation);

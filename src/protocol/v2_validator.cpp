@@ -439,7 +439,7 @@ private:
 
   std::string check_integer(const NumberToken& t) const {
     // Mirrors the DOM decoder: the value decides (2.0 is an integer), 64-bit limits by kind.
-    const std::string range_error = "out of range for " + std::string(to_string(type_));
+    std::string range_error = "out of range for " + std::string(to_string(type_));
     if (t.plain_integer) {
       if (t.negative) {
         std::int64_t v = 0;
