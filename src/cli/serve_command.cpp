@@ -85,6 +85,9 @@ int run_serve(const ServeArgs& args) {
   std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
   std::fflush(stdout);
   spdlog::info("serving {} endpoint(s); state in {}", config->endpoints.size(), config->server.state_dir.string());
+  if (config->server.tracing_declared)
+    spdlog::warn("server.tracing is set, but trace export is not implemented in this version: no spans are sent "
+                 "(responses still carry traceparent)");
 
   // Orderly stop: refuse new connections, let requests in flight finish, SIGTERM every worker,
   // wait for them, SIGKILL stragglers. All of it within the grace period; no worker outlives

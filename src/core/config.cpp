@@ -307,6 +307,7 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
       else
         config.server.state_dir = resolve(base_dir, "var");
       if (server["limits"]) config.server.limits = parse_limits(server["limits"], "server.limits");
+      config.server.tracing_declared = static_cast<bool>(server["tracing"]);
     } else {
       config.server.state_dir = resolve(base_dir, "var");
     }

@@ -76,6 +76,7 @@ struct ServerConfig {
   std::filesystem::path state_dir = "./var";
   HttpLimits limits;
   std::chrono::milliseconds autoscaler_tick_ms{500};
+  bool tracing_declared = false;  // server.tracing is accepted; trace export is not built yet
 };
 
 /// List prices from design.md, used when a pool names a `gpu` but no explicit price.
