@@ -340,14 +340,14 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
       co_return co_await infer(ep, request);
     }
     if (auto r = only_get()) co_return *r;
-    co_return model_route(ep, request, path->action == v2::ModelAction::ready);
+    co_return model_route(ep, path->action == v2::ModelAction::ready);
   }
   co_return error_response({ErrorCode::not_found, "no route for " + std::string(request.method_string()) + " " +
                                                       std::string(target)},
                            "", "");
 }
 
-http::Reply Gateway::model_route(EndpointRuntime& ep, const http::Request&, bool ready_only) {
+http::Reply Gateway::model_route(const EndpointRuntime& ep, bool ready_only) {
   if (ready_only) {
     bool ready = ep.any_ready();
     return http::json_response(ready ? 200 : 503, R"({"name":")" + v2::json_escape(ep.config.name) +

@@ -92,7 +92,7 @@ private:
   boost::asio::awaitable<void> controller_loop();
   void control(EndpointRuntime& endpoint, TimePoint now);
   boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request);
-  http::Reply model_route(EndpointRuntime& endpoint, const http::Request& request, bool ready_only);
+  http::Reply model_route(const EndpointRuntime& endpoint, bool ready_only);
   http::Reply admin_workers() const;
   http::Reply metrics_response();
   http::Reply error_response(const Error& error, const std::string& endpoint, const std::string& request_id);

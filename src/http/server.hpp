@@ -29,7 +29,6 @@ public:
   void start();
   /// Stops accepting; open connections finish their current request and close.
   void stop();
-  [[nodiscard]] std::size_t open_connections() const { return open_connections_; }
 
 private:
   asio::awaitable<void> accept_loop();

@@ -34,7 +34,6 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
           co_return make_error(ErrorCode::timeout, "deadline passed while connecting to the worker");
         co_return make_error(ErrorCode::upstream_error, "cannot connect to worker: " + ec.message());
       }
-      ++opened_;
       boost::system::error_code opt_ec;
       connection->stream.socket().set_option(tcp::no_delay(true), opt_ec);
     }

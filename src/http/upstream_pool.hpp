@@ -25,8 +25,6 @@ public:
   asio::awaitable<Result<Response>> send(std::string_view head, std::string_view body,
                                          std::chrono::steady_clock::time_point deadline);
   void close();
-  [[nodiscard]] std::size_t idle_connections() const { return idle_.size(); }
-  [[nodiscard]] std::size_t connections_opened() const { return opened_; }
 
 private:
   asio::any_io_executor executor_;
@@ -40,7 +38,6 @@ private:
     beast::flat_buffer buffer;
   };
   std::vector<std::unique_ptr<Connection>> idle_;
-  std::size_t opened_ = 0;
   bool closed_ = false;
 };
 

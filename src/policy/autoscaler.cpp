@@ -75,7 +75,6 @@ AutoscalerDecision Autoscaler::observe(const AutoscalerObservation& o) {
   last_base_ = std::min(base, spec_.max_workers);
   d.desired_workers = desired;
   d.panic = panicking_;
-  last_desired_ = desired;
   return d;
 }
 

@@ -46,8 +46,6 @@ class Autoscaler {
 public:
   explicit Autoscaler(AutoscalerSpec spec) : spec_(spec) {}
   AutoscalerDecision observe(const AutoscalerObservation& observation);
-  [[nodiscard]] const AutoscalerSpec& spec() const { return spec_; }
-  [[nodiscard]] int last_desired() const { return last_desired_; }
 
 private:
   struct Sample {
@@ -64,7 +62,6 @@ private:
   TimePoint panic_since_{};
   TimePoint last_traffic_{};
   bool seen_traffic_ = false;
-  int last_desired_ = 0;
   int last_base_ = 0;  // last demand-driven count, before buffer and min
   struct RecentBase {
     TimePoint at;

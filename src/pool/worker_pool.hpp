@@ -100,7 +100,6 @@ public:
   /// Requests on this worker when the lease was taken, this one included.
   [[nodiscard]] int sharing() const { return sharing_; }
   void set_sharing(int n) { sharing_ = n; }
-  [[nodiscard]] WorkerPool* pool() const { return pool_; }
   /// The worker refused or dropped the connection: take it out of rotation until it answers
   /// its health check again (or its exit is noticed and it is restarted).
   void mark_unreachable() const;
@@ -153,7 +152,6 @@ public:
   [[nodiscard]] bool any_ready() const;
   [[nodiscard]] std::vector<WorkerInfo> describe() const;
   [[nodiscard]] const PoolOptions& options() const { return options_; }
-  [[nodiscard]] std::size_t waiting() const { return waiters_.size(); }
 
 private:
   friend class Lease;
