@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   tandem::cli::add_serve_command(app, exit_code);
   tandem::cli::add_worker_command(app, exit_code);
+  tandem::cli::add_models_command(app, exit_code);
+  tandem::cli::add_requests_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

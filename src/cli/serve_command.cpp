@@ -2,7 +2,12 @@
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/logging.hpp"
+#include "gateway/admin_api.hpp"
 #include "gateway/gateway.hpp"
+#include "registry/audit_writer.hpp"
+#include "registry/model_registry.hpp"
+#include "registry/sqlite_store.hpp"
+#include "telemetry/otlp_exporter.hpp"
 #include "http/server.hpp"
 #include "pool/child_reaper.hpp"
 #include "pool/worker_process.hpp"
@@ -47,15 +52,79 @@ int run_serve(const ServeArgs& args) {
                  config->server.state_dir.c_str(), fs_ec.message().c_str());
     return 2;
   }
+  SteadyClock clock;
+  auto store = registry::open_sqlite_store(registry::sqlite_path(config->server.state_dir));
+  if (!store) {
+    std::fprintf(stderr, "tandem serve: %s\n", store.error().message.c_str());
+    return 2;
+  }
+  registry::ModelRegistry models(**store, config->server.state_dir,
+                                 [&clock] { return clock.unix_ns() / 1'000'000; });
+  // Deploy: resolve every endpoint's model (a directory, or NAME@VERSION / NAME@latest from the
+  // registry) once, now, and record what was resolved.
   std::vector<ModelManifest> manifests;
-  for (const auto& ep : config->endpoints) {
+  for (auto& ep : config->endpoints) {
+    std::string registry_digest;
+    if (!ep.model_ref.empty()) {
+      auto resolved = models.resolve(*parse_model_ref(ep.model_ref));
+      if (!resolved) {
+        std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
+                     resolved.error().message.c_str());
+        return 2;
+      }
+      ep.model_dir = models.version_directory(*resolved);
+      registry_digest = resolved->digest;
+    }
     auto manifest = load_model_manifest(ep.model_dir);
     if (!manifest) {
       std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
                    manifest.error().message.c_str());
       return 2;
     }
+    if (!registry_digest.empty() && manifest->digest != registry_digest) {
+      std::fprintf(stderr, "tandem serve: endpoints.%s.model: the registry's copy of %s in %s no longer matches its "
+                           "digest %s (modified on disk?)\n",
+                   ep.name.c_str(), ep.model_ref.c_str(), ep.model_dir.c_str(), registry_digest.c_str());
+      return 2;
+    }
+    registry::DeploymentRecord deployment{ep.name, ep.model_ref.empty() ? ep.model_dir.string() : ep.model_ref,
+                                          manifest->name, manifest->version, clock.unix_ns() / 1'000'000};
+    if (auto recorded = (*store)->record_deployment(deployment); !recorded)
+      spdlog::warn("endpoint {}: {}", ep.name, recorded.error().message);
+    spdlog::info("endpoint {} serves {} version {}{}", ep.name, manifest->name, manifest->version,
+                 ep.model_ref.empty() ? "" : " (" + ep.model_ref + ")");
     manifests.push_back(std::move(*manifest));
+  }
+  std::unique_ptr<registry::AuditWriter> audit;
+  if (config->server.audit.enabled) {
+    registry::AuditWriterOptions audit_options;
+    audit_options.store_file = registry::sqlite_path(config->server.state_dir);
+    audit_options.backlog_max = static_cast<std::size_t>(config->server.audit.backlog_max);
+    audit_options.batch_max = static_cast<std::size_t>(config->server.audit.batch_max);
+    audit_options.flush_interval_ms = config->server.audit.flush_interval_ms;
+    audit_options.retention_ms = config->server.audit.retention_ms;
+    auto started = registry::AuditWriter::start(audit_options);
+    if (!started) {
+      std::fprintf(stderr, "tandem serve: server.audit: %s\n", started.error().message.c_str());
+      return 2;
+    }
+    audit = std::move(*started);
+  }
+  std::unique_ptr<telemetry::OtlpExporter> tracer;
+  const auto& tracing = config->server.tracing;
+  if (!tracing.otlp_endpoint.empty()) {
+    telemetry::OtlpExporterOptions trace_options;
+    trace_options.url = tracing.otlp_endpoint;
+    trace_options.service_name = tracing.service_name;
+    trace_options.queue_max = static_cast<std::size_t>(tracing.queue_max);
+    trace_options.batch_max = static_cast<std::size_t>(tracing.batch_max);
+    trace_options.flush_interval_ms = tracing.flush_interval_ms.count();
+    auto created = telemetry::OtlpExporter::create(trace_options);
+    if (!created) {
+      std::fprintf(stderr, "tandem serve: server.tracing.otlp_endpoint: %s\n", created.error().message.c_str());
+      return 2;
+    }
+    tracer = std::move(*created);
   }
   unsigned long open_files = pool::raise_open_files_limit();
   if (open_files < config->server.limits.max_connections + 64)
@@ -66,13 +135,21 @@ int run_serve(const ServeArgs& args) {
   // One thread runs everything, signals included (asio delivers them through this loop), so
   // the scheduler and reactor need no locks.
   asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
-  SteadyClock clock;
   MetricsRegistry metrics;
   pool::ChildReaper reaper(io);
   gateway::GatewayOptions options;
   options.self_exe = pool::self_executable();
   options.worker_log_args = {"--log-level", args.log_level};
   options.seed = std::random_device{}();
+  gateway::AdminApi admin(**store, models, clock);
+  options.admin = &admin;
+  options.audit = audit.get();
+  options.tracer = tracer.get();
+  options.trace_sample_ratio = tracing.sample_ratio;
+  if (tracer) {
+    options.worker_log_args.push_back("--otlp-endpoint");
+    options.worker_log_args.push_back(tracing.otlp_endpoint);
+  }
   gateway::Gateway gw(io, *config, std::move(manifests), reaper, metrics, clock, options);
   http::Server server(io, config->server.limits, [&gw](http::Request& r) { return gw.handle(r); }, metrics);
   auto bound = server.listen(listen->host, listen->port);
@@ -85,9 +162,8 @@ int run_serve(const ServeArgs& args) {
   std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
   std::fflush(stdout);
   spdlog::info("serving {} endpoint(s); state in {}", config->endpoints.size(), config->server.state_dir.string());
-  if (config->server.tracing_declared)
-    spdlog::warn("server.tracing is set, but trace export is not implemented in this version: no spans are sent "
-                 "(responses still carry traceparent)");
+  if (tracer)
+    spdlog::info("tracing: spans of sampled requests (ratio {}) go to {}", tracing.sample_ratio, tracing.otlp_endpoint);
 
   // Orderly stop: refuse new connections, let requests in flight finish, SIGTERM every worker,
   // wait for them, SIGKILL stragglers. All of it within the grace period; no worker outlives
@@ -139,6 +215,9 @@ int run_serve(const ServeArgs& args) {
     drain_requests();
   });
   io.run();
+  // Requests are drained: write the last audit records, send the last spans.
+  if (audit) audit->shutdown();
+  if (tracer) tracer->shutdown(std::chrono::milliseconds(2000));
   spdlog::info("stopped");
   return 0;
 }

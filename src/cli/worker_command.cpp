@@ -27,6 +27,8 @@ void add_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-body-bytes", options->limits.max_body_bytes, "Largest request body accepted")
       ->capture_default_str()
       ->check(CLI::Range(1024.0, 4294967296.0));
+  cmd->add_option("--otlp-endpoint", options->otlp_endpoint,
+                  "Export a span per sampled inference to this OTLP/HTTP collector (http://HOST:PORT/v1/traces)");
   cmd->add_option("--log-level", *log_level, "trace|debug|info|warn|error|off")->capture_default_str();
   cmd->callback([options, log_level, &exit_code] {
     if (!init_logging(options->worker_id.empty() ? "worker" : "worker " + options->worker_id, *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);

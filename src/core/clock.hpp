@@ -14,12 +14,19 @@ class Clock {
 public:
   virtual ~Clock() = default;
   [[nodiscard]] virtual TimePoint now() const = 0;
+  /// Wall-clock time, nanoseconds since the Unix epoch: for timestamps that leave the process
+  /// (spans, audit records). Never for measuring intervals.
+  [[nodiscard]] virtual std::int64_t unix_ns() const = 0;
 };
 
 /// The real monotonic clock. Thread-safe.
 class SteadyClock final : public Clock {
 public:
   [[nodiscard]] TimePoint now() const override { return std::chrono::steady_clock::now(); }
+  [[nodiscard]] std::int64_t unix_ns() const override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
 /// A clock that only moves when told to. For tests and the simulator; not thread-safe.
@@ -27,6 +34,8 @@ class ManualClock final : public Clock {
 public:
   explicit ManualClock(TimePoint start = TimePoint{}) : now_(start) {}
   [[nodiscard]] TimePoint now() const override { return now_; }
+  /// The simulated time read as nanoseconds since the epoch.
+  [[nodiscard]] std::int64_t unix_ns() const override { return now_.time_since_epoch().count(); }
   void advance(Duration by) { now_ += by; }
   void set(TimePoint to) { now_ = to; }
 

@@ -129,8 +129,17 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
               "retry_budget_percent", "outlier"});
   EndpointConfig ep;
   ep.name = name;
-  if (!node["model"]) fail(path + ".model", "required (a model directory)");
-  ep.model_dir = resolve(base, get_string(node["model"], path + ".model"));
+  if (!node["model"]) fail(path + ".model", "required (a model directory, or NAME@VERSION from the registry)");
+  {
+    const std::string model = get_string(node["model"], path + ".model");
+    if (auto ref = parse_model_ref(model); ref && !std::filesystem::exists(resolve(base, model))) {
+      ep.model_ref = model;
+    } else if (model.find('@') != std::string::npos && !std::filesystem::exists(resolve(base, model))) {
+      fail(path + ".model", "\"" + model + "\" is neither a directory nor a registry reference NAME@VERSION");
+    } else {
+      ep.model_dir = resolve(base, model);
+    }
+  }
   if (auto slo = node["slo"]) {
     check_keys(slo, path + ".slo", {"p95_ms", "timeout_ms"});
     if (slo["p95_ms"])
@@ -284,6 +293,78 @@ Result<HostPort> parse_host_port(const std::string& text) {
   return hp;
 }
 
+namespace {
+
+TracingConfig parse_tracing(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"otlp_endpoint", "sample_ratio", "service_name", "queue_max", "batch_max", "flush_interval"});
+  TracingConfig t;
+  if (node["otlp_endpoint"]) {
+    t.otlp_endpoint = get_string(node["otlp_endpoint"], path + ".otlp_endpoint");
+    if (t.otlp_endpoint.rfind("http://", 0) != 0)
+      fail(path + ".otlp_endpoint", "expected an http:// URL such as http://127.0.0.1:4318/v1/traces (https is not "
+                                    "supported; run a local collector)");
+  }
+  if (node["sample_ratio"]) {
+    t.sample_ratio = get_double(node["sample_ratio"], path + ".sample_ratio");
+    if (t.sample_ratio > 1.0) fail(path + ".sample_ratio", "expected a number in [0, 1]");
+  }
+  if (node["service_name"]) t.service_name = get_string(node["service_name"], path + ".service_name");
+  if (node["queue_max"]) t.queue_max = static_cast<int>(get_int(node["queue_max"], path + ".queue_max", 1, 1'000'000));
+  if (node["batch_max"]) t.batch_max = static_cast<int>(get_int(node["batch_max"], path + ".batch_max", 1, 100'000));
+  if (node["flush_interval"]) {
+    t.flush_interval_ms = get_duration(node["flush_interval"], path + ".flush_interval");
+    if (t.flush_interval_ms.count() < 10) fail(path + ".flush_interval", "must be at least 10ms");
+  }
+  return t;
+}
+
+AuditConfig parse_audit(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"enabled", "retention", "backlog_max", "batch_max", "flush_interval"});
+  AuditConfig a;
+  if (node["enabled"]) {
+    const auto text = get_string(node["enabled"], path + ".enabled");
+    if (text != "true" && text != "false") fail(path + ".enabled", "expected true or false");
+    a.enabled = text == "true";
+  }
+  if (node["retention"]) {
+    a.retention_ms = get_duration(node["retention"], path + ".retention");
+    if (a.retention_ms.count() < 1000) fail(path + ".retention", "must be at least 1s");
+  }
+  if (node["backlog_max"])
+    a.backlog_max = static_cast<int>(get_int(node["backlog_max"], path + ".backlog_max", 1, 10'000'000));
+  if (node["batch_max"]) a.batch_max = static_cast<int>(get_int(node["batch_max"], path + ".batch_max", 1, 100'000));
+  if (node["flush_interval"]) {
+    a.flush_interval_ms = get_duration(node["flush_interval"], path + ".flush_interval");
+    if (a.flush_interval_ms.count() < 10 || a.flush_interval_ms.count() > 60'000)
+      fail(path + ".flush_interval", "must be between 10ms and 60s");
+  }
+  return a;
+}
+
+} // namespace
+
+std::optional<ModelRef> parse_model_ref(std::string_view text) {
+  const auto at = text.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == text.size()) return std::nullopt;
+  ModelRef ref{std::string(text.substr(0, at)), std::string(text.substr(at + 1))};
+  if (!is_valid_model_name(ref.name)) return std::nullopt;
+  if (ref.version != "latest" &&
+      (ref.version.size() < 6 || ref.version.size() > 64 ||
+       !std::all_of(ref.version.begin(), ref.version.end(),
+                    [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })))
+    return std::nullopt;
+  return ref;
+}
+
+bool is_valid_model_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (name.front() == '.' || name.front() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
 Result<Config> parse_config(const std::string& yaml_text, const std::filesystem::path& base_dir) {
   try {
     YAML::Node root = YAML::Load(yaml_text);
@@ -292,7 +373,7 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
     if (!root || root.IsNull()) fail("(root)", "the configuration is empty");
     check_keys(root, "(root)", {"server", "endpoints"});
     if (auto server = root["server"]) {
-      check_keys(server, "server", {"listen", "state", "limits", "tracing", "autoscaler_tick"});
+      check_keys(server, "server", {"listen", "state", "limits", "tracing", "audit", "autoscaler_tick"});
       if (server["autoscaler_tick"]) {
         config.server.autoscaler_tick_ms = get_duration(server["autoscaler_tick"], "server.autoscaler_tick");
         if (config.server.autoscaler_tick_ms.count() < 10) fail("server.autoscaler_tick", "must be at least 10ms");
@@ -307,7 +388,8 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
       else
         config.server.state_dir = resolve(base_dir, "var");
       if (server["limits"]) config.server.limits = parse_limits(server["limits"], "server.limits");
-      config.server.tracing_declared = static_cast<bool>(server["tracing"]);
+      if (server["tracing"]) config.server.tracing = parse_tracing(server["tracing"], "server.tracing");
+      if (server["audit"]) config.server.audit = parse_audit(server["audit"], "server.audit");
     } else {
       config.server.state_dir = resolve(base_dir, "var");
     }

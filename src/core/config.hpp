@@ -57,7 +57,8 @@ struct SloSpec {
 
 struct EndpointConfig {
   std::string name;
-  std::filesystem::path model_dir;
+  std::filesystem::path model_dir;  // set when `model` names a directory
+  std::string model_ref;            // set when `model` is NAME@VERSION or NAME@latest (registry)
   SloSpec slo;
   std::string routing = "dedicated-first";
   WorkerSpec worker;
@@ -71,12 +72,32 @@ struct EndpointConfig {
   int outlier_max_ejected_percent = 50;
 };
 
+/// server.tracing: OTLP/HTTP (JSON) export of spans. Off unless otlp_endpoint is set.
+struct TracingConfig {
+  std::string otlp_endpoint;  // e.g. http://127.0.0.1:4318/v1/traces; empty: tracing off
+  double sample_ratio = 1.0;  // for requests that arrive without a sampled traceparent
+  std::string service_name = "tandem";
+  int queue_max = 8192;  // spans waiting for export; beyond it spans are dropped and counted
+  int batch_max = 512;
+  std::chrono::milliseconds flush_interval_ms{1000};
+};
+
+/// server.audit: one record per inference request in the state store.
+struct AuditConfig {
+  bool enabled = true;
+  std::chrono::milliseconds retention_ms{7LL * 24 * 3600 * 1000};
+  int backlog_max = 65'536;  // records waiting to be written; beyond it records are dropped and counted
+  int batch_max = 2'000;
+  std::chrono::milliseconds flush_interval_ms{200};  // the most a kill -9 can lose
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   std::filesystem::path state_dir = "./var";
   HttpLimits limits;
   std::chrono::milliseconds autoscaler_tick_ms{500};
-  bool tracing_declared = false;  // server.tracing is accepted; trace export is not built yet
+  TracingConfig tracing;
+  AuditConfig audit;
 };
 
 /// List prices from design.md, used when a pool names a `gpu` but no explicit price.
@@ -93,6 +114,17 @@ struct Config {
 /// e.g. "endpoints.digits.dedicated.replicas: expected an integer >= 0".
 Result<Config> parse_config(const std::string& yaml_text, const std::filesystem::path& base_dir);
 Result<Config> load_config(const std::filesystem::path& file);
+
+/// A registry reference NAME@VERSION (VERSION: 6..64 lowercase hex digits, a prefix of the
+/// version's sha256) or NAME@latest.
+struct ModelRef {
+  std::string name;
+  std::string version;
+};
+std::optional<ModelRef> parse_model_ref(std::string_view text);
+/// Model and endpoint names: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-' (they
+/// become directory names and URL path segments).
+bool is_valid_model_name(std::string_view name);
 
 /// Splits "HOST:PORT" (port 0..65535). Errors quote the input.
 struct HostPort {

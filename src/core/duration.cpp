@@ -11,7 +11,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   auto fail = [&](std::string_view why) {
     return make_error(ErrorCode::invalid_request,
                       "invalid duration \"" + std::string(text) + "\": " + std::string(why) +
-                          " (use e.g. 250ms, 60s, 5m)");
+                          " (use e.g. 250ms, 60s, 5m, 2h, 7d)");
   };
   if (text.empty()) return fail("empty");
   std::int64_t number = 0;
@@ -26,6 +26,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   else if (suffix == "s") multiplier = 1000;
   else if (suffix == "m") multiplier = 60'000;
   else if (suffix == "h") multiplier = 3'600'000;
+  else if (suffix == "d") multiplier = 86'400'000;
   else return fail("unknown unit \"" + std::string(suffix) + "\"");
   if (number > std::numeric_limits<std::int64_t>::max() / multiplier) return fail("too large");
   return std::chrono::milliseconds(number * multiplier);

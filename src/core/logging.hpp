@@ -9,3 +9,22 @@ namespace tandem {
 bool init_logging(std::string_view role, std::string_view level);
 
 } // namespace tandem
+
+namespace tandem {
+
+/// Puts a request's ids on the log lines written while it lives, on this thread: they carry
+/// "request_id" and "trace_id" fields. Coroutines interleave on the io thread, so create it
+/// right around the log call, never across a co_await.
+class LogContext {
+public:
+  LogContext(std::string_view request_id, std::string_view trace_id);
+  ~LogContext();
+  LogContext(const LogContext&) = delete;
+  LogContext& operator=(const LogContext&) = delete;
+
+private:
+  std::string_view saved_request_id_;
+  std::string_view saved_trace_id_;
+};
+
+} // namespace tandem

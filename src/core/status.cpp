@@ -8,6 +8,7 @@ int http_status(ErrorCode code) {
   case ErrorCode::invalid_request: return 400;
   case ErrorCode::not_found: return 404;
   case ErrorCode::method_not_allowed: return 405;
+  case ErrorCode::conflict: return 409;
   case ErrorCode::payload_too_large: return 413;
   case ErrorCode::overloaded: return 429;
   case ErrorCode::header_too_large: return 431;
@@ -25,6 +26,7 @@ std::string_view error_label(ErrorCode code) {
   case ErrorCode::invalid_request: return "invalid_request";
   case ErrorCode::not_found: return "not_found";
   case ErrorCode::method_not_allowed: return "method_not_allowed";
+  case ErrorCode::conflict: return "conflict";
   case ErrorCode::payload_too_large: return "payload_too_large";
   case ErrorCode::overloaded: return "overloaded";
   case ErrorCode::header_too_large: return "header_too_large";

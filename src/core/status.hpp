@@ -13,6 +13,7 @@ enum class ErrorCode {
   invalid_request,    // 400
   not_found,          // 404
   method_not_allowed, // 405
+  conflict,           // 409: e.g. an attempt to change an immutable model version
   payload_too_large,  // 413
   overloaded,         // 429, with Retry-After: refused at once rather than answered late
   header_too_large,   // 431

@@ -1,5 +1,10 @@
 #include "gateway/gateway.hpp"
 
+#include "core/logging.hpp"
+#include "core/sha256.hpp"
+#include "gateway/admin_api.hpp"
+#include "telemetry/trace_context.hpp"
+
 #include "http/server.hpp"
 #include "protocol/v2_codec.hpp"
 #include "protocol/v2_path.hpp"
@@ -58,7 +63,8 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
                                 "Requests refused at once by admission control, by reason.", {"endpoint", "reason"})),
       retries_denied_(metrics.counter("tandem_retries_denied_total",
                                       "Retries not made because the endpoint's retry budget was spent.",
-                                      {"endpoint"})) {
+                                      {"endpoint"})),
+      options_(options) {
   auto& in_flight = metrics.gauge("tandem_requests_in_flight", "Inference requests being served, by endpoint.",
                                   {"endpoint"});
   auto& cost_family = metrics.counter("tandem_cost_dollars_total",
@@ -149,6 +155,49 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
     endpoints_.push_back(std::move(rt));
   }
   metrics.gauge("tandem_build_info", "Always 1; labels carry the version.", {"version"}).with({TANDEM_VERSION}).set(1);
+  if (options_.audit) {
+    auto& records = metrics.counter("tandem_audit_records_total",
+                                    "Audit records by outcome: written to the state store, dropped (backlog full), "
+                                    "failed (write error), expired (past retention).",
+                                    {"outcome"});
+    auto& backlog = metrics.gauge("tandem_audit_backlog", "Audit records waiting to be written.", {}).with({});
+    Counter* written = &records.with({"written"});
+    Counter* dropped = &records.with({"dropped"});
+    Counter* failed = &records.with({"failed"});
+    Counter* expired = &records.with({"expired"});
+    // The writer keeps atomic totals; the counters advance by what changed since last scrape.
+    metrics.on_collect([audit = options_.audit, &backlog, written, dropped, failed, expired] {
+      backlog.set(static_cast<double>(audit->backlog()));
+      written->inc(static_cast<double>(audit->written()) - written->value());
+      dropped->inc(static_cast<double>(audit->dropped()) - dropped->value());
+      failed->inc(static_cast<double>(audit->failed()) - failed->value());
+      expired->inc(static_cast<double>(audit->expired()) - expired->value());
+    });
+  }
+  if (options_.tracer) {
+    auto& spans = metrics.counter("tandem_trace_spans_total",
+                                  "Spans by outcome: exported to the collector, dropped (export queue full), "
+                                  "failed (the collector refused or was unreachable after retries).",
+                                  {"outcome"});
+    auto& queue = metrics.gauge("tandem_trace_export_queue", "Spans waiting to be exported.", {}).with({});
+    auto& posts = metrics.counter("tandem_trace_export_requests_total",
+                                  "OTLP export requests sent, by result.", {"result"});
+    Counter* exported = &spans.with({"exported"});
+    Counter* dropped = &spans.with({"dropped"});
+    Counter* failed = &spans.with({"failed"});
+    Counter* posts_ok = &posts.with({"ok"});
+    Counter* posts_failed = &posts.with({"error"});
+    metrics.on_collect([tracer = options_.tracer, &queue, exported, dropped, failed, posts_ok, posts_failed] {
+      queue.set(static_cast<double>(tracer->queue_depth()));
+      exported->inc(static_cast<double>(tracer->spans_exported()) - exported->value());
+      dropped->inc(static_cast<double>(tracer->spans_dropped()) - dropped->value());
+      failed->inc(static_cast<double>(tracer->spans_failed()) - failed->value());
+      const auto sent = static_cast<double>(tracer->export_requests());
+      const auto errors = static_cast<double>(tracer->export_failures());
+      posts_failed->inc(errors - posts_failed->value());
+      posts_ok->inc(sent - errors - posts_ok->value());
+    });
+  }
   metrics.on_collect([this] {
     workers_gauge_.clear();
     for (const auto& ep : endpoints_) {
@@ -318,6 +367,11 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     if (auto r = only_get()) co_return *r;
     co_return admin_workers();
   }
+  if (options_.admin && target.substr(0, 10) == "/admin/v1/") {
+    const std::string_view full = request.target();
+    const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
+    if (auto reply = options_.admin->handle(request, target, query)) co_return std::move(*reply);
+  }
   if (auto path = v2::parse_model_path(target)) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())
@@ -363,27 +417,6 @@ http::Reply Gateway::metrics_response() {
   return res;
 }
 
-std::string Gateway::traceparent_for(const http::Request& request) {
-  // W3C trace context: keep the caller's trace id, give this hop a new span id.
-  // "00-" trace(32) "-" span(16) "-" flags(2): 55 characters.
-  std::string out = "00-00000000000000000000000000000000-0000000000000000-01";
-  bool kept = false;
-  auto incoming = request["traceparent"];
-  if (incoming.size() == 55 && incoming.substr(0, 3) == "00-" && incoming[35] == '-' && incoming[52] == '-') {
-    auto candidate = incoming.substr(3, 32);
-    bool hex = std::all_of(candidate.begin(), candidate.end(),
-                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    if (hex && candidate.find_first_not_of('0') != decltype(candidate)::npos) {
-      std::copy(candidate.begin(), candidate.end(), out.begin() + 3);
-      std::copy(incoming.begin() + 53, incoming.end(), out.begin() + 53);  // the caller's sampling decision
-      kept = true;
-    }
-  }
-  if (!kept) ids_.fill_hex(out.data() + 3, 32);
-  ids_.fill_hex(out.data() + 36, 16);
-  return out;
-}
-
 void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status, std::optional<ErrorCode> error,
                     double seconds) {
   const std::string tier_label(tier);
@@ -392,8 +425,135 @@ void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status
   durations_.with({ep.config.name, tier_label}).observe(seconds);
 }
 
+void Gateway::start_trace(const http::Request& request, InferTrace& t) {
+  // W3C trace context: keep the caller's trace id and sampling decision; else start a trace,
+  // sampled at the configured ratio.
+  t.span_id.resize(16);
+  ids_.fill_hex(t.span_id.data(), 16);
+  if (auto incoming = telemetry::parse_traceparent(request["traceparent"])) {
+    t.trace_id = std::move(incoming->trace_id);
+    t.parent_span_id = std::move(incoming->span_id);
+    t.sampled = incoming->sampled;
+  } else {
+    t.trace_id.resize(32);
+    ids_.fill_hex(t.trace_id.data(), 32);
+    const double ratio = options_.trace_sample_ratio;
+    // The decision is a function of the trace id, so every hop that samples by ratio agrees.
+    std::uint64_t low = 0;
+    std::from_chars(t.trace_id.data() + 16, t.trace_id.data() + 32, low, 16);
+    t.sampled = ratio >= 1.0 || static_cast<double>(low >> 11) < ratio * static_cast<double>(1ULL << 53);
+  }
+}
+
+namespace {
+
+std::int64_t unix_ns_at(const InferTrace& t, TimePoint at) {
+  return t.started_unix_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(at - t.started).count();
+}
+
+} // namespace
+
+void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& request, const InferTrace& t,
+                           const http::Reply& reply) {
+  if (options_.audit) {
+    registry::AuditRecord r;
+    r.request_id = t.request_id;
+    r.trace_id = t.trace_id;
+    r.time_unix_ms = t.started_unix_ns / 1'000'000;
+    r.endpoint = ep.config.name;
+    r.model_version = ep.manifest.version;
+    r.input_sha256 = sha256_hex(request.body());
+    r.tier = t.tier;
+    r.worker = t.worker;
+    r.status = static_cast<int>(reply.status);
+    r.error_code = t.error_code;
+    r.attempts = static_cast<int>(t.attempts.size());
+    r.queue_ms = to_ms(t.queue);
+    r.cold_start_ms = to_ms(t.cold_start);
+    r.upstream_ms = to_ms(t.upstream);
+    r.total_ms = to_ms(clock_.now() - t.started);
+    r.cost_usd = t.cost_usd;
+    options_.audit->submit(std::move(r));
+  }
+  if (options_.tracer && t.sampled) export_spans(ep, t, reply);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    LogContext context(t.request_id, t.trace_id);
+    spdlog::debug("{} {} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name,
+                  std::string_view(request.target()), reply.status, t.tier, t.worker, t.attempts.size(),
+                  to_ms(clock_.now() - t.started));
+  }
+}
+
+void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const http::Reply& reply) {
+  using telemetry::Span;
+  using telemetry::SpanKind;
+  auto make = [&](std::string name, SpanKind kind, TimePoint from, TimePoint to, std::string parent) {
+    Span span;
+    span.trace_id = t.trace_id;
+    span.span_id.resize(16);
+    ids_.fill_hex(span.span_id.data(), 16);
+    span.parent_span_id = std::move(parent);
+    span.name = std::move(name);
+    span.kind = kind;
+    span.start_unix_ns = unix_ns_at(t, from);
+    span.end_unix_ns = unix_ns_at(t, std::max(from, to));
+    return span;
+  };
+  const TimePoint finished = clock_.now();
+  Span root = make("POST /v2/models/" + ep.config.name + "/infer", SpanKind::server, t.started, finished,
+                   t.parent_span_id);
+  root.span_id = t.span_id;
+  root.attributes = {{"http.request.method", std::string("POST")},
+                     {"http.response.status_code", static_cast<std::int64_t>(reply.status)},
+                     {"tandem.request_id", t.request_id},
+                     {"tandem.endpoint", ep.config.name},
+                     {"tandem.model_version", ep.manifest.version},
+                     {"tandem.tier", t.tier},
+                     {"tandem.attempts", static_cast<std::int64_t>(t.attempts.size())},
+                     {"tandem.cost_usd", t.cost_usd}};
+  if (!t.worker.empty()) root.attributes.emplace_back("tandem.worker", t.worker);
+  if (reply.status >= 500 || !t.error_code.empty()) {
+    root.error = reply.status >= 500;
+    root.attributes.emplace_back("error.type", t.error_code.empty() ? std::to_string(reply.status) : t.error_code);
+    if (root.error) root.status_message = t.error_code;
+  }
+  const TimePoint validated = t.validated == TimePoint{} ? finished : t.validated;
+  options_.tracer->submit(make("validate", SpanKind::internal, t.started, validated, t.span_id));
+  if (t.routed != TimePoint{}) {
+    Span route = make("route", SpanKind::internal, validated, t.routed, t.span_id);
+    route.attributes = {{"tandem.route.tier", t.route_tier},
+                        {"tandem.route.reason", t.route_reason},
+                        {"tandem.route.candidates", t.route_candidates}};
+    options_.tracer->submit(std::move(route));
+  }
+  if (t.queue_wait) {
+    options_.tracer->submit(make("queue_wait", SpanKind::internal, t.queue_wait->first, t.queue_wait->second, t.span_id));
+    if (t.cold_start.count() > 0) {
+      // The request waited while a worker started: the cold start ends where the wait ends.
+      const TimePoint end = t.queue_wait->second;
+      Span cold = make("cold_start", SpanKind::internal, end - t.cold_start, end, t.span_id);
+      cold.attributes = {{"tandem.worker", t.worker}};
+      options_.tracer->submit(std::move(cold));
+    }
+  }
+  for (const auto& a : t.attempts) {
+    Span call = make("upstream " + ep.upstream_infer_target, SpanKind::client, a.started, a.finished, t.span_id);
+    call.span_id = a.span_id;
+    call.attributes = {{"tandem.worker", a.worker}};
+    if (a.status > 0) call.attributes.emplace_back("http.response.status_code", static_cast<std::int64_t>(a.status));
+    if (a.status == 0 || a.status >= 500) {
+      call.error = true;
+      call.status_message = a.error;
+    }
+    options_.tracer->submit(std::move(call));
+  }
+  options_.tracer->submit(std::move(root));
+}
+
 asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
-  const TimePoint started = clock_.now();
+  InferTrace trace;
+  trace.started = clock_.now();
+  trace.started_unix_ns = clock_.unix_ns();
   ep.in_flight->inc();
   ++in_flight_total_;
   struct InFlightGuard {
@@ -404,9 +564,18 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       --*total;
     }
   } guard{ep.in_flight, &in_flight_total_};
+  trace.request_id = std::string(request["x-request-id"]);
+  if (!is_acceptable_request_id(trace.request_id)) trace.request_id = ids_.next();
+  start_trace(request, trace);
+  http::Reply reply = co_await infer_attempts(ep, request, trace);
+  reply.set("traceparent", telemetry::format_traceparent(trace.trace_id, trace.span_id, trace.sampled));
+  finish_trace(ep, request, trace, reply);
+  co_return reply;
+}
 
-  std::string request_id(request["x-request-id"]);
-  if (!is_acceptable_request_id(request_id)) request_id = ids_.next();
+asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::Request& request, InferTrace& t) {
+  const TimePoint started = t.started;
+  const std::string& request_id = t.request_id;
   auto deadline = started + ep.config.slo.timeout_ms;
   if (auto header = request["x-tandem-deadline-ms"]; !header.empty()) {
     long long ms = 0;
@@ -415,29 +584,28 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       deadline = std::min(deadline, started + std::chrono::milliseconds(ms));
   }
   auto elapsed_seconds = [&] { return to_seconds(clock_.now() - started); };
+  // An answer with an error: counted, recorded in the trace, sent with the request id.
+  auto fail = [&](const Error& e, std::string_view tier) {
+    t.error_code = std::string(error_label(e.code));
+    count(ep, tier, http_status(e.code), e.code, elapsed_seconds());
+    return error_response(e, ep.config.name, request_id);
+  };
 
   bool low_priority = false;
   if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
     if (priority == "low") low_priority = true;
-    else if (priority != "normal" && priority != "high") {
-      Error e{ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"};
-      count(ep, "none", 400, e.code, elapsed_seconds());
-      co_return error_response(e, ep.config.name, request_id);
-    }
+    else if (priority != "normal" && priority != "high")
+      co_return fail({ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"}, "none");
   }
-  if (!request["inference-header-content-length"].empty()) {
-    Error e{ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"};
-    count(ep, "none", 400, e.code, elapsed_seconds());
-    co_return error_response(e, ep.config.name, request_id);
-  }
+  if (!request["inference-header-content-length"].empty())
+    co_return fail({ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"},
+                   "none");
   auto decoded = v2::validate_infer_request(request.body(), ep.manifest.schema);
-  if (!decoded) {
-    count(ep, "none", http_status(decoded.error().code), decoded.error().code, elapsed_seconds());
-    co_return error_response(decoded.error(), ep.config.name, request_id);
-  }
+  t.validated = clock_.now();
+  if (!decoded) co_return fail(decoded.error(), "none");
 
-  const std::string traceparent = traceparent_for(request);
-  // The body is forwarded as received; only the head is written anew.
+  // The body is forwarded as received; only the head is written anew. The traceparent's span
+  // id (the upstream call's span) is rewritten in place for each attempt.
   const std::string& upstream_body = request.body();
   char length[24];
   auto length_end = std::to_chars(length, length + sizeof length, upstream_body.size()).ptr;
@@ -445,8 +613,10 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   upstream_head.reserve(256);
   upstream_head.append("POST ").append(ep.upstream_infer_target).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
   upstream_head.append("Content-Type: application/json\r\nx-request-id: ").append(request_id);
-  upstream_head.append("\r\ntraceparent: ").append(traceparent).append("\r\nContent-Length: ");
-  upstream_head.append(length, length_end).append("\r\n\r\n");
+  upstream_head.append("\r\ntraceparent: ");
+  const std::size_t upstream_span_offset = upstream_head.size() + 36;
+  upstream_head.append(telemetry::format_traceparent(t.trace_id, t.span_id, t.sampled));
+  upstream_head.append("\r\nContent-Length: ").append(length, length_end).append("\r\n\r\n");
 
   ep.retry_budget.on_request();
   // The tier the policy prefers; serving elsewhere is a spillover.
@@ -456,8 +626,8 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
           ? std::optional(policy::Tier::dedicated)
           : std::nullopt;
 
-  std::string tier_label = "none";
-  Duration queue_wait{0};
+  std::string& tier_label = t.tier;
+  Duration& queue_wait = t.queue;
   std::optional<std::size_t> avoid;
   std::optional<policy::Tier> failed_tier;
   Error last_error{ErrorCode::unavailable, "endpoint " + ep.config.name + " has no pool its routing policy may use"};
@@ -480,8 +650,26 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     input.retry_from = failed_tier;
     const double hint_ms = ep.service_hint_ms();
     const double cold_hint_ms = ep.cold_start_hint_ms();
-    auto decision = policy::route(input, ep.dedicated.state(hint_ms, cold_hint_ms),
-                                  ep.serverless.state(hint_ms, cold_hint_ms));
+    const auto dedicated_state = ep.dedicated.state(hint_ms, cold_hint_ms);
+    const auto serverless_state = ep.serverless.state(hint_ms, cold_hint_ms);
+    auto decision = policy::route(input, dedicated_state, serverless_state);
+    if (attempt == 0) {
+      t.routed = clock_.now();
+      if (t.sampled && options_.tracer) {
+        t.route_tier = decision.count > 0 ? std::string(policy::to_string(decision.steps[0].tier)) : "none";
+        t.route_reason = decision.reject != policy::RejectReason::none
+                             ? "rejected: " + std::string(policy::to_string(decision.reject))
+                             : std::string(decision.reason);
+        for (const auto& [name, state] : {std::pair{"dedicated", &dedicated_state}, {"serverless", &serverless_state}}) {
+          if (!state->exists) continue;
+          auto wait = policy::predicted_wait_ms(*state, !low_priority);
+          if (!t.route_candidates.empty()) t.route_candidates += "; ";
+          t.route_candidates += std::string(name) + " ready=" + std::to_string(state->ready_workers) +
+                                " free=" + std::to_string(state->free_slots()) +
+                                " predicted_wait_ms=" + (wait ? fixed(*wait, 1) : std::string("unavailable"));
+        }
+      }
+    }
     if (decision.reject != policy::RejectReason::none) {
       rejected_.with({ep.config.name, std::string(policy::to_string(decision.reject))}).inc();
       if (decision.reject == policy::RejectReason::no_healthy_tier) {
@@ -490,13 +678,12 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       } else if (attempt == 0) {
         char wait_text[64];
         std::snprintf(wait_text, sizeof wait_text, "%.0f ms", decision.predicted_wait_ms);
-        last_error = {ErrorCode::overloaded,
-                      decision.reject == policy::RejectReason::low_priority
-                          ? std::string("low-priority request refused: no idle capacity")
-                          : "endpoint " + ep.config.name + " is overloaded: predicted wait " + wait_text +
-                                " exceeds the request's latency budget"};
-        count(ep, "none", 429, ErrorCode::overloaded, elapsed_seconds());
-        auto res = error_response(last_error, ep.config.name, request_id);
+        auto res = fail({ErrorCode::overloaded,
+                         decision.reject == policy::RejectReason::low_priority
+                             ? std::string("low-priority request refused: no idle capacity")
+                             : "endpoint " + ep.config.name + " is overloaded: predicted wait " + wait_text +
+                                   " exceeds the request's latency budget"},
+                        "none");
         res.set("Retry-After", std::to_string(static_cast<int>(decision.retry_after_s)));
         co_return res;
       }
@@ -515,8 +702,11 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       }
       const TimePoint wait_started = clock_.now();
       auto waited = co_await tier.pool->acquire(deadline, avoid_here);
-      const Duration waited_for = clock_.now() - wait_started;
+      const TimePoint wait_ended = clock_.now();
+      const Duration waited_for = wait_ended - wait_started;
       queue_wait += waited_for;
+      if (!t.queue_wait) t.queue_wait.emplace(wait_started, wait_ended);
+      else t.queue_wait->second = wait_ended;
       tier.queue_wait->observe(to_seconds(waited_for));
       if (!waited) {
         last_error = waited.error();
@@ -536,15 +726,27 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       break;
     }
     tier_label = std::string(policy::to_string(used));
+    t.worker = lease->worker_id();
+    if (auto cold = lease->cold_start()) t.cold_start += std::chrono::duration_cast<Duration>(*cold);
 
     auto attempt_deadline = deadline;
     if (ep.config.per_try_timeout_ms.count() > 0)
       attempt_deadline = std::min(deadline, clock_.now() + ep.config.per_try_timeout_ms);
+    auto& record = t.attempts.emplace_back();
+    record.span_id.resize(16);
+    ids_.fill_hex(record.span_id.data(), 16);
+    std::copy(record.span_id.begin(), record.span_id.end(), upstream_head.begin() + static_cast<long>(upstream_span_offset));
+    record.worker = lease->worker_id();
     const TimePoint upstream_started = clock_.now();
+    record.started = upstream_started;
     auto response = co_await lease->upstream().send(upstream_head, upstream_body, attempt_deadline);
     const TimePoint upstream_done = clock_.now();
+    record.finished = upstream_done;
+    t.upstream += upstream_done - upstream_started;
+    if (response) record.status = static_cast<int>(response->result_int());
     auto& tier = ep.tier(used);
     const double cost = tier.cost->attribute(upstream_done, upstream_done - upstream_started, lease->sharing());
+    t.cost_usd += cost;
     const bool success = response && response->result_int() < 500;
     lease->report(success);
     if (success) {
@@ -561,7 +763,6 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
         out.content_type.assign(content_type.data(), content_type.size());
       out.body = std::move(response->body());
       out.set("x-request-id", request_id);
-      out.set("traceparent", traceparent);
       out.set("x-tandem-tier", tier_label);
       out.set("x-tandem-worker", lease->worker_id());
       out.set("x-tandem-model-version", ep.manifest.version);
@@ -573,6 +774,7 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
         tier.requests_ok->inc();
         tier.duration->observe(elapsed_seconds());
       } else {
+        t.error_code = "worker_" + std::to_string(status);
         count(ep, tier_label, status, ErrorCode::invalid_request, elapsed_seconds());
       }
       co_return out;
@@ -592,10 +794,13 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
         reason = "transport";
       }
     }
+    record.error = last_error.message.substr(0, 200);
     avoid = lease->worker_index();
     failed_tier = used;
-    spdlog::warn("request {}: attempt {} on worker {} failed: {}", request_id, attempt + 1, lease->worker_id(),
-                 last_error.message.substr(0, 200));
+    {
+      LogContext context(t.request_id, t.trace_id);
+      spdlog::warn("attempt {} on worker {} failed: {}", attempt + 1, lease->worker_id(), record.error);
+    }
     if (attempt + 1 >= attempts || clock_.now() >= deadline) break;
     if (!ep.retry_budget.try_retry()) {
       retries_denied_.with({ep.config.name}).inc();
@@ -603,12 +808,10 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     }
     retries_.with({ep.config.name, reason}).inc();
   }
-  count(ep, tier_label, http_status(last_error.code), last_error.code, elapsed_seconds());
-  auto res = error_response(last_error, ep.config.name, request_id);
+  auto res = fail(last_error, tier_label);
   if (last_error.code == ErrorCode::overloaded) res.set("Retry-After", "1");
   if (tier_label != "none") res.set("x-tandem-tier", tier_label);
   res.set("x-tandem-model-version", ep.manifest.version);
-  res.set("traceparent", traceparent);
   co_return res;
 }
 

@@ -12,8 +12,10 @@
 #include "policy/outlier.hpp"
 #include "policy/tier_router.hpp"
 #include "pool/worker_pool.hpp"
+#include "registry/audit_writer.hpp"
 #include "registry/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
+#include "telemetry/otlp_exporter.hpp"
 
 #include <map>
 #include <memory>
@@ -22,10 +24,51 @@
 
 namespace tandem::gateway {
 
+class AdminApi;
+
 struct GatewayOptions {
   std::string self_exe;
-  std::vector<std::string> worker_log_args;
+  std::vector<std::string> worker_log_args;  // extra arguments for every reference worker
   std::uint64_t seed = 0;
+  // Optional services, owned by the caller and outliving the gateway; null: feature off.
+  AdminApi* admin = nullptr;                // /admin/v1/models, /blobs, /requests, /deployments
+  registry::AuditWriter* audit = nullptr;   // one record per inference request
+  telemetry::OtlpExporter* tracer = nullptr;  // spans of sampled requests
+  double trace_sample_ratio = 1.0;          // for requests without a sampled traceparent
+};
+
+/// What one inference request did: filled along the request path, then turned into its audit
+/// record and (when sampled) its spans. Times are on the gateway's monotonic clock.
+struct InferTrace {
+  std::string request_id;
+  std::string trace_id;
+  std::string parent_span_id;  // the caller's span, from its traceparent
+  std::string span_id;         // the gateway's server span for this request
+  bool sampled = false;
+  TimePoint started{};
+  std::int64_t started_unix_ns = 0;
+  TimePoint validated{};
+  TimePoint routed{};
+  std::string route_tier;
+  std::string route_reason;
+  std::string route_candidates;
+  std::optional<std::pair<TimePoint, TimePoint>> queue_wait;
+  Duration cold_start{0};
+  struct Attempt {
+    std::string span_id;
+    std::string worker;
+    TimePoint started{};
+    TimePoint finished{};
+    int status = 0;  // 0: no response
+    std::string error;
+  };
+  std::vector<Attempt> attempts;
+  std::string tier = "none";
+  std::string worker;
+  std::string error_code;
+  Duration queue{0};
+  Duration upstream{0};
+  double cost_usd = 0;
 };
 
 struct TierRuntime {
@@ -92,11 +135,16 @@ private:
   boost::asio::awaitable<void> controller_loop();
   void control(EndpointRuntime& endpoint, TimePoint now);
   boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request);
+  boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,
+                                                     InferTrace& trace);
+  void start_trace(const http::Request& request, InferTrace& trace);
+  void finish_trace(const EndpointRuntime& endpoint, const http::Request& request, const InferTrace& trace,
+                    const http::Reply& reply);
+  void export_spans(const EndpointRuntime& endpoint, const InferTrace& trace, const http::Reply& reply);
   http::Reply model_route(const EndpointRuntime& endpoint, bool ready_only);
   http::Reply admin_workers() const;
   http::Reply metrics_response();
   http::Reply error_response(const Error& error, const std::string& endpoint, const std::string& request_id);
-  std::string traceparent_for(const http::Request& request);
   void count(const EndpointRuntime& endpoint, std::string_view tier, int status,
              std::optional<ErrorCode> error, double seconds);
 
@@ -121,6 +169,7 @@ private:
   Family<Counter>& spillovers_;
   Family<Counter>& rejected_;
   Family<Counter>& retries_denied_;
+  GatewayOptions options_;
 };
 
 } // namespace tandem::gateway

@@ -72,22 +72,64 @@ const TensorSpec* ModelSchema::find_output(std::string_view name) const {
   return nullptr;
 }
 
-Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory) {
-  auto manifest_path = directory / "tandem-model.yaml";
-  auto text = read_file(manifest_path);
-  if (!text)
-    return make_error(ErrorCode::not_found, "model directory " + directory.string() +
-                                                " has no readable tandem-model.yaml");
-  const std::string where = manifest_path.string();
+std::string model_version_digest(std::string_view manifest_sha256, std::string_view artifact_sha256) {
+  std::string text = "tandem-model-version:1\nmanifest:";
+  text.append(manifest_sha256).append("\nartifact:").append(artifact_sha256).append("\n");
+  return sha256_hex(text);
+}
+
+Result<FileDigest> sha256_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::not_found, "cannot read " + path.string());
+  Sha256 hash;
+  FileDigest out;
+  std::string buffer(1 << 20, '\0');
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto got = in.gcount();
+    if (got <= 0) break;
+    hash.update(std::string_view(buffer.data(), static_cast<std::size_t>(got)));
+    out.bytes += got;
+  }
+  if (in.bad()) return make_error(ErrorCode::internal, "error reading " + path.string());
+  out.sha256 = hash.hex_digest();
+  return out;
+}
+
+namespace {
+
+std::string scalar(const YAML::Node& node) { return node && node.IsScalar() ? node.as<std::string>() : std::string(); }
+
+ModelLineage parse_lineage(const YAML::Node& node) {
+  ModelLineage l;
+  if (!node || !node.IsMap()) return l;
+  if (const auto& d = node["dataset"]; d && d.IsMap()) {
+    l.dataset_name = scalar(d["name"]);
+    l.dataset_sha256 = scalar(d["sha256"]);
+  } else {
+    l.dataset_name = scalar(d);
+  }
+  l.training_code = scalar(node["training_code"]);
+  l.parent = scalar(node["parent"]);
+  if (const auto& t = node["tags"]; t && t.IsMap())
+    for (const auto& item : t) l.tags[item.first.as<std::string>()] = scalar(item.second);
+  return l;
+}
+
+} // namespace
+
+Result<ModelManifest> parse_model_manifest(const std::string& text, const std::filesystem::path& directory,
+                                           const std::string& where) {
   try {
-    YAML::Node root = YAML::Load(*text);
+    YAML::Node root = YAML::Load(text);
     ModelManifest m;
     m.directory = std::filesystem::absolute(directory).lexically_normal();
-    if (!root["name"] || !root["artifact"])
+    if (!root.IsMap() || !root["name"] || !root["artifact"])
       return make_error(ErrorCode::invalid_request, where + ": needs name and artifact");
     m.name = root["name"].as<std::string>();
     m.format = root["format"] ? root["format"].as<std::string>() : "onnx";
-    m.artifact = m.directory / root["artifact"].as<std::string>();
+    m.artifact_name = root["artifact"].as<std::string>();
+    m.artifact = m.directory / m.artifact_name;
     auto inputs = parse_tensors(root["inputs"], where + ": inputs");
     if (!inputs) return inputs.error();
     auto outputs = parse_tensors(root["outputs"], where + ": outputs");
@@ -95,18 +137,30 @@ Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory
     m.schema.inputs = std::move(*inputs);
     m.schema.outputs = std::move(*outputs);
     if (root["max_batch_size"]) m.schema.max_batch_size = root["max_batch_size"].as<std::int64_t>();
-    auto artifact = read_file(m.artifact);
-    if (!artifact)
-      return make_error(ErrorCode::not_found, where + ": artifact " + m.artifact.string() + " is not readable");
-    Sha256 hash;
-    hash.update(*text);
-    hash.update(*artifact);
-    m.digest = hash.hex_digest();
-    m.version = m.digest.substr(0, 12);
+    m.lineage = parse_lineage(root["lineage"]);
     return m;
   } catch (const YAML::Exception& e) {
     return make_error(ErrorCode::invalid_request, where + ": " + e.what());
   }
+}
+
+Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory) {
+  auto manifest_path = directory / "tandem-model.yaml";
+  auto text = read_file(manifest_path);
+  if (!text)
+    return make_error(ErrorCode::not_found, "model directory " + directory.string() +
+                                                " has no readable tandem-model.yaml");
+  const std::string where = manifest_path.string();
+  auto m = parse_model_manifest(*text, directory, where);
+  if (!m) return m;
+  auto artifact = sha256_file(m->artifact);
+  if (!artifact)
+    return make_error(ErrorCode::not_found, where + ": artifact " + m->artifact.string() + " is not readable");
+  m->manifest_sha256 = sha256_hex(*text);
+  m->artifact_sha256 = artifact->sha256;
+  m->digest = model_version_digest(m->manifest_sha256, m->artifact_sha256);
+  m->version = m->digest.substr(0, 12);
+  return m;
 }
 
 } // namespace tandem

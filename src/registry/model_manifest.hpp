@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,17 +32,47 @@ struct ModelSchema {
   [[nodiscard]] const TensorSpec* find_output(std::string_view name) const;
 };
 
+/// Where a model came from, as tandem-model.yaml's `lineage:` declares it (all optional).
+struct ModelLineage {
+  std::string dataset_name;
+  std::string dataset_sha256;
+  std::string training_code;
+  std::string parent;  // NAME@VERSION
+  std::map<std::string, std::string> tags;
+};
+
 struct ModelManifest {
   std::string name;
   std::string format;  // "onnx"
   std::filesystem::path directory;
   std::filesystem::path artifact;  // absolute
+  std::string artifact_name;  // as the manifest names it, relative to `directory`
   ModelSchema schema;
-  std::string digest;   // sha256 hex of manifest + artifact
+  ModelLineage lineage;
+  std::string manifest_sha256;
+  std::string artifact_sha256;
+  std::string digest;   // the version id: model_version_digest(manifest_sha256, artifact_sha256)
   std::string version;  // first 12 hex digits of digest, as shown to clients
 };
 
+/// The content address of a model version: sha256 over the sha256 of tandem-model.yaml and the
+/// sha256 of the artifact, so the registry can compute it from stored blobs without rereading
+/// them, and a directory and its pushed copy get the same version.
+std::string model_version_digest(std::string_view manifest_sha256, std::string_view artifact_sha256);
+
+/// Parses tandem-model.yaml text (schema, artifact name, lineage); reads no files and leaves
+/// the hashes empty. `where` names the source in errors.
+Result<ModelManifest> parse_model_manifest(const std::string& text, const std::filesystem::path& directory,
+                                           const std::string& where);
+
 /// Reads DIR/tandem-model.yaml and hashes the artifact. Errors name the file and the key.
 Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory);
+
+/// sha256 of a file, read in pieces. Also returns its size.
+struct FileDigest {
+  std::string sha256;
+  std::int64_t bytes = 0;
+};
+Result<FileDigest> sha256_file(const std::filesystem::path& path);
 
 } // namespace tandem

@@ -5,6 +5,8 @@
 #include "protocol/v2_path.hpp"
 #include "registry/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
+#include "telemetry/otlp_exporter.hpp"
+#include "telemetry/trace_context.hpp"
 #include "worker/onnx_engine.hpp"
 
 #include <spdlog/spdlog.h>
@@ -24,8 +26,8 @@ using http::bhttp::verb;
 class WorkerApp {
 public:
   WorkerApp(asio::io_context& io, const WorkerOptions& options, ModelManifest manifest,
-            std::unique_ptr<OnnxEngine> engine)
-      : io_(io), options_(options), manifest_(std::move(manifest)), engine_(std::move(engine)),
+            std::unique_ptr<OnnxEngine> engine, telemetry::OtlpExporter* tracer)
+      : io_(io), options_(options), manifest_(std::move(manifest)), engine_(std::move(engine)), tracer_(tracer),
         rng_(options.seed != 0 ? options.seed : static_cast<std::uint64_t>(::getpid())),
         inferences_(metrics_.counter("tandem_worker_inferences_total",
                                      "Inference requests answered by this worker, by HTTP status.",
@@ -66,9 +68,34 @@ public:
     case v2::ModelAction::ready:
       if (request.method() != verb::get) co_return method_not_allowed();
       co_return http::json_response(200, R"({"name":")" + manifest_.name + R"(","ready":true})");
-    case v2::ModelAction::infer:
+    case v2::ModelAction::infer: {
       if (request.method() != verb::post) co_return method_not_allowed();
-      co_return co_await infer(request);
+      auto context = tracer_ ? telemetry::parse_traceparent(request["traceparent"]) : std::nullopt;
+      if (!context || !context->sampled) co_return co_await infer(request);
+      // The caller (the gateway's upstream call) is this span's parent.
+      const std::int64_t started_ns = unix_ns();
+      auto reply = co_await infer(request);
+      telemetry::Span span;
+      span.trace_id = std::move(context->trace_id);
+      span.parent_span_id = std::move(context->span_id);
+      char id[17];
+      std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(rng_() | 1));
+      span.span_id = id;
+      span.name = "worker infer " + manifest_.name;
+      span.kind = telemetry::SpanKind::server;
+      span.start_unix_ns = started_ns;
+      span.end_unix_ns = unix_ns();
+      span.attributes = {{"tandem.worker", options_.worker_id},
+                         {"tandem.model", manifest_.name},
+                         {"tandem.model_version", manifest_.version},
+                         {"http.response.status_code", static_cast<std::int64_t>(reply.status)}};
+      if (reply.status >= 500) {
+        span.error = true;
+        span.status_message = reply.body.substr(0, 200);
+      }
+      tracer_->submit(std::move(span));
+      co_return reply;
+    }
     }
     co_return not_found("no route for " + std::string(target));
   }
@@ -102,6 +129,10 @@ private:
   }
 
   void count(int code) { inferences_.with({manifest_.name, std::to_string(code)}).inc(); }
+  static std::int64_t unix_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 
   http::Reply metrics_response() {
     auto res = http::json_response(200, metrics_.render());
@@ -119,6 +150,7 @@ private:
   const WorkerOptions& options_;
   ModelManifest manifest_;
   std::unique_ptr<OnnxEngine> engine_;
+  telemetry::OtlpExporter* tracer_;  // null: tracing off
   std::mt19937_64 rng_;
   MetricsRegistry metrics_;
   Family<Counter>& inferences_;
@@ -146,8 +178,21 @@ int run_worker(const WorkerOptions& options) {
   }
   // One thread runs everything, signals included (asio delivers them through this loop), so
   // the scheduler and reactor need no locks.
+  std::unique_ptr<telemetry::OtlpExporter> tracer;
+  if (!options.otlp_endpoint.empty()) {
+    telemetry::OtlpExporterOptions trace_options;
+    trace_options.url = options.otlp_endpoint;
+    trace_options.service_name = "tandem-worker";
+    trace_options.service_instance = options.worker_id;
+    auto created = telemetry::OtlpExporter::create(trace_options);
+    if (!created) {
+      spdlog::error("--otlp-endpoint: {}", created.error().message);
+      return 2;
+    }
+    tracer = std::move(*created);
+  }
   asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
-  WorkerApp app(io, options, std::move(*manifest), std::move(*engine));
+  WorkerApp app(io, options, std::move(*manifest), std::move(*engine), tracer.get());
   http::Server server(io, options.limits,
                       [&app](http::Request& r) { return app.handle(r); }, app.metrics());
   auto bound = server.listen(listen->host, listen->port);
@@ -172,6 +217,7 @@ int run_worker(const WorkerOptions& options) {
     io.stop();
   });
   io.run();
+  if (tracer) tracer->shutdown(std::chrono::milliseconds(1000));
   return 0;
 }
 

@@ -19,6 +19,7 @@ struct WorkerOptions {
   double fault_error_rate = 0.0;
   std::uint64_t seed = 0;  // 0: derived from the pid
   HttpLimits limits;
+  std::string otlp_endpoint;  // when set: a span per sampled inference, exported over OTLP/HTTP
 };
 
 /// Runs until SIGTERM/SIGINT. Returns the process exit code.

@@ -1,0 +1,203 @@
+#include "registry/model_registry.hpp"
+
+#include "core/sha256.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <system_error>
+
+#include <unistd.h>
+
+namespace tandem::registry {
+
+namespace fs = std::filesystem;
+
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+BlobStore::BlobStore(fs::path state_dir) : root_(std::move(state_dir) / "blobs" / "sha256") {}
+
+fs::path BlobStore::path_of(std::string_view sha256_hex) const {
+  return root_ / std::string(sha256_hex.substr(0, 2)) / std::string(sha256_hex);
+}
+
+bool BlobStore::contains(std::string_view sha256_hex) const {
+  std::error_code ec;
+  return is_sha256_hex(sha256_hex) && fs::is_regular_file(path_of(sha256_hex), ec);
+}
+
+namespace {
+
+// Writes `bytes` to a temporary file beside `target`, flushes it to disk, and renames it into
+// place, so a reader never sees a half-written file and a crash leaves no partial one.
+Status write_atomically(const fs::path& target, std::string_view bytes, fs::perms perms) {
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) return make_error(ErrorCode::internal, "cannot create " + target.parent_path().string() + ": " + ec.message());
+  const fs::path temporary = target.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) {
+      fs::remove(temporary, ec);
+      return make_error(ErrorCode::internal, "cannot write " + temporary.string() + " (disk full?)");
+    }
+  }
+  fs::permissions(temporary, perms, ec);
+  fs::rename(temporary, target, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    return make_error(ErrorCode::internal, "cannot move " + temporary.string() + " into place: " + ec.message());
+  }
+  return Ok{};
+}
+
+std::string join_tags(const std::map<std::string, std::string>& tags) {
+  std::string out;
+  for (const auto& [k, v] : tags) out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out;
+}
+
+} // namespace
+
+Status BlobStore::put(std::string_view bytes, std::string_view expected_sha256) {
+  if (!is_sha256_hex(expected_sha256))
+    return make_error(ErrorCode::invalid_request, "blob id must be sha256:<64 lowercase hex digits>");
+  const std::string actual = sha256_hex(bytes);
+  if (actual != expected_sha256)
+    return make_error(ErrorCode::invalid_request, "blob content has sha256 " + actual + ", not the " +
+                                                      std::string(expected_sha256) + " it was uploaded as");
+  if (contains(expected_sha256)) return Ok{};
+  return write_atomically(path_of(expected_sha256), bytes, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+}
+
+ModelRegistry::ModelRegistry(StateStore& store, fs::path state_dir, std::function<std::int64_t()> now_unix_ms)
+    : store_(store), state_dir_(std::move(state_dir)), blobs_(state_dir_), now_unix_ms_(std::move(now_unix_ms)) {}
+
+fs::path ModelRegistry::version_directory(const ModelVersionRecord& record) const {
+  return state_dir_ / "models" / record.name / record.version;
+}
+
+Status ModelRegistry::materialize(const ModelVersionRecord& record) {
+  const fs::path dir = version_directory(record);
+  std::error_code ec;
+  const fs::path artifact = dir / record.artifact_name;
+  if (fs::is_regular_file(dir / "tandem-model.yaml", ec) && fs::is_regular_file(artifact, ec)) return Ok{};
+  fs::create_directories(dir, ec);
+  if (ec) return make_error(ErrorCode::internal, "cannot create " + dir.string() + ": " + ec.message());
+  if (!fs::exists(artifact, ec)) {
+    // A hard link costs no space; a copy is the fallback across file systems.
+    fs::create_hard_link(blobs_.path_of(record.artifact_sha256), artifact, ec);
+    if (ec) {
+      ec.clear();
+      fs::copy_file(blobs_.path_of(record.artifact_sha256), artifact, ec);
+      if (ec) return make_error(ErrorCode::internal, "cannot place artifact in " + dir.string() + ": " + ec.message());
+    }
+  }
+  return write_atomically(dir / "tandem-model.yaml", record.manifest_text,
+                          fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+}
+
+Result<PushResult> ModelRegistry::push(const PushRequest& request) {
+  if (!is_valid_model_name(request.name))
+    return make_error(ErrorCode::invalid_request,
+                      "name: \"" + request.name + "\" is not a valid model name (1-64 of A-Z a-z 0-9 . _ -)");
+  if (request.manifest_text.size() > (1u << 20))
+    return make_error(ErrorCode::payload_too_large, "manifest: larger than 1 MiB");
+  if (!is_sha256_hex(request.artifact_sha256))
+    return make_error(ErrorCode::invalid_request, "artifact_sha256: expected 64 lowercase hex digits");
+  auto manifest = parse_model_manifest(request.manifest_text, state_dir_, "manifest");
+  if (!manifest) return manifest.error();
+  const std::string& artifact_name = manifest->artifact_name;
+  if (artifact_name.empty() || artifact_name.find('/') != std::string::npos || artifact_name == "." ||
+      artifact_name == ".." || artifact_name == "tandem-model.yaml")
+    return make_error(ErrorCode::invalid_request,
+                      "manifest: artifact must be a plain file name beside tandem-model.yaml, got \"" + artifact_name + "\"");
+  if (!blobs_.contains(request.artifact_sha256))
+    return make_error(ErrorCode::invalid_request, "artifact sha256:" + request.artifact_sha256 +
+                                                      " has not been uploaded: PUT /admin/v1/blobs/sha256:" +
+                                                      request.artifact_sha256 + " first");
+  if (!request.parent.empty() && !parse_model_ref(request.parent))
+    return make_error(ErrorCode::invalid_request, "parent: expected NAME@VERSION, got \"" + request.parent + "\"");
+
+  ModelVersionRecord r;
+  r.name = request.name;
+  r.manifest_sha256 = sha256_hex(request.manifest_text);
+  r.artifact_sha256 = request.artifact_sha256;
+  r.digest = model_version_digest(r.manifest_sha256, r.artifact_sha256);
+  r.version = r.digest.substr(0, 12);
+  r.artifact_name = artifact_name;
+  std::error_code ec;
+  r.artifact_bytes = static_cast<std::int64_t>(fs::file_size(blobs_.path_of(r.artifact_sha256), ec));
+  r.format = manifest->format;
+  r.manifest_text = request.manifest_text;
+  const auto& lineage = manifest->lineage;
+  r.dataset_name = request.dataset_name.empty() ? lineage.dataset_name : request.dataset_name;
+  r.dataset_sha256 = request.dataset_sha256.empty() ? lineage.dataset_sha256 : request.dataset_sha256;
+  r.training_code = request.training_code.empty() ? lineage.training_code : request.training_code;
+  r.tags = lineage.tags;
+  for (const auto& [k, v] : request.tags) r.tags[k] = v;
+  r.pushed_by = request.pushed_by.empty() ? "unknown" : request.pushed_by;
+  r.created_unix_ms = now_unix_ms_();
+
+  auto existing = store_.find_model_version(r.name, r.digest);
+  if (!existing) return existing.error();
+  if (*existing) {
+    // Identical content: a no-op, unless the push asks for different lineage, which would
+    // be a change to an immutable version.
+    const auto& e = **existing;
+    auto differs = [&](const char* field, const std::string& asked, const std::string& stored) -> std::optional<Error> {
+      if (asked.empty() || asked == stored) return std::nullopt;
+      return make_error(ErrorCode::conflict, "model version " + e.name + "@" + e.version + " already exists with " +
+                                                 field + " \"" + stored + "\"; versions are immutable (asked for \"" +
+                                                 asked + "\")");
+    };
+    if (auto c = differs("parent", request.parent, e.parent_version)) return *c;
+    if (auto c = differs("dataset", request.dataset_name, e.dataset_name)) return *c;
+    if (auto c = differs("dataset sha256", request.dataset_sha256, e.dataset_sha256)) return *c;
+    if (auto c = differs("training code", request.training_code, e.training_code)) return *c;
+    if (!request.tags.empty() && r.tags != e.tags)
+      if (auto c = differs("tags", join_tags(r.tags), join_tags(e.tags))) return *c;
+    if (auto m = materialize(e); !m) return m.error();
+    return PushResult{e, false};
+  }
+  if (auto clash = store_.find_model_version(r.name, r.version); !clash) {
+    return clash.error();
+  } else if (*clash) {
+    return make_error(ErrorCode::conflict, "version id " + r.version + " of " + r.name +
+                                               " is taken by different content (a sha256 prefix collision)");
+  }
+  if (request.parent.empty()) {
+    auto latest = store_.latest_model_version(r.name);
+    if (!latest) return latest.error();
+    if (*latest) r.parent_version = r.name + "@" + (*latest)->version;
+    else r.parent_version = lineage.parent;
+  } else {
+    r.parent_version = request.parent;
+  }
+  if (auto m = materialize(r); !m) return m.error();
+  auto inserted = store_.insert_model_version(r);
+  if (!inserted) return inserted.error();
+  if (*inserted == InsertOutcome::already_exists) {
+    auto now_there = store_.find_model_version(r.name, r.digest);
+    if (!now_there || !*now_there) return make_error(ErrorCode::internal, "model version vanished during push");
+    return PushResult{**now_there, false};
+  }
+  return PushResult{r, true};
+}
+
+Result<ModelVersionRecord> ModelRegistry::resolve(const ModelRef& ref) {
+  auto found = ref.version == "latest" ? store_.latest_model_version(ref.name)
+                                       : store_.find_model_version(ref.name, ref.version);
+  if (!found) return found.error();
+  if (!*found)
+    return make_error(ErrorCode::not_found, "model " + ref.name + "@" + ref.version +
+                                                " is not in the registry (push it with `tandem models push`)");
+  if (auto m = materialize(**found); !m) return m.error();
+  return **found;
+}
+
+} // namespace tandem::registry

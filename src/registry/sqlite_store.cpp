@@ -1,0 +1,454 @@
+#include "registry/sqlite_store.hpp"
+
+#include <boost/json.hpp>
+#include <sqlite3.h>
+
+#include <array>
+#include <chrono>
+#include <string_view>
+
+namespace tandem::registry {
+namespace {
+
+struct Migration {
+  int version;
+  const char* description;
+  const char* sql;
+};
+
+// Append only: a released migration is never edited, a change is a new one. Types and
+// statements stay within what PostgreSQL also accepts (TEXT, BIGINT, DOUBLE PRECISION), except
+// for the SQLite rowid alias on the audit table, which the PostgreSQL schema will spell as an
+// identity column.
+constexpr std::array kMigrations = {
+    Migration{1, "model registry and deployments",
+              R"sql(
+CREATE TABLE model_versions (
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  manifest_sha256 TEXT NOT NULL,
+  artifact_sha256 TEXT NOT NULL,
+  artifact_name TEXT NOT NULL,
+  artifact_bytes BIGINT NOT NULL,
+  format TEXT NOT NULL,
+  manifest_text TEXT NOT NULL,
+  dataset_name TEXT NOT NULL,
+  dataset_sha256 TEXT NOT NULL,
+  training_code TEXT NOT NULL,
+  parent_version TEXT NOT NULL,
+  tags_json TEXT NOT NULL,
+  created_unix_ms BIGINT NOT NULL,
+  pushed_by TEXT NOT NULL,
+  PRIMARY KEY (name, digest)
+);
+CREATE UNIQUE INDEX model_versions_by_version ON model_versions (name, version);
+CREATE INDEX model_versions_by_created ON model_versions (name, created_unix_ms);
+CREATE TABLE deployments (
+  endpoint TEXT NOT NULL,
+  model_ref TEXT NOT NULL,
+  model_name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  deployed_unix_ms BIGINT NOT NULL
+);
+CREATE INDEX deployments_by_endpoint ON deployments (endpoint, deployed_unix_ms);
+)sql"},
+    Migration{2, "audit record per request",
+              R"sql(
+CREATE TABLE audit_requests (
+  seq INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  time_unix_ms BIGINT NOT NULL,
+  endpoint TEXT NOT NULL,
+  model_version TEXT NOT NULL,
+  input_sha256 TEXT NOT NULL,
+  tier TEXT NOT NULL,
+  worker TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  error_code TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  queue_ms DOUBLE PRECISION NOT NULL,
+  cold_start_ms DOUBLE PRECISION NOT NULL,
+  upstream_ms DOUBLE PRECISION NOT NULL,
+  total_ms DOUBLE PRECISION NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX audit_by_time ON audit_requests (time_unix_ms);
+CREATE INDEX audit_by_endpoint_time ON audit_requests (endpoint, time_unix_ms);
+CREATE INDEX audit_by_request_id ON audit_requests (request_id);
+)sql"},
+};
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A prepared statement, finalized on scope exit.
+class Statement {
+public:
+  Statement(sqlite3* db, std::string_view sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  [[nodiscard]] bool prepared() const { return rc_ == SQLITE_OK; }
+  Statement& bind(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int index, std::int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  Statement& bind(int index, int value) { return bind(index, static_cast<std::int64_t>(value)); }
+  Statement& bind(int index, double value) {
+    sqlite3_bind_double(stmt_, index, value);
+    return *this;
+  }
+  /// SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return sqlite3_step(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  [[nodiscard]] std::string text(int column) const {
+    const auto* p = sqlite3_column_text(stmt_, column);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+             : std::string();
+  }
+  [[nodiscard]] std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+  [[nodiscard]] double real(int column) const { return sqlite3_column_double(stmt_, column); }
+
+private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+std::string tags_to_json(const std::map<std::string, std::string>& tags) {
+  boost::json::object o;
+  for (const auto& [k, v] : tags) o[k] = v;
+  return boost::json::serialize(o);
+}
+
+std::map<std::string, std::string> tags_from_json(const std::string& text) {
+  std::map<std::string, std::string> out;
+  boost::system::error_code ec;
+  auto value = boost::json::parse(text, ec);
+  if (ec || !value.is_object()) return out;
+  for (const auto& [k, v] : value.as_object())
+    if (v.is_string()) out[std::string(k)] = std::string(v.as_string());
+  return out;
+}
+
+constexpr const char* kVersionColumns =
+    "name, version, digest, manifest_sha256, artifact_sha256, artifact_name, artifact_bytes, format, manifest_text, "
+    "dataset_name, dataset_sha256, training_code, parent_version, tags_json, created_unix_ms, pushed_by";
+
+ModelVersionRecord read_version(const Statement& s) {
+  ModelVersionRecord r;
+  r.name = s.text(0);
+  r.version = s.text(1);
+  r.digest = s.text(2);
+  r.manifest_sha256 = s.text(3);
+  r.artifact_sha256 = s.text(4);
+  r.artifact_name = s.text(5);
+  r.artifact_bytes = s.int64(6);
+  r.format = s.text(7);
+  r.manifest_text = s.text(8);
+  r.dataset_name = s.text(9);
+  r.dataset_sha256 = s.text(10);
+  r.training_code = s.text(11);
+  r.parent_version = s.text(12);
+  r.tags = tags_from_json(s.text(13));
+  r.created_unix_ms = s.int64(14);
+  r.pushed_by = s.text(15);
+  return r;
+}
+
+constexpr const char* kAuditColumns =
+    "request_id, trace_id, time_unix_ms, endpoint, model_version, input_sha256, tier, worker, status, error_code, "
+    "attempts, queue_ms, cold_start_ms, upstream_ms, total_ms, cost_usd";
+
+AuditRecord read_audit(const Statement& s) {
+  AuditRecord r;
+  r.request_id = s.text(0);
+  r.trace_id = s.text(1);
+  r.time_unix_ms = s.int64(2);
+  r.endpoint = s.text(3);
+  r.model_version = s.text(4);
+  r.input_sha256 = s.text(5);
+  r.tier = s.text(6);
+  r.worker = s.text(7);
+  r.status = static_cast<int>(s.int64(8));
+  r.error_code = s.text(9);
+  r.attempts = static_cast<int>(s.int64(10));
+  r.queue_ms = s.real(11);
+  r.cold_start_ms = s.real(12);
+  r.upstream_ms = s.real(13);
+  r.total_ms = s.real(14);
+  r.cost_usd = s.real(15);
+  return r;
+}
+
+class SqliteStore final : public StateStore {
+public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  Error failure(const std::string& what) const {
+    return make_error(ErrorCode::internal, "state store: " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  Status exec(const char* sql, const std::string& what) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message ? message : "unknown error";
+      sqlite3_free(message);
+      return make_error(ErrorCode::internal, "state store: " + what + ": " + text);
+    }
+    return Ok{};
+  }
+
+  Status migrate() {
+    if (auto s = exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                      "description TEXT NOT NULL, applied_unix_ms BIGINT NOT NULL)",
+                      "creating schema_migrations");
+        !s)
+      return s;
+    auto current = schema_version();
+    if (!current) return current.error();
+    if (*current > latest_schema_version())
+      return make_error(ErrorCode::internal,
+                        "state store is at schema version " + std::to_string(*current) + ", newer than this tandem (" +
+                            std::to_string(latest_schema_version()) + "); use a newer tandem or another state dir");
+    for (const auto& m : kMigrations) {
+      if (m.version <= *current) continue;
+      if (auto s = exec("BEGIN IMMEDIATE", "starting migration"); !s) return s;
+      // Another connection may have migrated while this one waited for the write lock.
+      auto now_at = schema_version();
+      if (!now_at || *now_at >= m.version) {
+        (void)exec("ROLLBACK", "ending migration check");
+        if (!now_at) return now_at.error();
+        continue;
+      }
+      auto s = exec(m.sql, "migration " + std::to_string(m.version) + " (" + m.description + ")");
+      if (s) {
+        Statement insert(db_, "INSERT INTO schema_migrations (version, description, applied_unix_ms) VALUES (?, ?, ?)");
+        insert.bind(1, m.version).bind(2, std::string_view(m.description)).bind(3, now_unix_ms());
+        if (insert.step() != SQLITE_DONE) s = failure("recording migration " + std::to_string(m.version));
+      }
+      if (!s) {
+        (void)exec("ROLLBACK", "rolling back migration");
+        return s;
+      }
+      if (auto c = exec("COMMIT", "committing migration"); !c) return c;
+    }
+    return Ok{};
+  }
+
+  Result<int> schema_version() override {
+    Statement s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!s.prepared() || s.step() != SQLITE_ROW) return failure("reading schema version");
+    return static_cast<int>(s.int64(0));
+  }
+
+  Result<InsertOutcome> insert_model_version(const ModelVersionRecord& r) override {
+    std::string sql = std::string("INSERT INTO model_versions (") + kVersionColumns +
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
+    Statement s(db_, sql);
+    if (!s.prepared()) return failure("preparing insert of a model version");
+    s.bind(1, r.name).bind(2, r.version).bind(3, r.digest).bind(4, r.manifest_sha256).bind(5, r.artifact_sha256);
+    s.bind(6, r.artifact_name).bind(7, r.artifact_bytes).bind(8, r.format).bind(9, r.manifest_text);
+    s.bind(10, r.dataset_name).bind(11, r.dataset_sha256).bind(12, r.training_code).bind(13, r.parent_version);
+    s.bind(14, tags_to_json(r.tags)).bind(15, r.created_unix_ms).bind(16, r.pushed_by);
+    if (s.step() != SQLITE_DONE) return failure("inserting model version " + r.name + "@" + r.version);
+    return sqlite3_changes(db_) == 1 ? InsertOutcome::created : InsertOutcome::already_exists;
+  }
+
+  Result<std::optional<ModelVersionRecord>> find_model_version(const std::string& name,
+                                                               const std::string& version) override {
+    // A prefix match; more than one hit means the prefix is ambiguous.
+    Statement s(db_, std::string("SELECT ") + kVersionColumns +
+                         " FROM model_versions WHERE name = ? AND substr(digest, 1, ?) = ? LIMIT 2");
+    if (!s.prepared()) return failure("preparing model version lookup");
+    s.bind(1, name).bind(2, static_cast<std::int64_t>(version.size())).bind(3, version);
+    std::optional<ModelVersionRecord> found;
+    for (int rc = s.step(); rc == SQLITE_ROW; rc = s.step()) {
+      if (found)
+        return make_error(ErrorCode::invalid_request,
+                          "version prefix \"" + version + "\" of model " + name + " is ambiguous; give more digits");
+      found = read_version(s);
+    }
+    return found;
+  }
+
+  Result<std::optional<ModelVersionRecord>> latest_model_version(const std::string& name) override {
+    Statement s(db_, std::string("SELECT ") + kVersionColumns +
+                         " FROM model_versions WHERE name = ? ORDER BY created_unix_ms DESC, digest LIMIT 1");
+    if (!s.prepared()) return failure("preparing latest version lookup");
+    s.bind(1, name);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) return std::optional(read_version(s));
+    if (rc != SQLITE_DONE) return failure("reading latest version of " + name);
+    return std::optional<ModelVersionRecord>{};
+  }
+
+  Result<std::vector<ModelVersionRecord>> list_model_versions(const std::string& name) override {
+    Statement s(db_, std::string("SELECT ") + kVersionColumns +
+                         " FROM model_versions WHERE name = ? ORDER BY created_unix_ms DESC, digest");
+    if (!s.prepared()) return failure("preparing version listing");
+    s.bind(1, name);
+    std::vector<ModelVersionRecord> out;
+    int rc = 0;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_version(s));
+    if (rc != SQLITE_DONE) return failure("listing versions of " + name);
+    return out;
+  }
+
+  Result<std::vector<ModelSummary>> list_models() override {
+    Statement s(db_, "SELECT m.name, COUNT(*), MAX(m.created_unix_ms), "
+                     "(SELECT l.version FROM model_versions l WHERE l.name = m.name "
+                     " ORDER BY l.created_unix_ms DESC, l.digest LIMIT 1) "
+                     "FROM model_versions m GROUP BY m.name ORDER BY m.name");
+    if (!s.prepared()) return failure("preparing model listing");
+    std::vector<ModelSummary> out;
+    int rc = 0;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(ModelSummary{s.text(0), s.text(3), s.int64(1), s.int64(2)});
+    if (rc != SQLITE_DONE) return failure("listing models");
+    return out;
+  }
+
+  Status record_deployment(const DeploymentRecord& r) override {
+    Statement s(db_, "INSERT INTO deployments (endpoint, model_ref, model_name, version, deployed_unix_ms) "
+                     "VALUES (?, ?, ?, ?, ?)");
+    if (!s.prepared()) return failure("preparing deployment record");
+    s.bind(1, r.endpoint).bind(2, r.model_ref).bind(3, r.model_name).bind(4, r.version).bind(5, r.deployed_unix_ms);
+    if (s.step() != SQLITE_DONE) return failure("recording deployment of " + r.endpoint);
+    return Ok{};
+  }
+
+  Result<std::vector<DeploymentRecord>> list_deployments(const std::string& endpoint, int limit) override {
+    Statement s(db_, "SELECT endpoint, model_ref, model_name, version, deployed_unix_ms FROM deployments "
+                     "WHERE (? = '' OR endpoint = ?) ORDER BY deployed_unix_ms DESC LIMIT ?");
+    if (!s.prepared()) return failure("preparing deployment listing");
+    s.bind(1, endpoint).bind(2, endpoint).bind(3, limit);
+    std::vector<DeploymentRecord> out;
+    int rc = 0;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(DeploymentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4)});
+    if (rc != SQLITE_DONE) return failure("listing deployments");
+    return out;
+  }
+
+  Status append_audit(std::span<const AuditRecord> records) override {
+    if (records.empty()) return Ok{};
+    if (auto b = exec("BEGIN IMMEDIATE", "starting audit batch"); !b) return b;
+    Statement s(db_, std::string("INSERT INTO audit_requests (") + kAuditColumns +
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    Status result = Ok{};
+    if (!s.prepared()) result = failure("preparing audit insert");
+    for (std::size_t i = 0; result && i < records.size(); ++i) {
+      const auto& r = records[i];
+      s.bind(1, r.request_id).bind(2, r.trace_id).bind(3, r.time_unix_ms).bind(4, r.endpoint);
+      s.bind(5, r.model_version).bind(6, r.input_sha256).bind(7, r.tier).bind(8, r.worker).bind(9, r.status);
+      s.bind(10, r.error_code).bind(11, r.attempts).bind(12, r.queue_ms).bind(13, r.cold_start_ms);
+      s.bind(14, r.upstream_ms).bind(15, r.total_ms).bind(16, r.cost_usd);
+      if (s.step() != SQLITE_DONE) result = failure("inserting audit record");
+      s.reset();
+    }
+    if (!result) {
+      (void)exec("ROLLBACK", "rolling back audit batch");
+      return result;
+    }
+    return exec("COMMIT", "committing audit batch");
+  }
+
+  Result<std::vector<AuditRecord>> query_audit(const AuditQuery& q) override {
+    std::string sql = std::string("SELECT ") + kAuditColumns + " FROM audit_requests WHERE time_unix_ms >= ?";
+    if (q.before_unix_ms > 0) sql += " AND time_unix_ms < ?";
+    if (!q.endpoint.empty()) sql += " AND endpoint = ?";
+    if (q.status >= 100) sql += " AND status = ?";
+    else if (q.status > 0) sql += " AND status >= ? AND status < ?";
+    sql += q.oldest_first ? " ORDER BY time_unix_ms ASC, seq ASC LIMIT ?" : " ORDER BY time_unix_ms DESC, seq DESC LIMIT ?";
+    Statement s(db_, sql);
+    if (!s.prepared()) return failure("preparing audit query");
+    int i = 1;
+    s.bind(i++, q.since_unix_ms);
+    if (q.before_unix_ms > 0) s.bind(i++, q.before_unix_ms);
+    if (!q.endpoint.empty()) s.bind(i++, q.endpoint);
+    if (q.status >= 100) {
+      s.bind(i++, q.status);
+    } else if (q.status > 0) {
+      s.bind(i++, q.status * 100);
+      s.bind(i++, q.status * 100 + 100);
+    }
+    s.bind(i, q.limit);
+    std::vector<AuditRecord> out;
+    int rc = 0;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_audit(s));
+    if (rc != SQLITE_DONE) return failure("querying audit records");
+    return out;
+  }
+
+  Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) override {
+    Statement s(db_, std::string("SELECT ") + kAuditColumns +
+                         " FROM audit_requests WHERE request_id = ? ORDER BY seq DESC LIMIT 1");
+    if (!s.prepared()) return failure("preparing audit lookup");
+    s.bind(1, request_id);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) return std::optional(read_audit(s));
+    if (rc != SQLITE_DONE) return failure("looking up request " + request_id);
+    return std::optional<AuditRecord>{};
+  }
+
+  Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) override {
+    Statement s(db_, "DELETE FROM audit_requests WHERE time_unix_ms < ?");
+    if (!s.prepared()) return failure("preparing audit retention");
+    s.bind(1, cutoff_unix_ms);
+    if (s.step() != SQLITE_DONE) return failure("deleting expired audit records");
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
+  }
+
+private:
+  sqlite3* db_;
+};
+
+} // namespace
+
+std::filesystem::path sqlite_path(const std::filesystem::path& state_dir) { return state_dir / "tandem.db"; }
+
+int latest_schema_version() { return kMigrations.back().version; }
+
+Result<std::unique_ptr<StateStore>> open_sqlite_store(const std::filesystem::path& file) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return make_error(ErrorCode::internal, "cannot open state store " + file.string() + ": " + message);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  // WAL: readers (the admin API) never wait for the audit writer, and a crash loses at most
+  // the transaction in progress. synchronous=NORMAL is durable across process crashes (kill
+  // -9), which is what the audit trail promises; a power loss may lose the last commits.
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+    if (auto s = store->exec(pragma, pragma); !s) {
+      return make_error(ErrorCode::internal, "cannot open state store " + file.string() + ": " + s.error().message +
+                                                 " (is it a tandem state database?)");
+    }
+  }
+  if (auto s = store->migrate(); !s) return s.error();
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+} // namespace tandem::registry

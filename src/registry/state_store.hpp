@@ -1,0 +1,117 @@
+#pragma once
+// The state store: everything tandem must remember across restarts (model versions,
+// deployments, the audit trail). One interface; SQLite is the embedded implementation and
+// PostgreSQL comes later behind the same calls, so the SQL stays portable and nothing here
+// leaks an engine's types.
+#include "core/status.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tandem::registry {
+
+/// An immutable, content-addressed model version. `version` is the first 12 hex digits of
+/// `digest` (the full sha256 id); both identify it.
+struct ModelVersionRecord {
+  std::string name;
+  std::string version;
+  std::string digest;
+  std::string manifest_sha256;
+  std::string artifact_sha256;
+  std::string artifact_name;  // file name the manifest gives the artifact
+  std::int64_t artifact_bytes = 0;
+  std::string format;
+  std::string manifest_text;  // tandem-model.yaml as pushed
+  // Lineage.
+  std::string dataset_name;
+  std::string dataset_sha256;
+  std::string training_code;
+  std::string parent_version;  // NAME@VERSION or empty
+  std::map<std::string, std::string> tags;
+  std::int64_t created_unix_ms = 0;
+  std::string pushed_by;
+};
+
+struct ModelSummary {
+  std::string name;
+  std::string latest_version;
+  std::int64_t versions = 0;
+  std::int64_t updated_unix_ms = 0;
+};
+
+enum class InsertOutcome { created, already_exists };
+
+/// Which model version an endpoint was started with, recorded at deploy time.
+struct DeploymentRecord {
+  std::string endpoint;
+  std::string model_ref;  // as configured: a directory, NAME@VERSION or NAME@latest
+  std::string model_name;
+  std::string version;
+  std::int64_t deployed_unix_ms = 0;
+};
+
+/// One inference request, as answered.
+struct AuditRecord {
+  std::string request_id;
+  std::string trace_id;
+  std::int64_t time_unix_ms = 0;  // when the request arrived
+  std::string endpoint;
+  std::string model_version;
+  std::string input_sha256;
+  std::string tier;  // dedicated | serverless | none
+  std::string worker;
+  int status = 0;
+  std::string error_code;  // empty on success
+  int attempts = 0;
+  double queue_ms = 0;
+  double cold_start_ms = 0;
+  double upstream_ms = 0;
+  double total_ms = 0;
+  double cost_usd = 0;
+};
+
+struct AuditQuery {
+  std::string endpoint;             // empty: any
+  std::int64_t since_unix_ms = 0;   // records at or after
+  std::int64_t before_unix_ms = 0;  // 0: no upper bound (exclusive)
+  int status = 0;                   // 0: any; 100..599 exact; 1..5 a class (2 = 2xx)
+  int limit = 100;
+  bool oldest_first = false;
+};
+
+/// A connection to the state store. Not thread-safe: one per thread. Several connections to
+/// the same store may be used at once from different threads (the audit writer has its own).
+/// Calls block on the database: keep them off the request path.
+class StateStore {
+public:
+  virtual ~StateStore() = default;
+
+  /// The schema version this store is at (the highest migration applied).
+  virtual Result<int> schema_version() = 0;
+
+  virtual Result<InsertOutcome> insert_model_version(const ModelVersionRecord& record) = 0;
+  /// `version` is the 12-digit version, the full digest, or a unique prefix (>= 6 digits).
+  virtual Result<std::optional<ModelVersionRecord>> find_model_version(const std::string& name,
+                                                                       const std::string& version) = 0;
+  virtual Result<std::optional<ModelVersionRecord>> latest_model_version(const std::string& name) = 0;
+  /// Newest first.
+  virtual Result<std::vector<ModelVersionRecord>> list_model_versions(const std::string& name) = 0;
+  virtual Result<std::vector<ModelSummary>> list_models() = 0;
+
+  virtual Status record_deployment(const DeploymentRecord& record) = 0;
+  virtual Result<std::vector<DeploymentRecord>> list_deployments(const std::string& endpoint, int limit) = 0;
+
+  /// Appends all records in one transaction: all or none.
+  virtual Status append_audit(std::span<const AuditRecord> records) = 0;
+  virtual Result<std::vector<AuditRecord>> query_audit(const AuditQuery& query) = 0;
+  virtual Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) = 0;
+  /// Deletes records older than the cutoff; returns how many.
+  virtual Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) = 0;
+};
+
+} // namespace tandem::registry
