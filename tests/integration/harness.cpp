@@ -108,16 +108,56 @@ std::string HttpClient::raw(const std::string& bytes) {
 
 // ---- ServerProcess ---------------------------------------------------------------------------
 
-namespace {
 std::filesystem::path make_temp_dir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "tandem-test-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   return pattern;
 }
+
+namespace {
+std::string read_all(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 } // namespace
 
-ServerProcess::ServerProcess(const std::string& endpoints_yaml, const std::string& server_yaml) {
-  dir_ = make_temp_dir();
+CliResult run_tandem(const std::vector<std::string>& args, const std::string& server_url) {
+  const auto dir = make_temp_dir();
+  const std::string out_path = (dir / "out").string();
+  const std::string err_path = (dir / "err").string();
+  std::vector<std::string> argv_strings{tandem_binary().string()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::setenv("TANDEM_SERVER", server_url.c_str(), 1);
+    int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out_fd >= 0) ::dup2(out_fd, STDOUT_FILENO);
+    if (err_fd >= 0) ::dup2(err_fd, STDERR_FILENO);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CliResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = read_all(out_path);
+  result.err = read_all(err_path);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return result;
+}
+
+ServerProcess::ServerProcess(const std::string& endpoints_yaml, const std::string& server_yaml,
+                             const std::filesystem::path& directory) {
+  owns_dir_ = directory.empty();
+  dir_ = owns_dir_ ? make_temp_dir() : directory;
   auto config = dir_ / "tandem.yaml";
   {
     std::ofstream out(config);
@@ -128,13 +168,15 @@ ServerProcess::ServerProcess(const std::string& endpoints_yaml, const std::strin
   std::string state_arg = (dir_ / "state").string();
   std::string log_path = (dir_ / "serve.log").string();
   std::string out_path = (dir_ / "serve.out").string();
+  // A server run before in the same directory left its address here: never read that one.
+  std::filesystem::remove(out_path);
   pid_ = ::fork();
   if (pid_ == 0) {
     // If this test process dies (a crash, a timeout kill), its server goes too.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out_fd >= 0) ::dup2(out_fd, STDOUT_FILENO);
-    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
     ::execl(binary.c_str(), binary.c_str(), "serve", "-c", config_arg.c_str(), "--listen", "127.0.0.1:0",
             "--state", state_arg.c_str(), "--shutdown-grace-ms", "3000", static_cast<char*>(nullptr));
@@ -148,7 +190,14 @@ ServerProcess::ServerProcess(const std::string& endpoints_yaml, const std::strin
     std::stringstream s;
     s << in.rdbuf();
     output = s.str();
-    return output.find('\n') != std::string::npos;
+    if (output.find('\n') != std::string::npos) return true;
+    // A server that exits at start-up (a bad config) has nothing more to say.
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      return true;
+    }
+    return false;
   };
   wait_until(read_output, 20s);
   const std::string prefix = "listening on http://";
@@ -167,7 +216,7 @@ ServerProcess::ServerProcess(const std::string& endpoints_yaml, const std::strin
 ServerProcess::~ServerProcess() {
   if (!exited_ && pid_ > 0) stop(SIGTERM);
   std::error_code ec;
-  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_, ec);
+  if (owns_dir_ && !::testing::Test::HasFailure()) std::filesystem::remove_all(dir_, ec);
 }
 
 std::string ServerProcess::logs() const {

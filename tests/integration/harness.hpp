@@ -75,7 +75,10 @@ struct WorkerRow {
 class ServerProcess {
 public:
   /// `endpoints_yaml` is the text under `endpoints:`; `server_yaml` extra keys under `server:`.
-  explicit ServerProcess(const std::string& endpoints_yaml, const std::string& server_yaml = "");
+  /// `directory`: run in this existing directory (config, logs, state/) and leave it in place,
+  /// so that a second server can start on the same state; empty: a fresh temporary one.
+  explicit ServerProcess(const std::string& endpoints_yaml, const std::string& server_yaml = "",
+                         const std::filesystem::path& directory = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -95,11 +98,23 @@ public:
 
 private:
   std::filesystem::path dir_;
+  bool owns_dir_ = true;
   pid_t pid_ = -1;
   bool exited_ = false;
   std::string host_;
   unsigned short port_ = 0;
 };
+
+/// A fresh temporary directory (the caller removes it).
+std::filesystem::path make_temp_dir();
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+/// Runs `tandem ARGS...` to completion with TANDEM_SERVER set to `server_url`.
+CliResult run_tandem(const std::vector<std::string>& args, const std::string& server_url);
 
 /// True while a process with this pid exists and is not a zombie.
 bool process_alive(pid_t pid);
