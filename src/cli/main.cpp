@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_worker_command(app, exit_code);
   tandem::cli::add_models_command(app, exit_code);
   tandem::cli::add_requests_command(app, exit_code);
+  tandem::cli::add_rollout_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -121,9 +121,24 @@ int run_tail(const RequestsArgs& a) {
   std::signal(SIGTERM, [](int) { interrupted = 1; });
   // Start from now (or --since), then ask for what is newer than the last record seen. Records
   // written late within the same millisecond are caught by keeping the ids seen at that time.
-  std::string since = a.since.empty() ? "0s" : a.since;
+  std::string since = a.since;
   std::int64_t last_ms = -1;
   std::set<std::string> seen_at_last;
+  if (since.empty()) {
+    // Follow from the newest record there is: records arrive late (they are written in
+    // batches), so "now" would skip them.
+    auto newest = client->request("GET", "/admin/v1/requests" + query(a, "", false, 1));
+    if (!newest) return failed("tail", newest.error());
+    if (newest->status != 200) return failed_http("tail", *newest);
+    const auto page = json::parse(newest->body);
+    const auto& rows = page.at("requests").as_array();
+    if (rows.empty()) {
+      since = "0";
+    } else {
+      last_ms = rows[0].at("time_unix_ms").to_number<std::int64_t>();
+      seen_at_last.insert(str(rows[0].at("request_id")));
+    }
+  }
   int printed = 0;
   if (!a.as_json) print_header();
   std::fflush(stdout);

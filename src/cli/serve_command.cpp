@@ -4,6 +4,7 @@
 #include "core/logging.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/rollout_manager.hpp"
 #include "registry/audit_writer.hpp"
 #include "registry/model_registry.hpp"
 #include "registry/sqlite_store.hpp"
@@ -151,6 +152,8 @@ int run_serve(const ServeArgs& args) {
     options.worker_log_args.push_back(tracing.otlp_endpoint);
   }
   gateway::Gateway gw(io, *config, std::move(manifests), reaper, metrics, clock, options);
+  gateway::RolloutManager rollouts(gw, **store, models, clock);
+  gw.set_rollouts(&rollouts);
   http::Server server(io, config->server.limits, [&gw](http::Request& r) { return gw.handle(r); }, metrics);
   auto bound = server.listen(listen->host, listen->port);
   if (!bound) {

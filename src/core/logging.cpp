@@ -70,7 +70,9 @@ public:
 bool init_logging(std::string_view role, std::string_view level) {
   auto parsed = spdlog::level::from_str(std::string(level));
   if (parsed == spdlog::level::off && level != "off") return false;
-  auto logger = spdlog::stderr_logger_st(std::string(role));
+  // _mt: background threads (the audit writer, the exporters) log too; lines are rare enough
+  // that the sink's mutex costs nothing measurable.
+  auto logger = spdlog::stderr_logger_mt(std::string(role));
   auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   formatter->add_flag<JsonMessageFlag>('j').add_flag<RequestContextFlag>('C').set_pattern(
       R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","role":"%n","pid":%P%C,"msg":"%j"})");

@@ -3,6 +3,7 @@
 #include "core/logging.hpp"
 #include "core/sha256.hpp"
 #include "gateway/admin_api.hpp"
+#include "gateway/rollout_manager.hpp"
 #include "telemetry/trace_context.hpp"
 
 #include "http/server.hpp"
@@ -35,7 +36,7 @@ using http::bhttp::verb;
 Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
                  pool::ChildReaper& reaper, MetricsRegistry& metrics, const Clock& clock,
                  GatewayOptions options)
-    : io_(io), clock_(clock), metrics_(metrics), ids_(options.seed),
+    : io_(io), reaper_(reaper), clock_(clock), metrics_(metrics), ids_(options.seed),
       requests_(metrics.counter("tandem_requests_total",
                                 "Inference requests answered, by endpoint, model version, tier and HTTP status.",
                                 {"endpoint", "model_version", "tier", "code"})),
@@ -64,95 +65,16 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
       retries_denied_(metrics.counter("tandem_retries_denied_total",
                                       "Retries not made because the endpoint's retry budget was spent.",
                                       {"endpoint"})),
-      options_(options) {
-  auto& in_flight = metrics.gauge("tandem_requests_in_flight", "Inference requests being served, by endpoint.",
-                                  {"endpoint"});
-  auto& cost_family = metrics.counter("tandem_cost_dollars_total",
-                                      "Metered cost of each tier pool: serverless per live worker-second (cold "
-                                      "start and idle included), dedicated per reserved worker-second.",
-                                      {"endpoint", "tier"});
-  auto& desired_family = metrics.gauge("tandem_autoscaler_desired_workers",
-                                       "Workers the autoscaler wants in the serverless pool.", {"endpoint", "tier"});
-  auto& panic_family = metrics.gauge("tandem_autoscaler_panic", "1 while the autoscaler is in panic mode.",
-                                     {"endpoint", "tier"});
-  auto make_pool_options = [&](const EndpointRuntime& rt, const std::string& tier) {
-    pool::PoolOptions po;
-    po.endpoint = rt.config.name;
-    po.tier = tier;
-    po.worker = rt.config.worker;
-    po.manifest = rt.manifest;
-    po.self_exe = options.self_exe;
-    po.worker_log_args = options.worker_log_args;
-    po.max_response_bytes = config.server.limits.max_response_bytes;
-    po.max_request_bytes = config.server.limits.max_body_bytes;
-    po.outlier.consecutive_failures = rt.config.outlier_consecutive_failures;
-    po.outlier.base_ejection_ms = rt.config.outlier_base_ejection_ms;
-    po.outlier.max_ejected_percent = rt.config.outlier_max_ejected_percent;
-    return po;
-  };
+      options_(std::move(options)), limits_(config.server.limits) {
   for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
-    auto rt = std::make_unique<EndpointRuntime>();
-    rt->config = config.endpoints[i];
-    rt->manifest = std::move(manifests[i]);
-    rt->routing = policy::parse_routing_policy(rt->config.routing).value_or(policy::RoutingPolicy::dedicated_first);
-    rt->retry_budget = policy::RetryBudget(rt->config.retry_budget_percent / 100.0);
-    const std::string served_name =
-        rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
-    rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
-    rt->in_flight = &in_flight.with({rt->config.name});
-    if (const auto& spec = rt->config.dedicated) {
-      auto po = make_pool_options(*rt, "dedicated");
-      po.replicas = spec->replicas;
-      po.max_workers = spec->replicas;
-      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
-      po.queue_max = spec->queue_max;
-      rt->dedicated.pool = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
-      rt->dedicated.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
-      rt->dedicated.reserved_workers = spec->replicas;
-      rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
-      rt->dedicated.queue_wait = &queue_waits_.with({rt->config.name, "dedicated"});
-      rt->dedicated.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "dedicated", "200"});
-      rt->dedicated.duration = &durations_.with({rt->config.name, "dedicated"});
-    }
-    if (const auto& spec = rt->config.serverless) {
-      auto po = make_pool_options(*rt, "serverless");
-      po.replicas = spec->min;
-      po.max_workers = spec->max;
-      po.scalable = true;
-      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
-      po.queue_max = spec->queue_max;
-      rt->serverless.pool = std::make_unique<pool::WorkerPool>(io, reaper, std::move(po), metrics);
-      rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
-      rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
-      rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
-      rt->serverless.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "serverless", "200"});
-      rt->serverless.duration = &durations_.with({rt->config.name, "serverless"});
-      rt->serverless.scaledown_window_s = std::chrono::duration<double>(spec->scaledown_window_ms).count();
-      policy::AutoscalerSpec as;
-      as.min_workers = spec->min;
-      as.max_workers = spec->max;
-      as.buffer_workers = spec->buffer;
-      as.target_concurrency = spec->target_concurrency;
-      as.stable_window_ms = spec->stable_window_ms;
-      as.panic_window_ms = spec->panic_window_ms;
-      as.panic_threshold = spec->panic_threshold;
-      as.scaledown_window_ms = spec->scaledown_window_ms;
-      rt->autoscaler = std::make_unique<policy::Autoscaler>(as);
-      rt->desired_workers = &desired_family.with({rt->config.name, "serverless"});
-      rt->panic = &panic_family.with({rt->config.name, "serverless"});
-      rt->desired_workers->set(spec->min);
-      EndpointRuntime* raw = rt.get();
-      rt->serverless.pool->on_demand([this, raw] {
-        // Rate-limited: under a sustained burst every queued request would poke.
-        const TimePoint now = clock_.now();
-        if (now - raw->last_poke < std::chrono::milliseconds(10) && raw->serverless.pool->snapshot().live_workers > 0)
-          return;
-        raw->last_poke = now;
-        control(*raw, now);
-      });
-    }
-    by_name_[rt->config.name] = rt.get();
-    endpoints_.push_back(std::move(rt));
+    auto slot = std::make_unique<EndpointSlot>();
+    slot->name = config.endpoints[i].name;
+    by_name_[slot->name] = slot.get();
+    auto runtime = make_runtime(config.endpoints[i], std::move(manifests[i]), config.endpoints[i].name);
+    runtime->slot = slot.get();
+    slot->stable = runtime.get();
+    runtimes_.push_back(std::move(runtime));
+    slots_.push_back(std::move(slot));
   }
   metrics.gauge("tandem_build_info", "Always 1; labels carry the version.", {"version"}).with({TANDEM_VERSION}).set(1);
   if (options_.audit) {
@@ -200,18 +122,117 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
   }
   metrics.on_collect([this] {
     workers_gauge_.clear();
-    for (const auto& ep : endpoints_) {
+    // Every state of every pool is shown, zero included; a rollout's two versions add up.
+    for (const auto& ep : runtimes_)
+      for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless})
+        if (tier->pool)
+          for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
+                             pool::WorkerState::stopped})
+            workers_gauge_.with({ep->config.name, tier->pool->options().tier, std::string(pool::to_string(state))})
+                .set(0);
+    for (const auto& ep : runtimes_) {
+      if (ep->stopped) continue;
       for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
         if (!tier->pool) continue;
         const std::string& tier_name = tier->pool->options().tier;
-        for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
-                           pool::WorkerState::stopped})
-          workers_gauge_.with({ep->config.name, tier_name, std::string(pool::to_string(state))}).set(0);
         for (const auto& w : tier->pool->describe())
           workers_gauge_.with({ep->config.name, tier_name, std::string(pool::to_string(w.state))}).inc();
       }
     }
   });
+}
+
+std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& config, ModelManifest manifest,
+                                                      const std::string& worker_prefix) {
+  auto& in_flight = metrics_.gauge("tandem_requests_in_flight", "Inference requests being served, by endpoint.",
+                                  {"endpoint"});
+  auto& cost_family = metrics_.counter("tandem_cost_dollars_total",
+                                      "Metered cost of each tier pool: serverless per live worker-second (cold "
+                                      "start and idle included), dedicated per reserved worker-second.",
+                                      {"endpoint", "tier"});
+  auto& desired_family = metrics_.gauge("tandem_autoscaler_desired_workers",
+                                       "Workers the autoscaler wants in the serverless pool.", {"endpoint", "tier"});
+  auto& panic_family = metrics_.gauge("tandem_autoscaler_panic", "1 while the autoscaler is in panic mode.",
+                                     {"endpoint", "tier"});
+  auto make_pool_options = [&](const EndpointRuntime& rt, const std::string& tier) {
+    pool::PoolOptions po;
+    po.endpoint = rt.config.name;
+    po.worker_id_prefix = worker_prefix;
+    po.tier = tier;
+    po.worker = rt.config.worker;
+    po.manifest = rt.manifest;
+    po.self_exe = options_.self_exe;
+    po.worker_log_args = options_.worker_log_args;
+    po.max_response_bytes = limits_.max_response_bytes;
+    po.max_request_bytes = limits_.max_body_bytes;
+    po.outlier.consecutive_failures = rt.config.outlier_consecutive_failures;
+    po.outlier.base_ejection_ms = rt.config.outlier_base_ejection_ms;
+    po.outlier.max_ejected_percent = rt.config.outlier_max_ejected_percent;
+    return po;
+  };
+  {
+    auto rt = std::make_unique<EndpointRuntime>();
+    rt->config = config;
+    rt->manifest = std::move(manifest);
+    rt->routing = policy::parse_routing_policy(rt->config.routing).value_or(policy::RoutingPolicy::dedicated_first);
+    rt->retry_budget = policy::RetryBudget(rt->config.retry_budget_percent / 100.0);
+    const std::string served_name =
+        rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
+    rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
+    rt->in_flight = &in_flight.with({rt->config.name});
+    if (const auto& spec = rt->config.dedicated) {
+      auto po = make_pool_options(*rt, "dedicated");
+      po.replicas = spec->replicas;
+      po.max_workers = spec->replicas;
+      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
+      po.queue_max = spec->queue_max;
+      rt->dedicated.pool = std::make_unique<pool::WorkerPool>(io_, reaper_, std::move(po), metrics_);
+      rt->dedicated.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
+      rt->dedicated.reserved_workers = spec->replicas;
+      rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
+      rt->dedicated.queue_wait = &queue_waits_.with({rt->config.name, "dedicated"});
+      rt->dedicated.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "dedicated", "200"});
+      rt->dedicated.duration = &durations_.with({rt->config.name, "dedicated"});
+    }
+    if (const auto& spec = rt->config.serverless) {
+      auto po = make_pool_options(*rt, "serverless");
+      po.replicas = spec->min;
+      po.max_workers = spec->max;
+      po.scalable = true;
+      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
+      po.queue_max = spec->queue_max;
+      rt->serverless.pool = std::make_unique<pool::WorkerPool>(io_, reaper_, std::move(po), metrics_);
+      rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
+      rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
+      rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
+      rt->serverless.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "serverless", "200"});
+      rt->serverless.duration = &durations_.with({rt->config.name, "serverless"});
+      rt->serverless.scaledown_window_s = std::chrono::duration<double>(spec->scaledown_window_ms).count();
+      policy::AutoscalerSpec as;
+      as.min_workers = spec->min;
+      as.max_workers = spec->max;
+      as.buffer_workers = spec->buffer;
+      as.target_concurrency = spec->target_concurrency;
+      as.stable_window_ms = spec->stable_window_ms;
+      as.panic_window_ms = spec->panic_window_ms;
+      as.panic_threshold = spec->panic_threshold;
+      as.scaledown_window_ms = spec->scaledown_window_ms;
+      rt->autoscaler = std::make_unique<policy::Autoscaler>(as);
+      rt->desired_workers = &desired_family.with({rt->config.name, "serverless"});
+      rt->panic = &panic_family.with({rt->config.name, "serverless"});
+      rt->desired_workers->set(spec->min);
+      EndpointRuntime* raw = rt.get();
+      rt->serverless.pool->on_demand([this, raw] {
+        // Rate-limited: under a sustained burst every queued request would poke.
+        const TimePoint now = clock_.now();
+        if (now - raw->last_poke < std::chrono::milliseconds(10) && raw->serverless.pool->snapshot().live_workers > 0)
+          return;
+        raw->last_poke = now;
+        control(*raw, now);
+      });
+    }
+    return rt;
+  }
 }
 
 policy::TierState TierRuntime::state(double service_hint_ms, double cold_start_hint_ms) const {
@@ -258,7 +279,7 @@ bool EndpointRuntime::any_ready() const {
 }
 
 void Gateway::start() {
-  for (auto& ep : endpoints_) {
+  for (auto& ep : runtimes_) {
     if (ep->dedicated.pool) ep->dedicated.pool->start();
     if (ep->serverless.pool) ep->serverless.pool->start();
   }
@@ -274,7 +295,16 @@ asio::awaitable<void> Gateway::controller_loop() {
     const TimePoint now = clock_.now();
     const Duration elapsed = now - last_tick_;
     last_tick_ = now;
-    for (auto& ep : endpoints_) {
+    for (auto& ep : runtimes_) {
+      if (ep->stopped) continue;
+      if (ep->retiring && ep->active == 0) {
+        // Released by a rollout and drained: its workers stop now.
+        ep->stopped = true;
+        for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
+          if (tier->pool) tier->pool->shutdown();
+        spdlog::info("endpoint {}: version {} released", ep->config.name, ep->manifest.version);
+        continue;
+      }
       // Metering: dedicated reservations accrue while the server runs; serverless workers
       // accrue while their process exists (cold start and idle included).
       if (ep->dedicated.pool)
@@ -285,6 +315,7 @@ asio::awaitable<void> Gateway::controller_loop() {
         control(*ep, now);
       }
     }
+    if (rollouts_) rollouts_->tick(now);
   }
 }
 
@@ -309,21 +340,71 @@ void Gateway::control(EndpointRuntime& ep, TimePoint now) {
 void Gateway::shutdown() {
   stopping_ = true;
   ticker_.cancel();
-  for (auto& ep : endpoints_)
+  for (auto& ep : runtimes_)
     for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
       if (tier->pool) tier->pool->shutdown();
 }
 
 void Gateway::kill_remaining() {
-  for (auto& ep : endpoints_)
+  for (auto& ep : runtimes_)
     for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
       if (tier->pool) tier->pool->kill_remaining();
 }
 
 bool Gateway::all_endpoints_ready() const {
-  for (const auto& ep : endpoints_)
-    if (!ep->any_ready()) return false;
+  for (const auto& slot : slots_)
+    if (!slot->stable->any_ready()) return false;
   return true;
+}
+
+EndpointSlot* Gateway::slot(std::string_view name) {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+std::vector<EndpointSlot*> Gateway::slots() {
+  std::vector<EndpointSlot*> out;
+  for (auto& s : slots_) out.push_back(s.get());
+  return out;
+}
+
+EndpointRuntime* Gateway::add_runtime(const EndpointConfig& config, ModelManifest manifest,
+                                      const std::string& worker_prefix) {
+  auto runtime = make_runtime(config, std::move(manifest), worker_prefix);
+  runtime->slot = slot(config.name);
+  if (runtime->dedicated.pool) runtime->dedicated.pool->start();
+  if (runtime->serverless.pool) runtime->serverless.pool->start();
+  runtimes_.push_back(std::move(runtime));
+  return runtimes_.back().get();
+}
+
+void Gateway::retire(EndpointRuntime* runtime) { runtime->retiring = true; }
+
+EndpointRuntime& Gateway::pick(EndpointSlot& slot, const http::Request& request, std::string_view version) {
+  EndpointRuntime* candidate = slot.candidate;
+  if (candidate == nullptr) return *slot.stable;
+  // A request that names a version gets that version.
+  if (!version.empty()) {
+    if (version == candidate->manifest.version || version == candidate->manifest.digest) return *candidate;
+    return *slot.stable;
+  }
+  if (slot.candidate_percent <= 0) return *slot.stable;
+  if (slot.candidate_percent >= 100) return *candidate;
+  // Sticky per session: the same x-tandem-session always lands on the same side of the split
+  // (FNV-1a of the header), so a user sees one version through a step.
+  std::uint64_t bucket = 0;
+  if (auto session = request["x-tandem-session"]; !session.empty()) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (char c : session) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    bucket = h % 100;
+  } else {
+    // splitmix64: an even split without a shared random engine.
+    std::uint64_t z = (split_state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    bucket = (z ^ (z >> 31)) % 100;
+  }
+  return bucket < static_cast<std::uint64_t>(slot.candidate_percent) ? *candidate : *slot.stable;
 }
 
 http::Reply Gateway::error_response(const Error& error, const std::string& endpoint,
@@ -367,6 +448,11 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     if (auto r = only_get()) co_return *r;
     co_return admin_workers();
   }
+  if (rollouts_ && target.substr(0, 18) == "/admin/v1/rollouts") {
+    const std::string_view full = request.target();
+    const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
+    co_return rollouts_->handle(request, target, query);
+  }
   if (options_.admin && target.substr(0, 10) == "/admin/v1/") {
     const std::string_view full = request.target();
     const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
@@ -376,7 +462,7 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())
       co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(path->name)}, "", "");
-    EndpointRuntime& ep = *it->second;
+    EndpointRuntime& ep = pick(*it->second, request, path->version);
     if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
       co_return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
                                                           v2::quote_value(path->version) + " (serving " +
@@ -476,6 +562,7 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     options_.audit->submit(std::move(r));
   }
   if (options_.tracer && t.sampled) export_spans(ep, t, reply);
+  if (ep.slot != nullptr && ep.slot->observe) ep.slot->observe(ep, static_cast<int>(reply.status), to_ms(clock_.now() - t.started), reply.body);
   if (spdlog::should_log(spdlog::level::debug)) {
     LogContext context(t.request_id, t.trace_id);
     spdlog::debug("{} {} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name,
@@ -556,14 +643,17 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   trace.started_unix_ns = clock_.unix_ns();
   ep.in_flight->inc();
   ++in_flight_total_;
+  ++ep.active;
   struct InFlightGuard {
     Gauge* gauge;
     std::size_t* total;
+    int* active;
     ~InFlightGuard() {
       gauge->dec();
       --*total;
+      --*active;
     }
-  } guard{ep.in_flight, &in_flight_total_};
+  } guard{ep.in_flight, &in_flight_total_, &ep.active};
   trace.request_id = std::string(request["x-request-id"]);
   if (!is_acceptable_request_id(trace.request_id)) trace.request_id = ids_.next();
   start_trace(request, trace);
@@ -818,7 +908,8 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
 http::Reply Gateway::admin_workers() const {
   std::string body = R"({"workers":[)";
   bool first = true;
-  for (const auto& ep : endpoints_) {
+  for (const auto& ep : runtimes_) {
+   if (ep->stopped) continue;  // a released version
    for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
     if (!tier->pool) continue;
     for (const auto& w : tier->pool->describe()) {

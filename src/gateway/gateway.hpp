@@ -17,6 +17,7 @@
 #include "telemetry/metrics.hpp"
 #include "telemetry/otlp_exporter.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -92,8 +93,16 @@ struct TierRuntime {
   [[nodiscard]] policy::TierState state(double service_hint_ms, double cold_start_hint_ms) const;
 };
 
+struct EndpointSlot;
+
+/// One model version of an endpoint with its tier pools. An endpoint has one; during a rollout,
+/// two (the stable version and the candidate).
 struct EndpointRuntime {
   EndpointConfig config;
+  EndpointSlot* slot = nullptr;
+  int active = 0;         // inference requests using this runtime right now
+  bool retiring = false;  // released by a rollout: stopped once `active` is 0
+  bool stopped = false;
   ModelManifest manifest;
   std::string upstream_infer_target;  // /v2/models/{name the worker serves}/infer
   policy::RoutingPolicy routing = policy::RoutingPolicy::dedicated_first;
@@ -115,6 +124,18 @@ struct EndpointRuntime {
   [[nodiscard]] bool any_ready() const;
 };
 
+/// What clients address by name: the endpoint, with the version(s) serving it.
+struct EndpointSlot {
+  std::string name;
+  EndpointRuntime* stable = nullptr;
+  EndpointRuntime* candidate = nullptr;  // a rollout's new version
+  int candidate_percent = 0;             // of requests, 0..100
+  /// Feeds the rollout's analysis (set while a rollout runs).
+  std::function<void(const EndpointRuntime&, int status, double total_ms, const std::string& body)> observe;
+};
+
+class RolloutManager;
+
 class Gateway {
 public:
   /// Everything runs on the io thread of `io`. `manifests` are in config.endpoints order.
@@ -131,8 +152,20 @@ public:
   /// Inference requests being served right now (for draining at shutdown).
   [[nodiscard]] std::size_t in_flight() const { return in_flight_total_; }
 
+  // For rollouts (on the io thread).
+  [[nodiscard]] EndpointSlot* slot(std::string_view name);
+  [[nodiscard]] std::vector<EndpointSlot*> slots();
+  /// Creates and starts a runtime for another version of an endpoint.
+  EndpointRuntime* add_runtime(const EndpointConfig& config, ModelManifest manifest, const std::string& worker_prefix);
+  /// Stops a runtime's workers once its requests are done (checked every controller tick).
+  void retire(EndpointRuntime* runtime);
+  void set_rollouts(RolloutManager* rollouts) { rollouts_ = rollouts; }
+
 private:
   boost::asio::awaitable<void> controller_loop();
+  std::unique_ptr<EndpointRuntime> make_runtime(const EndpointConfig& config, ModelManifest manifest,
+                                                const std::string& worker_prefix);
+  EndpointRuntime& pick(EndpointSlot& slot, const http::Request& request, std::string_view version);
   void control(EndpointRuntime& endpoint, TimePoint now);
   boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request);
   boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,
@@ -149,10 +182,14 @@ private:
              std::optional<ErrorCode> error, double seconds);
 
   boost::asio::io_context& io_;
+  pool::ChildReaper& reaper_;
   const Clock& clock_;
   MetricsRegistry& metrics_;
-  std::vector<std::unique_ptr<EndpointRuntime>> endpoints_;
-  std::map<std::string, EndpointRuntime*, std::less<>> by_name_;
+  std::vector<std::unique_ptr<EndpointRuntime>> runtimes_;  // every version ever started, retired included
+  std::vector<std::unique_ptr<EndpointSlot>> slots_;
+  std::map<std::string, EndpointSlot*, std::less<>> by_name_;
+  RolloutManager* rollouts_ = nullptr;
+  std::uint64_t split_state_ = 0;  // for weighted splits without a session
   IdGenerator ids_;
   std::size_t in_flight_total_ = 0;
   Family<Counter>& requests_;
@@ -170,6 +207,7 @@ private:
   Family<Counter>& rejected_;
   Family<Counter>& retries_denied_;
   GatewayOptions options_;
+  HttpLimits limits_;
 };
 
 } // namespace tandem::gateway

@@ -105,7 +105,8 @@ WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions op
   slots_.resize(static_cast<std::size_t>(std::max(options_.max_workers, 0)));
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     auto& info = slots_[i].info;
-    info.id = options_.endpoint + "-" + options_.tier.substr(0, 3) + "-" + std::to_string(i);
+    info.id = (options_.worker_id_prefix.empty() ? options_.endpoint : options_.worker_id_prefix) + "-" +
+              options_.tier.substr(0, 3) + "-" + std::to_string(i);
     info.endpoint = options_.endpoint;
     info.tier = options_.tier;
     info.model_version = options_.manifest.version;

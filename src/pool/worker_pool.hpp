@@ -39,6 +39,7 @@ struct WorkerInfo {
 
 struct PoolOptions {
   std::string endpoint;
+  std::string worker_id_prefix;  // default: the endpoint's name (a rollout's candidate adds its version)
   std::string tier;  // "dedicated" or "serverless"
   int replicas = 1;         // workers started with the pool (serverless: min)
   int max_workers = 1;      // slots; a dedicated pool has exactly `replicas`

@@ -3,6 +3,7 @@
 #include "core/sha256.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <system_error>
 
@@ -36,7 +37,10 @@ Status write_atomically(const fs::path& target, std::string_view bytes, fs::perm
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) return make_error(ErrorCode::internal, "cannot create " + target.parent_path().string() + ": " + ec.message());
-  const fs::path temporary = target.string() + ".tmp-" + std::to_string(::getpid());
+  // Unique per process and call: concurrent writers of the same file never share a temporary.
+  static std::atomic<std::uint64_t> sequence{0};
+  const fs::path temporary =
+      target.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(sequence.fetch_add(1));
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -49,8 +53,9 @@ Status write_atomically(const fs::path& target, std::string_view bytes, fs::perm
   fs::permissions(temporary, perms, ec);
   fs::rename(temporary, target, ec);
   if (ec) {
+    const std::string why = ec.message();
     fs::remove(temporary, ec);
-    return make_error(ErrorCode::internal, "cannot move " + temporary.string() + " into place: " + ec.message());
+    return make_error(ErrorCode::internal, "cannot move " + temporary.string() + " into place: " + why);
   }
   return Ok{};
 }
@@ -159,8 +164,13 @@ Result<PushResult> ModelRegistry::push(const PushRequest& request) {
     if (auto c = differs("dataset", request.dataset_name, e.dataset_name)) return *c;
     if (auto c = differs("dataset sha256", request.dataset_sha256, e.dataset_sha256)) return *c;
     if (auto c = differs("training code", request.training_code, e.training_code)) return *c;
-    if (!request.tags.empty() && r.tags != e.tags)
-      if (auto c = differs("tags", join_tags(r.tags), join_tags(e.tags))) return *c;
+    for (const auto& [key, value] : request.tags) {
+      auto stored = e.tags.find(key);
+      if (stored == e.tags.end() || stored->second != value)
+        return make_error(ErrorCode::conflict, "model version " + e.name + "@" + e.version + " already exists with tags " +
+                                                   join_tags(e.tags) + "; versions are immutable (asked for " + key +
+                                                   "=" + value + ")");
+    }
     if (auto m = materialize(e); !m) return m.error();
     return PushResult{e, false};
   }

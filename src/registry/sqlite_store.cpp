@@ -78,6 +78,22 @@ CREATE INDEX audit_by_time ON audit_requests (time_unix_ms);
 CREATE INDEX audit_by_endpoint_time ON audit_requests (endpoint, time_unix_ms);
 CREATE INDEX audit_by_request_id ON audit_requests (request_id);
 )sql"},
+    Migration{3, "rollout history",
+              R"sql(
+CREATE TABLE rollout_events (
+  seq INTEGER PRIMARY KEY,
+  endpoint TEXT NOT NULL,
+  rollout_id TEXT NOT NULL,
+  time_unix_ms BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  from_version TEXT NOT NULL,
+  to_version TEXT NOT NULL,
+  canary_percent INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  actor TEXT NOT NULL
+);
+CREATE INDEX rollout_events_by_endpoint ON rollout_events (endpoint, seq);
+)sql"},
 };
 
 std::int64_t now_unix_ms() {
@@ -274,6 +290,8 @@ public:
 
   Result<std::optional<ModelVersionRecord>> find_model_version(const std::string& name,
                                                                const std::string& version) override {
+    if (version.size() < 6 || version.size() > 64)
+      return make_error(ErrorCode::invalid_request, "version \"" + version + "\": give 6 to 64 hex digits");
     // A prefix match; more than one hit means the prefix is ambiguous.
     Statement s(db_, std::string("SELECT ") + kVersionColumns +
                          " FROM model_versions WHERE name = ? AND substr(digest, 1, ?) = ? LIMIT 2");
@@ -345,6 +363,30 @@ public:
     while ((rc = s.step()) == SQLITE_ROW)
       out.push_back(DeploymentRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.int64(4)});
     if (rc != SQLITE_DONE) return failure("listing deployments");
+    return out;
+  }
+
+  Status append_rollout_event(const RolloutEvent& e) override {
+    Statement s(db_, "INSERT INTO rollout_events (endpoint, rollout_id, time_unix_ms, kind, from_version, to_version, "
+                     "canary_percent, detail, actor) VALUES (?,?,?,?,?,?,?,?,?)");
+    if (!s.prepared()) return failure("preparing rollout event");
+    s.bind(1, e.endpoint).bind(2, e.rollout_id).bind(3, e.time_unix_ms).bind(4, e.kind).bind(5, e.from_version);
+    s.bind(6, e.to_version).bind(7, e.canary_percent).bind(8, e.detail).bind(9, e.actor);
+    if (s.step() != SQLITE_DONE) return failure("recording rollout event");
+    return Ok{};
+  }
+
+  Result<std::vector<RolloutEvent>> list_rollout_events(const std::string& endpoint, int limit) override {
+    Statement s(db_, "SELECT endpoint, rollout_id, time_unix_ms, kind, from_version, to_version, canary_percent, "
+                     "detail, actor FROM rollout_events WHERE (? = '' OR endpoint = ?) ORDER BY seq DESC LIMIT ?");
+    if (!s.prepared()) return failure("preparing rollout history");
+    s.bind(1, endpoint).bind(2, endpoint).bind(3, limit);
+    std::vector<RolloutEvent> out;
+    int rc = 0;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(RolloutEvent{s.text(0), s.text(1), s.int64(2), s.text(3), s.text(4), s.text(5),
+                                 static_cast<int>(s.int64(6)), s.text(7), s.text(8)});
+    if (rc != SQLITE_DONE) return failure("reading rollout history");
     return out;
   }
 
@@ -442,9 +484,18 @@ Result<std::unique_ptr<StateStore>> open_sqlite_store(const std::filesystem::pat
   // -9), which is what the audit trail promises; a power loss may lose the last commits.
   sqlite3_busy_timeout(db, 5000);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
-    if (auto s = store->exec(pragma, pragma); !s) {
+    // Switching a new file to WAL takes a lock the busy timeout does not wait for; another
+    // connection opening the same new store at the same moment makes it fail with "locked".
+    auto s = store->exec(pragma, pragma);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!s && sqlite3_errcode(db) == SQLITE_BUSY && std::chrono::steady_clock::now() < give_up) {
+      sqlite3_sleep(5);
+      s = store->exec(pragma, pragma);
+    }
+    if (!s) {
       return make_error(ErrorCode::internal, "cannot open state store " + file.string() + ": " + s.error().message +
-                                                 " (is it a tandem state database?)");
+                                                 (sqlite3_errcode(db) == SQLITE_BUSY ? std::string()
+                                                  : std::string(" (is it a tandem state database?)")));
     }
   }
   if (auto s = store->migrate(); !s) return s.error();

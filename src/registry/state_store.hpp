@@ -84,6 +84,20 @@ struct AuditQuery {
   bool oldest_first = false;
 };
 
+/// One entry of a rollout's history: started, step, analysis, approval, pause, promote,
+/// rollback, abort.
+struct RolloutEvent {
+  std::string endpoint;
+  std::string rollout_id;
+  std::int64_t time_unix_ms = 0;
+  std::string kind;
+  std::string from_version;
+  std::string to_version;
+  int canary_percent = 0;
+  std::string detail;  // a sentence, or JSON for analyses
+  std::string actor;   // who, for operator actions; "tandem" for automatic ones
+};
+
 /// A connection to the state store. Not thread-safe: one per thread. Several connections to
 /// the same store may be used at once from different threads (the audit writer has its own).
 /// Calls block on the database: keep them off the request path.
@@ -105,6 +119,10 @@ public:
 
   virtual Status record_deployment(const DeploymentRecord& record) = 0;
   virtual Result<std::vector<DeploymentRecord>> list_deployments(const std::string& endpoint, int limit) = 0;
+
+  virtual Status append_rollout_event(const RolloutEvent& event) = 0;
+  /// Newest first; `endpoint` empty: all.
+  virtual Result<std::vector<RolloutEvent>> list_rollout_events(const std::string& endpoint, int limit) = 0;
 
   /// Appends all records in one transaction: all or none.
   virtual Status append_audit(std::span<const AuditRecord> records) = 0;

@@ -24,8 +24,9 @@ namespace {
 
 constexpr auto destructor_grace = std::chrono::milliseconds(200);
 // OTLP answers are tiny (an optional partial-success message); anything bigger is not ours.
-constexpr std::uint64_t response_body_max = 64 * 1024;
+constexpr std::uint64_t response_body_max = std::uint64_t{64} * 1024;
 constexpr int retries_max = 10; // keeps the worst case of one batch's retry loop small
+constexpr auto grace_max = std::chrono::milliseconds(std::chrono::hours(1));
 
 std::string lowercase(std::string_view text) {
   std::string out(text);
@@ -35,8 +36,7 @@ std::string lowercase(std::string_view text) {
 }
 
 Error url_error(std::string_view url, std::string_view why) {
-  return make_error(ErrorCode::invalid_request,
-                    "otlp url \"" + std::string(url) + "\": " + std::string(why));
+  return make_error(ErrorCode::invalid_request, "otlp url \"" + std::string(url) + "\": " + std::string(why));
 }
 
 } // namespace
@@ -99,7 +99,8 @@ Result<std::unique_ptr<OtlpExporter>> OtlpExporter::create(Options options) {
     }
   }
   if (target.host.empty()) return url_error(url, "no host");
-  if (target.host.find('@') != std::string::npos) return url_error(url, "credentials in the URL are not supported");
+  if (target.host.find('@') != std::string::npos)
+    return url_error(url, "credentials in the URL are not supported");
   if (port.empty()) {
     target.port = "80";
   } else {
@@ -123,6 +124,9 @@ Result<std::unique_ptr<OtlpExporter>> OtlpExporter::create(Options options) {
   if (options.retry_backoff_ms < 0) {
     return make_error(ErrorCode::invalid_request, "otlp retry_backoff_ms must be >= 0");
   }
+  // A batch can never be larger than the queue; clamping keeps "a full batch wakes the
+  // exporter" true for small queues.
+  options.batch_max = std::min(options.batch_max, options.queue_max);
   std::unique_ptr<OtlpExporter> exporter(new OtlpExporter(std::move(options), std::move(target)));
   exporter->thread_ = std::thread([raw = exporter.get()] { raw->run(); });
   return exporter;
@@ -131,7 +135,9 @@ Result<std::unique_ptr<OtlpExporter>> OtlpExporter::create(Options options) {
 OtlpExporter::OtlpExporter(Options options, Target target) :
     options_(std::move(options)), target_(std::move(target)), io_(std::make_unique<Io>()) {}
 
-OtlpExporter::~OtlpExporter() { shutdown(destructor_grace); }
+OtlpExporter::~OtlpExporter() {
+  shutdown(destructor_grace);
+}
 
 void OtlpExporter::submit(Span span) {
   spans_submitted_.fetch_add(1, std::memory_order_relaxed);
@@ -155,7 +161,8 @@ void OtlpExporter::shutdown(std::chrono::milliseconds grace) {
     std::unique_lock lock(mutex_);
     if (!stopping_) {
       stopping_ = true;
-      stop_deadline_ = Clock::now() + grace;
+      // Clamped so that a "forever" grace cannot overflow the clock arithmetic.
+      stop_deadline_ = Clock::now() + std::clamp(grace, std::chrono::milliseconds(0), grace_max);
     }
     wake_.notify_all();
     if (!finished_cv_.wait_until(lock, stop_deadline_, [this] { return finished_; })) {
@@ -324,7 +331,7 @@ OtlpExporter::Attempt OtlpExporter::post_once(const std::string& body) {
     }
   };
 
-  asio::co_spawn(io.context, attempt(), [&io](std::exception_ptr) { io.timer.cancel(); });
+  asio::co_spawn(io.context, attempt(), [&io](const std::exception_ptr&) { io.timer.cancel(); });
   io.context.run();
   return result;
 }

@@ -21,9 +21,9 @@ struct OtlpExporterOptions {
   /// http://host[:port][/path]; no path means /v1/traces. https is refused by create().
   std::string url;
   std::string service_name = "tandem";
-  std::string service_instance; // service.instance.id; omitted when empty
-  std::size_t queue_max = 8192; // spans waiting; beyond this submit() drops
-  std::size_t batch_max = 512;  // spans per POST
+  std::string service_instance;          // service.instance.id; omitted when empty
+  std::size_t queue_max = 8192;          // spans waiting; beyond this submit() drops
+  std::size_t batch_max = 512;           // spans per POST
   std::int64_t flush_interval_ms = 1000; // a partial batch waits at most this long
   std::int64_t timeout_ms = 2000;        // per POST: resolve + connect + write + read
   int max_retries = 2;                   // after the first try, for 429, 5xx and transport errors
@@ -71,6 +71,7 @@ public:
   std::uint64_t export_requests() const { return export_requests_.load(std::memory_order_relaxed); }
   /// POST attempts that did not get a 2xx.
   std::uint64_t export_failures() const { return export_failures_.load(std::memory_order_relaxed); }
+  /// Spans waiting in the queue (not counting the batch being sent).
   std::size_t queue_depth() const { return queue_depth_.load(std::memory_order_relaxed); }
 
 private:
@@ -94,8 +95,8 @@ private:
   const Target target_;
   std::unique_ptr<Io> io_;
 
-  std::mutex mutex_; // guards the fields below up to finished_
-  std::condition_variable wake_;     // exporter thread: a full batch, shutdown, abort
+  std::mutex mutex_;             // guards the fields below up to finished_
+  std::condition_variable wake_; // exporter thread: a full batch, shutdown, abort
   std::condition_variable finished_cv_;
   std::deque<Span> queue_;
   bool stopping_ = false;

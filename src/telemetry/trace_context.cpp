@@ -8,7 +8,9 @@ constexpr std::size_t span_id_digits = 16;
 // "vv-" + 32 + "-" + 16 + "-" + "ff"
 constexpr std::size_t version_00_length = 2 + 1 + trace_id_digits + 1 + span_id_digits + 1 + 2;
 
-bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool is_lower_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 bool all_lower_hex(std::string_view text) {
   for (char c : text) {
@@ -17,7 +19,9 @@ bool all_lower_hex(std::string_view text) {
   return true;
 }
 
-int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+int hex_value(char c) {
+  return c <= '9' ? c - '0' : c - 'a' + 10;
+}
 
 } // namespace
 

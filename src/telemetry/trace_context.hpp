@@ -7,9 +7,9 @@
 namespace tandem::telemetry {
 
 struct TraceContext {
-  std::string trace_id;  // 32 lowercase hex digits, not all zero
-  std::string span_id;   // 16 lowercase hex digits, not all zero (the caller's span: our parent)
-  bool sampled = false;  // trace-flags bit 0
+  std::string trace_id; // 32 lowercase hex digits, not all zero
+  std::string span_id;  // 16 lowercase hex digits, not all zero (the caller's span: our parent)
+  bool sampled = false; // trace-flags bit 0
 };
 
 /// Parses a `traceparent` value. Version 00 must be exactly 55 characters; a later version

@@ -1,0 +1,587 @@
+// The SQLite state store against real database files, one fresh temporary directory per test.
+#include "registry/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <latch>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tandem::registry {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A fresh directory under the system temporary directory, removed with everything in it.
+class TempDir {
+public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tandem-store-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const fs::path& path() const { return path_; }
+
+private:
+  fs::path path_;
+};
+
+/// Runs SQL on its own raw connection (what another program, or an older or newer tandem,
+/// would do to the file). Returns the first column of the last row, if any.
+std::string raw_sql(const fs::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  std::string last;
+  char* message = nullptr;
+  const int rc = sqlite3_exec(
+      db, sql.c_str(),
+      [](void* out, int columns, char** values, char**) {
+        if (columns > 0) *static_cast<std::string*>(out) = values[0] ? values[0] : "";
+        return 0;
+      },
+      &last, &message);
+  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (message ? message : "");
+  sqlite3_free(message);
+  sqlite3_close_v2(db);
+  return last;
+}
+
+class StateStoreTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    file_ = sqlite_path(dir_.path());
+    auto opened = open_sqlite_store(file_);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(*opened);
+  }
+
+  StateStore& store() { return *store_; }
+
+  TempDir dir_;
+  fs::path file_;
+  std::unique_ptr<StateStore> store_;
+};
+
+ModelVersionRecord version_record(const std::string& name, const std::string& digest,
+                                  std::int64_t created_ms) {
+  ModelVersionRecord r;
+  r.name = name;
+  r.digest = digest;
+  r.version = digest.substr(0, 12);
+  r.manifest_sha256 = std::string(64, '1');
+  r.artifact_sha256 = std::string(64, '2');
+  r.artifact_name = "model.onnx";
+  r.artifact_bytes = 12345;
+  r.format = "onnx";
+  r.manifest_text = "name: " + name + "\nartifact: model.onnx\n";
+  r.dataset_name = "sklearn-digits";
+  r.dataset_sha256 = std::string(64, '3');
+  r.training_code = "models/digits/train.py";
+  r.parent_version = "";
+  r.tags = {{"framework", "numpy"}, {"quote", "say \"hi\", \\ ok"}, {"unicode", "caf\xc3\xa9"}};
+  r.created_unix_ms = created_ms;
+  r.pushed_by = "alice";
+  return r;
+}
+
+/// A 64-digit digest made of `prefix` followed by `fill`.
+std::string digest_of(const std::string& prefix, char fill) {
+  return prefix + std::string(64 - prefix.size(), fill);
+}
+
+AuditRecord audit_record(const std::string& id, std::int64_t time_ms, const std::string& endpoint,
+                         int status) {
+  AuditRecord r;
+  r.request_id = id;
+  r.trace_id = std::string(32, 'a');
+  r.time_unix_ms = time_ms;
+  r.endpoint = endpoint;
+  r.model_version = "digits@0123456789ab";
+  r.input_sha256 = std::string(64, 'c');
+  r.tier = "dedicated";
+  r.worker = "w-1";
+  r.status = status;
+  r.error_code = status >= 400 ? "upstream_error" : "";
+  r.attempts = 1;
+  r.queue_ms = 0.25;
+  r.cold_start_ms = 0;
+  r.upstream_ms = 1.5;
+  r.total_ms = 2.125;
+  r.cost_usd = 1.097e-6;
+  return r;
+}
+
+std::vector<std::string> ids_of(const std::vector<AuditRecord>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) out.push_back(r.request_id);
+  return out;
+}
+
+// --- migrations -------------------------------------------------------------------------
+
+TEST_F(StateStoreTest, NewStoreReachesLatestSchemaVersion) {
+  auto version = store().schema_version();
+  ASSERT_TRUE(version.ok()) << version.error().message;
+  EXPECT_EQ(*version, latest_schema_version());
+  EXPECT_GE(latest_schema_version(), 1);
+  EXPECT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM schema_migrations"),
+            std::to_string(latest_schema_version()));
+}
+
+TEST_F(StateStoreTest, StoreFileIsInWalMode) {
+  EXPECT_EQ(file_, dir_.path() / "tandem.db");
+  EXPECT_EQ(raw_sql(file_, "PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(StateStoreTest, ReopeningAnUpToDateStoreAppliesNoMigration) {
+  const std::string before = raw_sql(file_, "SELECT group_concat(version || ':' || applied_unix_ms) FROM "
+                                            "(SELECT * FROM schema_migrations ORDER BY version)");
+  store_.reset();
+  auto reopened = open_sqlite_store(file_);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  EXPECT_EQ(*(*reopened)->schema_version(), latest_schema_version());
+  const std::string after = raw_sql(file_, "SELECT group_concat(version || ':' || applied_unix_ms) FROM "
+                                           "(SELECT * FROM schema_migrations ORDER BY version)");
+  EXPECT_EQ(before, after);
+}
+
+TEST(StateStoreMigration, ConnectionsOpenedAtOnceOnANewFileAllSucceed) {
+  // Several rounds on fresh files: each round races the creation and migration of one file.
+  constexpr int kRounds = 20;
+  constexpr int kThreads = 2;
+  for (int round = 0; round < kRounds; ++round) {
+    TempDir dir;
+    const fs::path file = sqlite_path(dir.path());
+    std::latch start(kThreads);
+    std::vector<std::string> errors(kThreads);
+    std::vector<int> versions(kThreads, -1);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        auto opened = open_sqlite_store(file);
+        if (!opened) {
+          errors[t] = opened.error().message;
+          return;
+        }
+        auto version = (*opened)->schema_version();
+        versions[t] = version ? *version : -1;
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (int t = 0; t < kThreads; ++t) {
+      EXPECT_EQ(errors[t], "") << "round " << round << ", connection " << t;
+      EXPECT_EQ(versions[t], latest_schema_version()) << "round " << round << ", connection " << t;
+    }
+    EXPECT_EQ(raw_sql(file, "SELECT COUNT(*) FROM schema_migrations"),
+              std::to_string(latest_schema_version()));
+  }
+}
+
+TEST_F(StateStoreTest, StoreFromANewerSchemaIsRefusedNamingBothVersions) {
+  const int newer = latest_schema_version() + 1;
+  store_.reset();
+  raw_sql(file_, "INSERT INTO schema_migrations (version, description, applied_unix_ms) VALUES (" +
+                     std::to_string(newer) + ", 'from the future', 0)");
+  auto reopened = open_sqlite_store(file_);
+  ASSERT_FALSE(reopened.ok());
+  const std::string& message = reopened.error().message;
+  EXPECT_NE(message.find("schema version " + std::to_string(newer)), std::string::npos) << message;
+  EXPECT_NE(message.find("(" + std::to_string(latest_schema_version()) + ")"), std::string::npos) << message;
+  EXPECT_NE(message.find("newer"), std::string::npos) << message;
+}
+
+TEST(StateStoreMigration, FileThatIsNotADatabaseGivesAClearError) {
+  TempDir dir;
+  const fs::path file = dir.path() / "tandem.db";
+  const std::string line = "this is not an SQLite database, just text\n";
+  {
+    std::ofstream out(file, std::ios::binary);
+    for (int i = 0; i < 512; ++i) out << line;
+  }
+  auto opened = open_sqlite_store(file);
+  ASSERT_FALSE(opened.ok());
+  const std::string& message = opened.error().message;
+  EXPECT_EQ(opened.error().code, ErrorCode::internal);
+  EXPECT_NE(message.find(file.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("not a database"), std::string::npos) << message;
+  // The file is left as it was: nothing was written over it.
+  EXPECT_EQ(fs::file_size(file), 512u * line.size());
+}
+
+TEST(StateStoreMigration, MissingDirectoryGivesAnErrorNamingTheFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "no" / "such" / "dir" / "tandem.db";
+  auto opened = open_sqlite_store(file);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.error().message.find(file.string()), std::string::npos) << opened.error().message;
+}
+
+// --- model versions ---------------------------------------------------------------------
+
+TEST_F(StateStoreTest, InsertedModelVersionRoundTripsEveryField) {
+  const auto r = version_record("digits", digest_of("0123456789abcdef", '7'), 1'700'000'000'123);
+  auto inserted = store().insert_model_version(r);
+  ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+  EXPECT_EQ(*inserted, InsertOutcome::created);
+
+  auto found = store().find_model_version("digits", r.version);
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  ASSERT_TRUE(found->has_value());
+  const auto& f = **found;
+  EXPECT_EQ(f.name, r.name);
+  EXPECT_EQ(f.version, "0123456789ab");
+  EXPECT_EQ(f.digest, r.digest);
+  EXPECT_EQ(f.manifest_sha256, r.manifest_sha256);
+  EXPECT_EQ(f.artifact_sha256, r.artifact_sha256);
+  EXPECT_EQ(f.artifact_name, r.artifact_name);
+  EXPECT_EQ(f.artifact_bytes, r.artifact_bytes);
+  EXPECT_EQ(f.format, r.format);
+  EXPECT_EQ(f.manifest_text, r.manifest_text);
+  EXPECT_EQ(f.dataset_name, r.dataset_name);
+  EXPECT_EQ(f.dataset_sha256, r.dataset_sha256);
+  EXPECT_EQ(f.training_code, r.training_code);
+  EXPECT_EQ(f.parent_version, r.parent_version);
+  EXPECT_EQ(f.tags, r.tags);
+  EXPECT_EQ(f.created_unix_ms, r.created_unix_ms);
+  EXPECT_EQ(f.pushed_by, r.pushed_by);
+}
+
+TEST_F(StateStoreTest, FindsModelVersionByVersionDigestAndSixDigitPrefix) {
+  const auto r = version_record("digits", digest_of("0123456789abcdef", '7'), 1000);
+  ASSERT_TRUE(store().insert_model_version(r).ok());
+  for (const std::string& key : {r.version, r.digest, r.digest.substr(0, 6), r.digest.substr(0, 20)}) {
+    auto found = store().find_model_version("digits", key);
+    ASSERT_TRUE(found.ok()) << key << ": " << found.error().message;
+    ASSERT_TRUE(found->has_value()) << key;
+    EXPECT_EQ((*found)->digest, r.digest) << key;
+  }
+}
+
+TEST_F(StateStoreTest, FindModelVersionMissesOtherNamesAndOtherDigits) {
+  const auto r = version_record("digits", digest_of("0123456789abcdef", '7'), 1000);
+  ASSERT_TRUE(store().insert_model_version(r).ok());
+  for (const auto& [name, key] : std::vector<std::pair<std::string, std::string>>{
+           {"other", r.version}, {"digits", "123456"}, {"digits", "0123456789ac"}, {"nothing", "012345"}}) {
+    auto found = store().find_model_version(name, key);
+    ASSERT_TRUE(found.ok()) << found.error().message;
+    EXPECT_FALSE(found->has_value()) << name << "@" << key;
+  }
+}
+
+TEST_F(StateStoreTest, AmbiguousVersionPrefixIsAnErrorAndLongerPrefixesResolve) {
+  const auto a = version_record("digits", digest_of("abcdef0", '1'), 1000);
+  const auto b = version_record("digits", digest_of("abcdef1", '2'), 2000);
+  ASSERT_TRUE(store().insert_model_version(a).ok());
+  ASSERT_TRUE(store().insert_model_version(b).ok());
+
+  auto ambiguous = store().find_model_version("digits", "abcdef");
+  ASSERT_FALSE(ambiguous.ok());
+  EXPECT_EQ(ambiguous.error().code, ErrorCode::invalid_request);
+  EXPECT_NE(ambiguous.error().message.find("ambiguous"), std::string::npos) << ambiguous.error().message;
+  EXPECT_NE(ambiguous.error().message.find("abcdef"), std::string::npos) << ambiguous.error().message;
+
+  auto first = store().find_model_version("digits", "abcdef0");
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_EQ((*first)->digest, a.digest);
+  auto second = store().find_model_version("digits", "abcdef1");
+  ASSERT_TRUE(second.ok() && second->has_value());
+  EXPECT_EQ((*second)->digest, b.digest);
+}
+
+TEST_F(StateStoreTest, LatestModelVersionIsTheNewestByCreatedTime) {
+  auto latest = store().latest_model_version("digits");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_FALSE(latest->has_value());
+
+  // Inserted out of time order: the created time decides, not the insertion order or digest.
+  ASSERT_TRUE(store().insert_model_version(version_record("digits", digest_of("bb", '1'), 2000)).ok());
+  ASSERT_TRUE(store().insert_model_version(version_record("digits", digest_of("cc", '1'), 3000)).ok());
+  ASSERT_TRUE(store().insert_model_version(version_record("digits", digest_of("aa", '1'), 1000)).ok());
+  ASSERT_TRUE(store().insert_model_version(version_record("other", digest_of("dd", '1'), 9000)).ok());
+
+  latest = store().latest_model_version("digits");
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->digest, digest_of("cc", '1'));
+
+  auto versions = store().list_model_versions("digits");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 3u);
+  EXPECT_EQ((*versions)[0].created_unix_ms, 3000);
+  EXPECT_EQ((*versions)[1].created_unix_ms, 2000);
+  EXPECT_EQ((*versions)[2].created_unix_ms, 1000);
+}
+
+TEST_F(StateStoreTest, ListModelsSummarisesEachName) {
+  auto empty = store().list_models();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  ASSERT_TRUE(store().insert_model_version(version_record("digits", digest_of("aa", '1'), 1000)).ok());
+  ASSERT_TRUE(store().insert_model_version(version_record("digits", digest_of("bb", '1'), 3000)).ok());
+  ASSERT_TRUE(store().insert_model_version(version_record("digits", digest_of("cc", '1'), 2000)).ok());
+  ASSERT_TRUE(store().insert_model_version(version_record("alpha", digest_of("dd", '1'), 500)).ok());
+
+  auto models = store().list_models();
+  ASSERT_TRUE(models.ok()) << models.error().message;
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ((*models)[0].name, "alpha"); // by name
+  EXPECT_EQ((*models)[0].versions, 1);
+  EXPECT_EQ((*models)[0].latest_version, digest_of("dd", '1').substr(0, 12));
+  EXPECT_EQ((*models)[0].updated_unix_ms, 500);
+  EXPECT_EQ((*models)[1].name, "digits");
+  EXPECT_EQ((*models)[1].versions, 3);
+  EXPECT_EQ((*models)[1].latest_version, digest_of("bb", '1').substr(0, 12));
+  EXPECT_EQ((*models)[1].updated_unix_ms, 3000);
+}
+
+TEST_F(StateStoreTest, InsertingTheSameNameAndDigestTwiceReportsAlreadyExistsAndKeepsTheFirst) {
+  auto first = version_record("digits", digest_of("0123456789", '5'), 1000);
+  ASSERT_EQ(*store().insert_model_version(first), InsertOutcome::created);
+  auto second = first;
+  second.pushed_by = "mallory";
+  second.tags = {{"overwritten", "yes"}};
+  second.created_unix_ms = 2000;
+  auto outcome = store().insert_model_version(second);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(*outcome, InsertOutcome::already_exists);
+
+  auto stored = store().find_model_version("digits", first.digest);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->pushed_by, "alice");
+  EXPECT_EQ((*stored)->tags, first.tags);
+  EXPECT_EQ((*stored)->created_unix_ms, 1000);
+  EXPECT_EQ(store().list_model_versions("digits")->size(), 1u);
+
+  // The same digest under another name is another model's version.
+  auto other = first;
+  other.name = "digits-copy";
+  EXPECT_EQ(*store().insert_model_version(other), InsertOutcome::created);
+}
+
+// --- deployments ------------------------------------------------------------------------
+
+TEST_F(StateStoreTest, DeploymentsAreListedNewestFirstPerEndpointWithALimit) {
+  ASSERT_TRUE(store().record_deployment({"digits", "digits@latest", "digits", "aaaaaaaaaaaa", 1000}).ok());
+  ASSERT_TRUE(store().record_deployment({"other", "/models/other", "other", "bbbbbbbbbbbb", 1500}).ok());
+  ASSERT_TRUE(store().record_deployment({"digits", "digits@cccccc", "digits", "cccccccccccc", 2000}).ok());
+  ASSERT_TRUE(store().record_deployment({"digits", "digits@latest", "digits", "dddddddddddd", 3000}).ok());
+
+  auto digits = store().list_deployments("digits", 10);
+  ASSERT_TRUE(digits.ok()) << digits.error().message;
+  ASSERT_EQ(digits->size(), 3u);
+  EXPECT_EQ((*digits)[0].version, "dddddddddddd");
+  EXPECT_EQ((*digits)[0].model_ref, "digits@latest");
+  EXPECT_EQ((*digits)[0].model_name, "digits");
+  EXPECT_EQ((*digits)[0].endpoint, "digits");
+  EXPECT_EQ((*digits)[0].deployed_unix_ms, 3000);
+  EXPECT_EQ((*digits)[1].version, "cccccccccccc");
+  EXPECT_EQ((*digits)[2].version, "aaaaaaaaaaaa");
+
+  auto limited = store().list_deployments("digits", 2);
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->size(), 2u);
+  EXPECT_EQ((*limited)[1].version, "cccccccccccc");
+
+  auto all = store().list_deployments("", 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[2].endpoint, "other");
+
+  auto none = store().list_deployments("missing", 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+// --- audit ------------------------------------------------------------------------------
+
+class AuditStoreTest : public StateStoreTest {
+protected:
+  void SetUp() override {
+    StateStoreTest::SetUp();
+    if (HasFatalFailure()) return;
+    const std::vector<AuditRecord> records = {
+        audit_record("r1", 1000, "digits", 200), audit_record("r2", 2000, "other", 404),
+        audit_record("r3", 3000, "digits", 503), audit_record("r4", 4000, "digits", 200),
+        audit_record("r5", 5000, "other", 429),  audit_record("r6", 5000, "digits", 201),
+    };
+    auto appended = store().append_audit(records);
+    ASSERT_TRUE(appended.ok()) << appended.error().message;
+  }
+
+  std::vector<std::string> query(AuditQuery q) {
+    auto rows = store().query_audit(q);
+    EXPECT_TRUE(rows.ok()) << (rows.ok() ? "" : rows.error().message);
+    return rows.ok() ? ids_of(*rows) : std::vector<std::string>{};
+  }
+};
+
+using Ids = std::vector<std::string>;
+
+TEST_F(AuditStoreTest, RecordRoundTripsEveryField) {
+  auto found = store().find_audit("r3");
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  ASSERT_TRUE(found->has_value());
+  const auto expected = audit_record("r3", 3000, "digits", 503);
+  const auto& f = **found;
+  EXPECT_EQ(f.request_id, expected.request_id);
+  EXPECT_EQ(f.trace_id, expected.trace_id);
+  EXPECT_EQ(f.time_unix_ms, expected.time_unix_ms);
+  EXPECT_EQ(f.endpoint, expected.endpoint);
+  EXPECT_EQ(f.model_version, expected.model_version);
+  EXPECT_EQ(f.input_sha256, expected.input_sha256);
+  EXPECT_EQ(f.tier, expected.tier);
+  EXPECT_EQ(f.worker, expected.worker);
+  EXPECT_EQ(f.status, expected.status);
+  EXPECT_EQ(f.error_code, expected.error_code);
+  EXPECT_EQ(f.attempts, expected.attempts);
+  EXPECT_DOUBLE_EQ(f.queue_ms, expected.queue_ms);
+  EXPECT_DOUBLE_EQ(f.cold_start_ms, expected.cold_start_ms);
+  EXPECT_DOUBLE_EQ(f.upstream_ms, expected.upstream_ms);
+  EXPECT_DOUBLE_EQ(f.total_ms, expected.total_ms);
+  EXPECT_DOUBLE_EQ(f.cost_usd, expected.cost_usd);
+}
+
+TEST_F(AuditStoreTest, QueryWithoutFiltersReturnsNewestFirst) {
+  // Equal times keep insertion order reversed (r6 was appended after r5).
+  EXPECT_EQ(query({}), (Ids{"r6", "r5", "r4", "r3", "r2", "r1"}));
+}
+
+TEST_F(AuditStoreTest, QueryOldestFirst) {
+  AuditQuery q;
+  q.oldest_first = true;
+  EXPECT_EQ(query(q), (Ids{"r1", "r2", "r3", "r4", "r5", "r6"}));
+}
+
+TEST_F(AuditStoreTest, QueryByEndpoint) {
+  AuditQuery q;
+  q.endpoint = "other";
+  EXPECT_EQ(query(q), (Ids{"r5", "r2"}));
+  q.endpoint = "missing";
+  EXPECT_EQ(query(q), Ids{});
+}
+
+TEST_F(AuditStoreTest, QuerySinceIsInclusiveAndBeforeIsExclusive) {
+  AuditQuery q;
+  q.since_unix_ms = 2000;
+  EXPECT_EQ(query(q), (Ids{"r6", "r5", "r4", "r3", "r2"}));
+  q.before_unix_ms = 4000;
+  EXPECT_EQ(query(q), (Ids{"r3", "r2"}));
+  q.since_unix_ms = 0;
+  q.before_unix_ms = 1000;
+  EXPECT_EQ(query(q), Ids{});
+}
+
+TEST_F(AuditStoreTest, QueryByExactStatus) {
+  AuditQuery q;
+  q.status = 200;
+  EXPECT_EQ(query(q), (Ids{"r4", "r1"}));
+  q.status = 429;
+  EXPECT_EQ(query(q), (Ids{"r5"}));
+  q.status = 500;
+  EXPECT_EQ(query(q), Ids{});
+}
+
+TEST_F(AuditStoreTest, QueryByStatusClass) {
+  AuditQuery q;
+  q.status = 2;
+  EXPECT_EQ(query(q), (Ids{"r6", "r4", "r1"}));
+  q.status = 4;
+  EXPECT_EQ(query(q), (Ids{"r5", "r2"}));
+  q.status = 5;
+  EXPECT_EQ(query(q), (Ids{"r3"}));
+  q.status = 3;
+  EXPECT_EQ(query(q), Ids{});
+}
+
+TEST_F(AuditStoreTest, QueryLimitKeepsTheFirstInTheChosenOrder) {
+  AuditQuery q;
+  q.limit = 2;
+  EXPECT_EQ(query(q), (Ids{"r6", "r5"}));
+  q.oldest_first = true;
+  EXPECT_EQ(query(q), (Ids{"r1", "r2"}));
+}
+
+TEST_F(AuditStoreTest, QueryFiltersCombine) {
+  AuditQuery q;
+  q.endpoint = "digits";
+  q.status = 2;
+  q.since_unix_ms = 2000;
+  q.before_unix_ms = 6000;
+  q.oldest_first = true;
+  EXPECT_EQ(query(q), (Ids{"r4", "r6"}));
+}
+
+TEST_F(AuditStoreTest, FindAuditOfAnUnknownIdIsEmpty) {
+  auto found = store().find_audit("nope");
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_F(AuditStoreTest, FindAuditWithDuplicateIdsReturnsTheNewest) {
+  auto again = audit_record("r2", 7000, "other", 200);
+  again.worker = "w-2";
+  ASSERT_TRUE(store().append_audit(std::vector<AuditRecord>{again}).ok());
+  auto found = store().find_audit("r2");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->time_unix_ms, 7000);
+  EXPECT_EQ((*found)->worker, "w-2");
+  EXPECT_EQ((*found)->status, 200);
+}
+
+TEST_F(AuditStoreTest, DeleteAuditBeforeReturnsHowManyAndKeepsTheRest) {
+  auto deleted = store().delete_audit_before(3000);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
+  EXPECT_EQ(*deleted, 2); // r1, r2; r3 is at the cutoff and stays
+  EXPECT_EQ(query({}), (Ids{"r6", "r5", "r4", "r3"}));
+  EXPECT_EQ(*store().delete_audit_before(3000), 0);
+  EXPECT_EQ(*store().delete_audit_before(10'000), 4);
+  EXPECT_EQ(query({}), Ids{});
+}
+
+TEST_F(StateStoreTest, AppendingAnEmptyBatchIsANoOp) {
+  ASSERT_TRUE(store().append_audit({}).ok());
+  EXPECT_TRUE(store().query_audit({})->empty());
+}
+
+TEST_F(StateStoreTest, AuditBatchIsAllOrNothing) {
+  // A trigger (as a constraint another tool might add) makes one row of the batch fail.
+  raw_sql(file_, "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_requests "
+                 "WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END");
+  const std::vector<AuditRecord> batch = {audit_record("ok-1", 1000, "digits", 200),
+                                          audit_record("poison", 2000, "digits", 200),
+                                          audit_record("ok-2", 3000, "digits", 200)};
+  auto appended = store().append_audit(batch);
+  ASSERT_FALSE(appended.ok());
+  EXPECT_NE(appended.error().message.find("poisoned row"), std::string::npos) << appended.error().message;
+  EXPECT_TRUE(store().query_audit({})->empty());
+
+  // The connection is usable again afterwards: no transaction was left open.
+  const std::vector<AuditRecord> good = {audit_record("ok-3", 4000, "digits", 200)};
+  auto retried = store().append_audit(good);
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(ids_of(*store().query_audit({})), Ids{"ok-3"});
+}
+
+TEST_F(StateStoreTest, AuditWrittenOnOneConnectionIsVisibleOnAnother) {
+  auto other = open_sqlite_store(file_);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  ASSERT_TRUE((*other)->append_audit(std::vector<AuditRecord>{audit_record("x", 1, "digits", 200)}).ok());
+  auto found = store().find_audit("x");
+  ASSERT_TRUE(found.ok() && found->has_value());
+}
+
+} // namespace
+} // namespace tandem::registry
