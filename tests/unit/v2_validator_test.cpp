@@ -1,14 +1,24 @@
 // The gateway's single-pass validator must agree with the DOM decoder the worker uses: same
 // verdict, same error code, same message (malformed JSON aside, where only the code matters).
-// A corpus of hand-written cases plus thousands of random mutations of valid bodies.
+// A corpus of hand-written cases plus thousands of random mutations of valid bodies, run once
+// per way the validator can scan runs of numbers (byte by byte, SSE2, AVX2 blocks).
 #include "protocol/v2_codec.hpp"
 #include "protocol/v2_validator.hpp"
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ostream>
 #include <random>
 
 namespace tandem::v2 {
+namespace detail {
+// Found by argument-dependent lookup: names the variant in test listings instead of its bytes.
+void PrintTo(NumberScan scan, std::ostream* os) {
+  *os << (scan == NumberScan::bytewise ? "bytewise" : scan == NumberScan::sse2 ? "sse2" : "avx2");
+}
+} // namespace detail
+
 namespace {
 
 ModelSchema schema_with(DataType type, std::vector<std::int64_t> shape, std::int64_t max_batch = 8) {
@@ -44,13 +54,39 @@ void expect_same(const std::string& body, const ModelSchema& schema) {
   }
 }
 
+// Runs every test once per number scan this machine can run; the others are skipped.
+class Validator : public ::testing::TestWithParam<detail::NumberScan> {
+protected:
+  void SetUp() override {
+    if (!detail::set_number_scan(GetParam())) GTEST_SKIP() << "this CPU or build cannot run this scan";
+  }
+  void TearDown() override { detail::set_number_scan(original_); }
+
+private:
+  detail::NumberScan original_ = detail::number_scan();
+};
+
+std::string scan_name(const ::testing::TestParamInfo<detail::NumberScan>& info) {
+  switch (info.param) {
+  case detail::NumberScan::bytewise: return "bytewise";
+  case detail::NumberScan::sse2: return "sse2";
+  case detail::NumberScan::avx2: return "avx2";
+  }
+  return "unknown";
+}
+
+INSTANTIATE_TEST_SUITE_P(Scans, Validator,
+                         ::testing::Values(detail::NumberScan::bytewise, detail::NumberScan::sse2,
+                                           detail::NumberScan::avx2),
+                         scan_name);
+
 std::string x_body(const std::string& datatype, const std::string& shape, const std::string& data,
                    const std::string& extra = "") {
   return R"({"inputs":[{"name":"x","datatype":")" + datatype + R"(","shape":)" + shape + R"(,"data":)" + data +
          "}]" + extra + "}";
 }
 
-TEST(Validator, AgreesWithTheDecoderOnHandWrittenCases) {
+TEST_P(Validator, AgreesWithTheDecoderOnHandWrittenCases) {
   auto fp = schema_with(DataType::FP32, {-1, 4});
   const std::vector<std::string> bodies = {
       x_body("FP32", "[1,4]", "[1,2,3,4]"),
@@ -115,7 +151,7 @@ TEST(Validator, AgreesWithTheDecoderOnHandWrittenCases) {
   for (const auto& body : bodies) expect_same(body, fp);
 }
 
-TEST(Validator, AgreesOnIntegerBoolAndBytesTypes) {
+TEST_P(Validator, AgreesOnIntegerBoolAndBytesTypes) {
   for (auto type : {DataType::INT8, DataType::UINT8, DataType::INT16, DataType::UINT16, DataType::INT32,
                     DataType::UINT32, DataType::INT64, DataType::UINT64}) {
     auto s = schema_with(type, {-1, 4});
@@ -143,7 +179,7 @@ TEST(Validator, AgreesOnIntegerBoolAndBytesTypes) {
   expect_same(R"({"inputs":[{"name":"mask","datatype":"BOOL","shape":[1,2],"data":[true,false]}]})", two);
 }
 
-TEST(Validator, AgreesWithTheDecoderOnRandomMutations) {
+TEST_P(Validator, AgreesWithTheDecoderOnRandomMutations) {
   auto fp = schema_with(DataType::FP32, {-1, 4});
   auto i32 = schema_with(DataType::INT32, {-1, 2});
   const std::vector<std::pair<std::string, const ModelSchema*>> seeds = {
@@ -171,6 +207,233 @@ TEST(Validator, AgreesWithTheDecoderOnRandomMutations) {
     if (::testing::Test::HasFailure()) break;
   }
   EXPECT_EQ(mutated, 20000);
+}
+
+// ---- Runs of numbers long enough for the 64-byte block scanner ------------------------------
+
+// A data array of `count` numbers in a few shapes and lengths, so that over the array the
+// numbers fall at every offset within a block.
+std::vector<std::string> mixed_numbers(std::size_t count) {
+  const std::vector<std::string> forms = {"0.807843", "-0.5",      "12",  "0",   "1.25",
+                                          "-3",       "0.0392157", "255", "-0.0"};
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < count; ++i) out.push_back(forms[(i * 7 + i / 3) % forms.size()]);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + items[i];
+  return out;
+}
+
+TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) {
+  constexpr std::size_t n = 24;
+  auto fp = schema_with(DataType::FP32, {-1, static_cast<std::int64_t>(n)});
+  // Accepted and turned-down numbers, values out of FP32's range, and elements that are not
+  // numbers or not JSON at all, each put at every index of the array.
+  // clang-format off (one long list reads better packed than one probe a line)
+  const std::vector<std::string> probes = {"0",
+                                           "-0",
+                                           "0.0",
+                                           "-0.0",
+                                           "7",
+                                           "-7",
+                                           "10",
+                                           "100.001",
+                                           "1e5",
+                                           "1E+5",
+                                           "-2.5e-3",
+                                           "0e0",
+                                           "1.5E38",
+                                           "3.4028234e38",
+                                           "-3.5e38",
+                                           "1e39",
+                                           "1e-400",
+                                           "123456789012345678901234567890123456789",
+                                           "999999999999999999999999999999999999999",
+                                           "-999999999999999999999999999999999999999",
+                                           "12345678901234567890123456789012345678",
+                                           "99999999999999999999999999999999999999.5",
+                                           "0.0000000000000000000000000000000000000000000000000001",
+                                           " 5",
+                                           "\n5",
+                                           "\t5\r",
+                                           "5 ",
+                                           " 5 ",
+                                           "01",
+                                           "-01",
+                                           "00",
+                                           "00.5",
+                                           "-",
+                                           "1.",
+                                           ".5",
+                                           "-.5",
+                                           "1..2",
+                                           "1.2.3",
+                                           "--1",
+                                           "1-2",
+                                           "+1",
+                                           "1e",
+                                           "1e+",
+                                           "1.e5",
+                                           "0x1",
+                                           "",
+                                           "1 2",
+                                           "a",
+                                           "\"1\"",
+                                           "true",
+                                           "null",
+                                           "[1]",
+                                           "{}",
+                                           "\x01",
+                                           "\xC3\xA9",
+                                           "1\x80",
+                                           "2]",
+                                           "1,",
+                                           ",",
+                                           "1/2",
+                                           "1:2"};
+  // clang-format on
+  for (std::size_t first = 1; first <= 16; ++first) {
+    // The first number's length shifts everything after it by one byte per step.
+    auto items = mixed_numbers(n);
+    items[0] = "0." + std::string(first, '5');
+    for (const auto& probe : probes) {
+      for (std::size_t at = 0; at < n; ++at) {
+        auto with = items;
+        with[at] = probe;
+        expect_same(x_body("FP32", "[1," + std::to_string(n) + "]", "[" + join(with, ",") + "]"), fp);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+  }
+}
+
+TEST_P(Validator, AgreesOnWhitespaceLayouts) {
+  constexpr std::size_t n = 40;
+  auto fp = schema_with(DataType::FP32, {-1, static_cast<std::int64_t>(n)});
+  auto rows = schema_with(DataType::FP32, {-1, 4, 10});
+  const auto items = mixed_numbers(n);
+  for (const std::string separator :
+       {",", ", ", ",\n  ", ",\t", ",\r\n", " ,", " , ", "\n,\n", ",  \n\n  "}) {
+    const std::string flat = join(items, separator);
+    expect_same(x_body("FP32", "[1,40]", "[" + flat + "]"), fp);
+    expect_same(x_body("FP32", "[1,40]", "[ \n" + flat + " \n]"), fp);
+    expect_same(x_body("FP32", "[1,40]", "[" + flat + separator + "]"), fp);
+    expect_same(x_body("FP32", "[1,40]", "[" + separator + flat + "]"), fp);
+    std::vector<std::string> row_texts;
+    for (std::size_t r = 0; r < 4; ++r)
+      row_texts.push_back(
+          "[" +
+          join(std::vector<std::string>(items.begin() + static_cast<std::ptrdiff_t>(r * 10),
+                                        items.begin() + static_cast<std::ptrdiff_t>(r * 10 + 10)),
+               separator) +
+          "]");
+    expect_same(x_body("FP32", "[1,4,10]", "[[" + join(row_texts, separator) + "]]"), rows);
+  }
+}
+
+TEST_P(Validator, AgreesOnShapedDataInNestedArrays) {
+  auto schema = schema_with(DataType::FP32, {-1, 3, 16});
+  auto row = [](std::size_t r, std::size_t length) {
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < length; ++i)
+      v.push_back(std::to_string(r) + "." + std::to_string(1000 + i * 37));
+    return "[" + join(v, ",") + "]";
+  };
+  const std::string good = "[[" + row(0, 16) + "," + row(1, 16) + "," + row(2, 16) + "]]";
+  expect_same(x_body("FP32", "[1,3,16]", good), schema);
+  expect_same(x_body("FP32", "[1,3,16]", "[[" + row(0, 16) + "," + row(1, 15) + "," + row(2, 17) + "]]"),
+              schema);
+  expect_same(x_body("FP32", "[1,3,16]", "[[" + row(0, 16) + "," + row(1, 16) + "]]"), schema);
+  expect_same(x_body("FP32", "[1,3,16]", "[[" + row(0, 16) + ",[" + row(1, 16) + "]," + row(2, 16) + "]]"),
+              schema);
+  expect_same(x_body("FP32", "[1,3,16]", "[" + row(0, 16) + "," + row(1, 16) + "," + row(2, 16) + "]"),
+              schema);
+  expect_same(x_body("FP32", "[1,3,16]", "[" + row(0, 48) + "]"), schema);
+  expect_same(x_body("FP32", "[1,3,16]", row(0, 48)), schema);
+  for (const char* bad : {"1.2.3", "01", "-", "x", "1e39", "\"s\"", "[]"}) {
+    std::string body = good;
+    body.replace(body.find("1.1333"), 6, bad);
+    expect_same(x_body("FP32", "[1,3,16]", body), schema);
+  }
+}
+
+TEST_P(Validator, AgreesOnLongNumbersForEachFloatType) {
+  // FP32 and FP16 check the range above 38 integer digits; FP64 does not.
+  for (auto type : {DataType::FP16, DataType::FP32, DataType::FP64}) {
+    auto schema = schema_with(type, {-1, 12});
+    const std::string name(to_string(type));
+    for (std::size_t digits = 30; digits <= 70; ++digits) {
+      for (const char lead : {'1', '3', '9'}) {
+        std::string big(digits, '0');
+        big[0] = lead;
+        for (const std::string& number : {big, "-" + big, big + ".5", "0." + big, big + "e-5"}) {
+          auto items = mixed_numbers(12);
+          items[5] = number;
+          expect_same(x_body(name, "[1,12]", "[" + join(items, ",") + "]"), schema);
+        }
+      }
+    }
+  }
+}
+
+TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLongNumberRuns) {
+  auto fp = schema_with(DataType::FP32, {-1, 64});
+  auto items = mixed_numbers(64);
+  items[10] = "1.5e-7";
+  items[33] = "-12345678.875";
+  const std::string seed = x_body("FP32", "[1,64]", "[" + join(items, ",") + "]");
+  const std::string alphabet = "0123456789012345.,,--eE+ \n]x[\"";
+  const std::size_t data_at = seed.find("\"data\":[") + 8;
+  std::mt19937_64 rng(20261129);
+  for (int round = 0; round < 10000; ++round) {
+    std::string body = seed;
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      // Inside the data array, where the block scanner works.
+      std::size_t at = data_at + rng() % (body.size() - data_at - 3);
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+      case 0: body.erase(at, 1); break;
+      case 1: body.insert(at, 1, c); break;
+      default: body[at] = c; break;
+      }
+    }
+    expect_same(body, fp);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+TEST_P(Validator, AgreesOnTheWideBenchmarkRequest) {
+  // As bench/lib/payloads.py writes it: 3x224x224 values v/255, printed with 6 significant digits.
+  auto schema = schema_with(DataType::FP32, {-1, 3, 224, 224});
+  std::uint64_t x = 20261128;
+  std::string data = "[";
+  char buffer[32];
+  for (std::size_t i = 0; i < 3 * 224 * 224; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    std::snprintf(buffer, sizeof buffer, "%.6g", static_cast<double>((x >> 40) % 256) / 255.0);
+    data += (i ? "," : "") + std::string(buffer);
+  }
+  data += "]";
+  const std::string body = x_body("FP32", "[1,3,224,224]", data);
+  expect_same(body, schema);
+  auto fast = validate_infer_request(body, schema);
+  ASSERT_TRUE(fast.ok()) << fast.error().message;
+  EXPECT_EQ(fast->batch_size, 1);
+  // One flaw deep inside the run: a second point, a leading zero, a lost comma, a stray byte,
+  // one element too many, and a number out of FP32's range.
+  const std::size_t middle = body.find(',', body.size() / 2) + 1;
+  for (const std::string flaw : {"0.5.", "01", "", "x", "1,", "1e39,"}) {
+    std::string bad = body;
+    if (flaw.empty())
+      bad.erase(middle - 1, 1);
+    else
+      bad.insert(middle, flaw);
+    expect_same(bad, schema);
+  }
 }
 
 } // namespace
