@@ -94,6 +94,14 @@ int run_serve(const ServeArgs& args) {
       spdlog::warn("endpoint {}: {}", ep.name, recorded.error().message);
     spdlog::info("endpoint {} serves {} version {}{}", ep.name, manifest->name, manifest->version,
                  ep.model_ref.empty() ? "" : " (" + ep.model_ref + ")");
+    // A rollout promoted before this restart lives on only if the configuration names it.
+    if (auto events = (*store)->list_rollout_events(ep.name, 1);
+        events && !events->empty() && events->front().kind == "promoted" &&
+        events->front().to_version != manifest->version && !ep.rollout)
+      spdlog::warn("endpoint {}: the last rollout promoted version {}, but the configuration names {}: serving {}. "
+                   "Set `model: {}@{}` to keep the promoted version",
+                   ep.name, events->front().to_version, manifest->version, manifest->version, manifest->name,
+                   events->front().to_version);
     manifests.push_back(std::move(*manifest));
   }
   std::unique_ptr<registry::AuditWriter> audit;
@@ -161,6 +169,38 @@ int run_serve(const ServeArgs& args) {
     return 2;
   }
   gw.start();
+  // Rollouts declared in the configuration start now (an endpoint already on the target
+  // version has nothing to roll out).
+  for (const auto& ep : config->endpoints) {
+    if (!ep.rollout) continue;
+    const auto& d = *ep.rollout;
+    gateway::RolloutRequest request;
+    request.endpoint = ep.name;
+    request.to = d.to;
+    request.actor = "configuration";
+    auto& spec = request.spec;
+    spec.strategy = *policy::parse_rollout_strategy(d.strategy);
+    if (!d.steps_percent.empty()) spec.steps_percent = d.steps_percent;
+    if (d.step_duration_ms) spec.step_duration = *d.step_duration_ms;
+    if (d.min_requests) spec.min_requests = *d.min_requests;
+    spec.require_approval = d.require_approval;
+    if (d.rollback_window_ms) spec.rollback_window = *d.rollback_window_ms;
+    if (d.max_error_rate_increase) spec.thresholds.max_error_rate_increase = *d.max_error_rate_increase;
+    if (d.max_p95_ratio) spec.thresholds.max_p95_ratio = *d.max_p95_ratio;
+    if (d.max_divergence) spec.thresholds.max_divergence = *d.max_divergence;
+    auto target = models.resolve(*parse_model_ref(d.to));
+    if (target && gw.slot(ep.name)->stable->manifest.digest == target->digest) {
+      spdlog::info("endpoint {}: already serves {}; the declared rollout has nothing to do", ep.name, d.to);
+      continue;
+    }
+    auto started = rollouts.start(request);
+    if (!started) {
+      std::fprintf(stderr, "tandem serve: endpoints.%s.rollout: %s\n", ep.name.c_str(), started.error().message.c_str());
+      gw.shutdown();
+      gw.kill_remaining();
+      return 2;
+    }
+  }
   server.start();
   std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
   std::fflush(stdout);

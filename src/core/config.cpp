@@ -126,7 +126,7 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
                "digit, and have at most 63 characters");
   check_keys(node, path,
              {"model", "slo", "routing", "worker", "dedicated", "serverless", "retries", "per_try_timeout",
-              "retry_budget_percent", "outlier"});
+              "retry_budget_percent", "outlier", "rollout"});
   EndpointConfig ep;
   ep.name = name;
   if (!node["model"]) fail(path + ".model", "required (a model directory, or NAME@VERSION from the registry)");
@@ -174,6 +174,40 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     if (outlier["max_ejected_percent"])
       ep.outlier_max_ejected_percent = static_cast<int>(
           get_int(outlier["max_ejected_percent"], path + ".outlier.max_ejected_percent", 0, 100));
+  }
+  if (auto rollout = node["rollout"]) {
+    const std::string at = path + ".rollout";
+    check_keys(rollout, at,
+               {"to", "strategy", "steps", "step_duration", "min_requests", "require_approval", "rollback_window",
+                "max_error_rate_increase", "max_p95_ratio", "max_divergence"});
+    DeclaredRollout r;
+    if (!rollout["to"]) fail(at + ".to", "required: the new version, NAME@VERSION or NAME@latest");
+    r.to = get_string(rollout["to"], at + ".to");
+    if (!parse_model_ref(r.to)) fail(at + ".to", "expected NAME@VERSION or NAME@latest, got \"" + r.to + "\"");
+    if (rollout["strategy"]) {
+      r.strategy = get_string(rollout["strategy"], at + ".strategy");
+      if (r.strategy != "canary" && r.strategy != "blue-green") fail(at + ".strategy", "expected canary or blue-green");
+    }
+    if (auto steps = rollout["steps"]) {
+      if (!steps.IsSequence()) fail(at + ".steps", "expected a list of percentages such as [5, 25, 50, 100]");
+      for (std::size_t i = 0; i < steps.size(); ++i)
+        r.steps_percent.push_back(static_cast<int>(get_int(steps[i], at + ".steps[" + std::to_string(i) + "]", 1, 100)));
+    }
+    if (rollout["step_duration"]) r.step_duration_ms = get_duration(rollout["step_duration"], at + ".step_duration");
+    if (rollout["min_requests"])
+      r.min_requests = get_int(rollout["min_requests"], at + ".min_requests", 1, 100'000'000);
+    if (rollout["require_approval"]) {
+      const auto text = get_string(rollout["require_approval"], at + ".require_approval");
+      if (text != "true" && text != "false") fail(at + ".require_approval", "expected true or false");
+      r.require_approval = text == "true";
+    }
+    if (rollout["rollback_window"])
+      r.rollback_window_ms = get_duration(rollout["rollback_window"], at + ".rollback_window");
+    if (rollout["max_error_rate_increase"])
+      r.max_error_rate_increase = get_double(rollout["max_error_rate_increase"], at + ".max_error_rate_increase");
+    if (rollout["max_p95_ratio"]) r.max_p95_ratio = get_double(rollout["max_p95_ratio"], at + ".max_p95_ratio");
+    if (rollout["max_divergence"]) r.max_divergence = get_double(rollout["max_divergence"], at + ".max_divergence");
+    ep.rollout = std::move(r);
   }
   if (auto worker = node["worker"]) {
     check_keys(worker, path + ".worker", {"args", "command", "model_name", "start_timeout"});

@@ -55,6 +55,21 @@ struct SloSpec {
   std::chrono::milliseconds timeout_ms{2'000};
 };
 
+/// endpoints.NAME.rollout: a rollout started when the server starts (unless the endpoint
+/// already serves `to`). Checked further by the rollout policy; unset numbers keep its defaults.
+struct DeclaredRollout {
+  std::string to;  // NAME@VERSION or NAME@latest
+  std::string strategy = "canary";
+  std::vector<int> steps_percent;
+  std::optional<std::chrono::milliseconds> step_duration_ms;
+  std::optional<std::int64_t> min_requests;
+  bool require_approval = false;
+  std::optional<std::chrono::milliseconds> rollback_window_ms;
+  std::optional<double> max_error_rate_increase;
+  std::optional<double> max_p95_ratio;
+  std::optional<double> max_divergence;
+};
+
 struct EndpointConfig {
   std::string name;
   std::filesystem::path model_dir;  // set when `model` names a directory
@@ -70,6 +85,7 @@ struct EndpointConfig {
   int outlier_consecutive_failures = 5;
   std::chrono::milliseconds outlier_base_ejection_ms{30'000};
   int outlier_max_ejected_percent = 50;
+  std::optional<DeclaredRollout> rollout;
 };
 
 /// server.tracing: OTLP/HTTP (JSON) export of spans. Off unless otlp_endpoint is set.

@@ -18,9 +18,18 @@ void UpstreamPool::close() {
 
 asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std::string_view body,
                                                      std::chrono::steady_clock::time_point deadline) {
+  bool fresh_only = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Connection> connection;
     bool reused = false;
+    if (fresh_only) {
+      // One reused connection was dead: the others idled as long, so they go too, and the
+      // retry is on a new connection (never on another possibly-stale one).
+      idle_.clear();
+    }
+    // Connections idle for longer than the worker keeps them (its idle timeout) are closed.
+    const auto now = std::chrono::steady_clock::now();
+    while (!idle_.empty() && now - idle_.back()->idle_since > kMaxIdle) idle_.pop_back();
     if (!idle_.empty()) {
       connection = std::move(idle_.back());
       idle_.pop_back();
@@ -45,7 +54,10 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
     if (write_ec) {
       if (write_ec == beast::error::timeout)
         co_return make_error(ErrorCode::timeout, "deadline passed while sending to the worker");
-      if (reused) continue;  // stale keep-alive connection
+      if (reused) {  // stale keep-alive connection
+        fresh_only = true;
+        continue;
+      }
       co_return make_error(ErrorCode::upstream_error, "sending to worker failed: " + write_ec.message());
     }
     bhttp::response_parser<bhttp::string_body> parser;
@@ -58,13 +70,16 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       // A reused connection closed by the peer before it answered anything: the request was
       // not processed, so one more try on a fresh connection is safe.
       if (reused && (read_ec == bhttp::error::end_of_stream || read_ec == asio::error::connection_reset) &&
-          !parser.got_some())
+          !parser.got_some()) {
+        fresh_only = true;
         continue;
+      }
       co_return make_error(ErrorCode::upstream_error, "reading the worker's response failed: " + read_ec.message());
     }
     Response response = parser.release();
     if (response.keep_alive() && !closed_ && idle_.size() < max_idle_ && connection->buffer.size() == 0) {
       connection->stream.expires_never();
+      connection->idle_since = std::chrono::steady_clock::now();
       idle_.push_back(std::move(connection));
     }
     co_return response;

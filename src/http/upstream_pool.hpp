@@ -36,7 +36,11 @@ private:
     explicit Connection(const asio::any_io_executor& executor) : stream(executor) {}
     beast::tcp_stream stream;
     beast::flat_buffer buffer;
+    std::chrono::steady_clock::time_point idle_since{};
   };
+  // Below the reference worker's keep-alive idle timeout (60 s by default): a connection the
+  // worker may already have closed is not reused.
+  static constexpr std::chrono::seconds kMaxIdle{30};
   std::vector<std::unique_ptr<Connection>> idle_;
   bool closed_ = false;
 };

@@ -278,3 +278,41 @@ TEST(RolloutTest, BadRolloutRequestsGetClearErrors) {
 
 } // namespace
 } // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+TEST(RolloutTest, ARolloutDeclaredInTheConfigurationStartsWithTheServer) {
+  const fs::path dir = make_temp_dir();
+  std::string new_version;
+  {
+    ServerProcess server(digits_endpoint(1), "", dir);
+    new_version = push_new_version(server, dir / "candidate");
+    ASSERT_FALSE(new_version.empty());
+  }
+  const std::string rollout = "    rollout: {to: \"digits@" + new_version +
+                              "\", steps: [100], step_duration: 1s, min_requests: 5}\n";
+  ServerProcess server(digits_endpoint(1, rollout), "", dir);
+  auto client = server.client();
+  SteadyLoad load(server, 2);
+  ASSERT_TRUE(wait_until([&] { return phase_of(client) == "promoted"; }, 20s)) << json::serialize(rollout_status(client));
+  load.stop();
+  auto res = client.post("/v2/models/digits/infer", infer_body(load_heldout(), 0, 1));
+  EXPECT_EQ(res.header("x-tandem-model-version"), new_version);
+  EXPECT_NE(client.get("/admin/v1/rollouts/digits/history").body.find("\"actor\":\"configuration\""),
+            std::string::npos);
+  server.stop(SIGTERM);
+
+  // A declared rollout that cannot start stops the server at start-up with the reason.
+  const std::string bad = "    rollout: {to: \"digits@" + new_version + "\", steps: [50, 20]}\n";
+  EXPECT_THROW(ServerProcess(digits_endpoint(1, bad), "", dir), std::runtime_error);
+  std::ifstream log(dir / "serve.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find("endpoints.digits.rollout: steps"), std::string::npos);
+  std::error_code ec;
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir, ec);
+}
+
+} // namespace
+} // namespace tandem::testing

@@ -9,10 +9,13 @@
 
 #include <poll.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -266,6 +269,292 @@ TEST(OtlpJson, InvalidUtf8BecomesReplacementCharacters) {
   EXPECT_EQ(encoded.at("attributes").at(0).at("key").as_string(), "overlong \ufffd\ufffd");
   EXPECT_EQ(encoded.at("attributes").at(0).at("value").at("stringValue").as_string(),
             "surrogate \ufffd\ufffd\ufffd");
+}
+
+// ---- OTLP JSON against the previous DOM encoder ------------------------------------------------
+
+// The encoder used to build a Boost.JSON DOM per span and serialize it. It is kept here, as it
+// was, as the reference the streaming encoder must agree with.
+namespace reference {
+
+std::size_t utf8_sequence_length(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
+json::string text_value(std::string_view text) {
+  json::string out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t length = utf8_sequence_length(text.substr(at));
+    if (length == 0) {
+      out.append("\xEF\xBF\xBD");
+      ++at;
+    } else {
+      out.append(json::string_view(text.data() + at, length));
+      at += length;
+    }
+  }
+  return out;
+}
+
+json::object any_value(const AttributeValue& value) {
+  json::object out;
+  if (const auto* text = std::get_if<std::string>(&value)) {
+    out["stringValue"] = text_value(*text);
+  } else if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+    out["intValue"] = std::to_string(*integer);
+  } else if (const auto* number = std::get_if<double>(&value)) {
+    if (std::isnan(*number)) {
+      out["doubleValue"] = "NaN";
+    } else if (std::isinf(*number)) {
+      out["doubleValue"] = *number > 0 ? "Infinity" : "-Infinity";
+    } else {
+      out["doubleValue"] = *number;
+    }
+  } else {
+    out["boolValue"] = std::get<bool>(value);
+  }
+  return out;
+}
+
+json::object key_value(std::string_view key, const AttributeValue& value) {
+  return json::object{{"key", text_value(key)}, {"value", any_value(value)}};
+}
+
+json::object encode_span(const Span& span) {
+  json::object out;
+  out["traceId"] = text_value(span.trace_id);
+  out["spanId"] = text_value(span.span_id);
+  if (!span.parent_span_id.empty()) out["parentSpanId"] = text_value(span.parent_span_id);
+  out["name"] = text_value(span.name);
+  out["kind"] = static_cast<int>(span.kind);
+  out["startTimeUnixNano"] = std::to_string(span.start_unix_ns < 0 ? 0 : span.start_unix_ns);
+  out["endTimeUnixNano"] = std::to_string(span.end_unix_ns < 0 ? 0 : span.end_unix_ns);
+  json::array attributes;
+  for (const auto& [key, value] : span.attributes) attributes.push_back(key_value(key, value));
+  out["attributes"] = std::move(attributes);
+  json::object status;
+  if (span.error) {
+    status["code"] = 2;
+    status["message"] = text_value(span.status_message);
+  } else {
+    status["code"] = 0;
+  }
+  out["status"] = std::move(status);
+  return out;
+}
+
+std::string encode_otlp_json(std::string_view service_name, const std::vector<Span>& spans,
+                             std::string_view service_instance = {}) {
+  json::array resource_attributes;
+  resource_attributes.push_back(key_value("service.name", std::string(service_name)));
+  if (!service_instance.empty()) {
+    resource_attributes.push_back(key_value("service.instance.id", std::string(service_instance)));
+  }
+  json::array encoded_spans;
+  for (const auto& span : spans) encoded_spans.push_back(encode_span(span));
+  json::object scope_spans{{"scope", {{"name", "tandem"}, {"version", TANDEM_VERSION}}},
+                           {"spans", std::move(encoded_spans)}};
+  json::object resource_spans{{"resource", {{"attributes", std::move(resource_attributes)}}},
+                              {"scopeSpans", json::array{std::move(scope_spans)}}};
+  json::object request{{"resourceSpans", json::array{std::move(resource_spans)}}};
+  return json::serialize(request);
+}
+
+} // namespace reference
+
+/// Random text that exercises every path of the string encoder: plain ASCII, characters JSON
+/// must escape, every control byte, valid 2-4 byte UTF-8 (boundary code points included), and
+/// invalid bytes (stray continuations, cut sequences, overlongs, surrogates, above U+10FFFF).
+std::string random_text(std::mt19937_64& random) {
+  static const std::vector<std::string> pieces = {
+      "\"", "\\", "/", "\x7f", "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xEF\xBF\xBF", "\xED\x9F\xBF",
+      "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "é", "日本", "😀", "\xC0\xAF", "\xC1\xBF", "\xE0\x80\xAF",
+      "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xF8", "\xFF", "\x80", "\xBF", "\xC3",
+      "\xE2\x82", "\xF0\x9F\x98", "\xE2\x28\xA1"};
+  std::string text;
+  const std::size_t length = random() % 24;
+  for (std::size_t i = 0; i < length; ++i) {
+    switch (random() % 4) {
+    case 0: text.push_back(static_cast<char>(random() % 0x20)); break;
+    case 1: text += pieces[random() % pieces.size()]; break;
+    case 2: text.push_back(static_cast<char>(random() % 256)); break;
+    default: text.push_back(static_cast<char>(0x20 + random() % 0x5f)); break;
+    }
+  }
+  return text;
+}
+
+double random_double(std::mt19937_64& random) {
+  static const std::vector<double> special = {0.0,
+                                              -0.0,
+                                              1.0,
+                                              -1.0,
+                                              0.1,
+                                              1e300,
+                                              -1e-300,
+                                              1e22,
+                                              123456789012345678.0,
+                                              std::numeric_limits<double>::min(),
+                                              std::numeric_limits<double>::denorm_min(),
+                                              std::numeric_limits<double>::max(),
+                                              std::numeric_limits<double>::lowest(),
+                                              std::numeric_limits<double>::epsilon(),
+                                              std::numeric_limits<double>::infinity(),
+                                              -std::numeric_limits<double>::infinity(),
+                                              std::numeric_limits<double>::quiet_NaN()};
+  switch (random() % 4) {
+  case 0: return special[random() % special.size()];
+  case 1: return static_cast<double>(static_cast<std::int64_t>(random() % 2'000'001) - 1'000'000);
+  case 2: return std::uniform_real_distribution<double>(-1e6, 1e6)(random);
+  default: {
+    const std::uint64_t bits = random(); // any bit pattern: NaNs, infinities and subnormals too
+    double value = 0;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+  }
+  }
+}
+
+std::int64_t random_int(std::mt19937_64& random) {
+  static const std::vector<std::int64_t> special = {0, -1, 1, std::numeric_limits<std::int64_t>::min(),
+                                                    std::numeric_limits<std::int64_t>::max()};
+  if (random() % 4 == 0) return special[random() % special.size()];
+  return static_cast<std::int64_t>(random()) >> (random() % 64);
+}
+
+Span random_span(std::mt19937_64& random, bool with_doubles) {
+  Span span;
+  const bool ids_are_hex = random() % 8 != 0; // ids are hex in practice, but any text must encode
+  span.trace_id = ids_are_hex ? std::string(valid_trace) : random_text(random);
+  span.span_id = ids_are_hex ? std::string("b7ad6b7169203331") : random_text(random);
+  if (random() % 2) span.parent_span_id = ids_are_hex ? std::string(valid_span) : random_text(random);
+  span.name = random_text(random);
+  span.kind = static_cast<SpanKind>(1 + random() % 3);
+  span.start_unix_ns = random_int(random);
+  span.end_unix_ns = random_int(random);
+  const std::size_t attributes = random() % 8;
+  for (std::size_t i = 0; i < attributes; ++i) {
+    AttributeValue value;
+    switch (random() % (with_doubles ? 4 : 3)) {
+    case 0: value = random_text(random); break;
+    case 1: value = random_int(random); break;
+    case 2: value = random() % 2 == 0; break;
+    default: value = random_double(random); break;
+    }
+    span.attributes.emplace_back(random_text(random), std::move(value));
+  }
+  span.error = random() % 3 == 0;
+  if (span.error || random() % 2) span.status_message = random_text(random); // sent only with error
+  return span;
+}
+
+/// The same document: same keys in the same order, same values. The two encoders spell doubles
+/// differently ("2.5E-1" and "0.25") but both texts must read back as the same value.
+void expect_same_document(const json::value& actual, const json::value& expected, const std::string& where) {
+  ASSERT_EQ(actual.kind(), expected.kind()) << where << ": " << actual << " vs " << expected;
+  if (actual.is_object()) {
+    const auto& a = actual.as_object();
+    const auto& e = expected.as_object();
+    ASSERT_EQ(a.size(), e.size()) << where;
+    auto ai = a.begin();
+    for (auto ei = e.begin(); ei != e.end(); ++ei, ++ai) {
+      ASSERT_EQ(ai->key(), ei->key()) << where; // key order kept, too
+      expect_same_document(ai->value(), ei->value(), where + "." + std::string(ei->key()));
+    }
+  } else if (actual.is_array()) {
+    const auto& a = actual.as_array();
+    const auto& e = expected.as_array();
+    ASSERT_EQ(a.size(), e.size()) << where;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      expect_same_document(a[i], e[i], where + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(actual, expected) << where;
+  }
+}
+
+TEST(OtlpJson, MatchesTheDomEncoderByteForByteWithoutDoubles) {
+  // Without double attributes the text is the same as before, escapes and key order included.
+  std::mt19937_64 random(20261128);
+  for (int round = 0; round < 500; ++round) {
+    std::vector<Span> spans;
+    const std::size_t count = random() % 6;
+    for (std::size_t i = 0; i < count; ++i) spans.push_back(random_span(random, false));
+    const std::string service = random() % 4 == 0 ? random_text(random) : "tandem";
+    const std::string instance = random() % 2 == 0 ? random_text(random) : "";
+    ASSERT_EQ(encode_otlp_json(service, spans, instance), reference::encode_otlp_json(service, spans, instance))
+        << "round " << round;
+  }
+}
+
+TEST(OtlpJson, ParsesToTheSameDocumentAsTheDomEncoder) {
+  std::mt19937_64 random(42);
+  for (int round = 0; round < 500; ++round) {
+    std::vector<Span> spans;
+    const std::size_t count = random() % 6;
+    for (std::size_t i = 0; i < count; ++i) spans.push_back(random_span(random, true));
+    const std::string instance = random() % 2 == 0 ? random_text(random) : "";
+    const std::string body = encode_otlp_json("svc", spans, instance);
+    boost::system::error_code ec;
+    const json::value actual = json::parse(body, ec);
+    ASSERT_FALSE(ec) << "round " << round << ": " << ec.message() << "\n" << body;
+    const json::value expected = json::parse(reference::encode_otlp_json("svc", spans, instance));
+    expect_same_document(actual, expected, "round " + std::to_string(round));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+TEST(OtlpJson, DoublesRoundTripExactlyAndStayDoubles) {
+  // The text of each finite double reads back (correctly rounded) as the same bits, and always
+  // has a fraction or an exponent, so that a parser does not turn it into an integer.
+  std::mt19937_64 random(7);
+  for (int i = 0; i < 20'000; ++i) {
+    const double value = random_double(random);
+    if (!std::isfinite(value)) continue;
+    Span span;
+    span.trace_id = valid_trace;
+    span.span_id = valid_span;
+    span.attributes = {{"d", value}};
+    const std::string body = encode_otlp_json("svc", {span});
+    const std::string marker = "\"doubleValue\":";
+    const std::size_t at = body.find(marker);
+    ASSERT_NE(at, std::string::npos);
+    const char* first = body.data() + at + marker.size();
+    const std::size_t length = body.find('}', at) - (at + marker.size());
+    const std::string_view text(first, length);
+    double parsed = 0;
+    const auto result = std::from_chars(first, first + length, parsed);
+    ASSERT_EQ(result.ec, std::errc()) << text;
+    ASSERT_EQ(result.ptr, first + length) << text;
+    EXPECT_EQ(std::memcmp(&parsed, &value, sizeof value), 0) << text << " for " << value;
+    EXPECT_NE(text.find_first_of(".e"), std::string_view::npos) << text;
+    EXPECT_TRUE(json::parse(body).at("resourceSpans").at(0).at("scopeSpans").at(0).at("spans").at(0)
+                    .at("attributes").at(0).at("value").at("doubleValue").is_double())
+        << text;
+  }
 }
 
 // ---- exporter: options -----------------------------------------------------------------------
