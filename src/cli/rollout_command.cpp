@@ -27,6 +27,7 @@ struct RolloutArgs {
   double max_error_rate_increase = -1;
   double max_p95_ratio = -1;
   double max_divergence = -1;
+  double p95_slack_ms = -1;
   std::string rollback_window;
   std::vector<std::string> worker_args;
   std::string actor;
@@ -107,6 +108,7 @@ int run_start(const RolloutArgs& a) {
   if (a.max_error_rate_increase >= 0) body["max_error_rate_increase"] = a.max_error_rate_increase;
   if (a.max_p95_ratio >= 0) body["max_p95_ratio"] = a.max_p95_ratio;
   if (a.max_divergence >= 0) body["max_divergence"] = a.max_divergence;
+  if (a.p95_slack_ms >= 0) body["p95_slack_ms"] = a.p95_slack_ms;
   if (!a.rollback_window.empty()) body["rollback_window"] = a.rollback_window;
   if (!a.worker_args.empty()) {
     json::array args;
@@ -139,6 +141,8 @@ void add_rollout_command(CLI::App& app, int& exit_code) {
   start->add_option("--max-error-rate-increase", a->max_error_rate_increase, "Allowed error-rate increase (0.01)");
   start->add_option("--max-p95-ratio", a->max_p95_ratio, "Allowed p95 latency ratio new/old (1.5)");
   start->add_option("--max-divergence", a->max_divergence, "Allowed output divergence, total variation 0..1 (0.2)");
+  start->add_option("--p95-slack-ms", a->p95_slack_ms,
+                    "p95 differences below this many ms are never a failure, whatever the ratio (2)");
   start->add_option("--rollback-window", a->rollback_window, "Blue/green: how long the old version stays warm (5m)");
   start->add_option("--worker-arg", a->worker_args, "Extra argument for the new version's workers (repeatable)");
   start->add_option("--actor", a->actor, "Who starts it (default: $USER)");

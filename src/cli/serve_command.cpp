@@ -188,6 +188,8 @@ int run_serve(const ServeArgs& args) {
     if (d.max_error_rate_increase) spec.thresholds.max_error_rate_increase = *d.max_error_rate_increase;
     if (d.max_p95_ratio) spec.thresholds.max_p95_ratio = *d.max_p95_ratio;
     if (d.max_divergence) spec.thresholds.max_divergence = *d.max_divergence;
+    if (d.p95_slack_ms) spec.thresholds.p95_slack_ms = *d.p95_slack_ms;
+    request.worker_args = d.worker_args;
     auto target = models.resolve(*parse_model_ref(d.to));
     if (target && gw.slot(ep.name)->stable->manifest.digest == target->digest) {
       spdlog::info("endpoint {}: already serves {}; the declared rollout has nothing to do", ep.name, d.to);

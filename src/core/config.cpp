@@ -179,7 +179,7 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     const std::string at = path + ".rollout";
     check_keys(rollout, at,
                {"to", "strategy", "steps", "step_duration", "min_requests", "require_approval", "rollback_window",
-                "max_error_rate_increase", "max_p95_ratio", "max_divergence"});
+                "max_error_rate_increase", "max_p95_ratio", "max_divergence", "p95_slack_ms", "worker_args"});
     DeclaredRollout r;
     if (!rollout["to"]) fail(at + ".to", "required: the new version, NAME@VERSION or NAME@latest");
     r.to = get_string(rollout["to"], at + ".to");
@@ -207,6 +207,8 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
       r.max_error_rate_increase = get_double(rollout["max_error_rate_increase"], at + ".max_error_rate_increase");
     if (rollout["max_p95_ratio"]) r.max_p95_ratio = get_double(rollout["max_p95_ratio"], at + ".max_p95_ratio");
     if (rollout["max_divergence"]) r.max_divergence = get_double(rollout["max_divergence"], at + ".max_divergence");
+    if (rollout["p95_slack_ms"]) r.p95_slack_ms = get_double(rollout["p95_slack_ms"], at + ".p95_slack_ms");
+    if (rollout["worker_args"]) r.worker_args = get_string_list(rollout["worker_args"], at + ".worker_args");
     ep.rollout = std::move(r);
   }
   if (auto worker = node["worker"]) {

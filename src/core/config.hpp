@@ -68,6 +68,8 @@ struct DeclaredRollout {
   std::optional<double> max_error_rate_increase;
   std::optional<double> max_p95_ratio;
   std::optional<double> max_divergence;
+  std::optional<double> p95_slack_ms;
+  std::vector<std::string> worker_args;  // extra arguments for the new version's workers
 };
 
 struct EndpointConfig {

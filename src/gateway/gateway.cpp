@@ -44,8 +44,8 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
                               "Inference requests answered with an error, by endpoint and error code.",
                               {"endpoint", "error"})),
       durations_(metrics.histogram("tandem_request_duration_seconds",
-                                   "Time from request received to response ready, by endpoint and tier.",
-                                   {"endpoint", "tier"}, latency_buckets_seconds())),
+                                   "Time from request received to response ready, by endpoint, model version and tier.",
+                                   {"endpoint", "model_version", "tier"}, latency_buckets_seconds())),
       queue_waits_(metrics.histogram("tandem_queue_wait_seconds",
                                      "Time a request waited for a free worker slot, by endpoint and tier.",
                                      {"endpoint", "tier"}, latency_buckets_seconds())),
@@ -192,7 +192,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
       rt->dedicated.queue_wait = &queue_waits_.with({rt->config.name, "dedicated"});
       rt->dedicated.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "dedicated", "200"});
-      rt->dedicated.duration = &durations_.with({rt->config.name, "dedicated"});
+      rt->dedicated.duration = &durations_.with({rt->config.name, rt->manifest.version, "dedicated"});
     }
     if (const auto& spec = rt->config.serverless) {
       auto po = make_pool_options(*rt, "serverless");
@@ -206,7 +206,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
       rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
       rt->serverless.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "serverless", "200"});
-      rt->serverless.duration = &durations_.with({rt->config.name, "serverless"});
+      rt->serverless.duration = &durations_.with({rt->config.name, rt->manifest.version, "serverless"});
       rt->serverless.scaledown_window_s = std::chrono::duration<double>(spec->scaledown_window_ms).count();
       policy::AutoscalerSpec as;
       as.min_workers = spec->min;
@@ -508,7 +508,7 @@ void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status
   const std::string tier_label(tier);
   requests_.with({ep.config.name, ep.manifest.version, tier_label, std::to_string(status)}).inc();
   if (error) errors_.with({ep.config.name, std::string(error_label(*error))}).inc();
-  durations_.with({ep.config.name, tier_label}).observe(seconds);
+  durations_.with({ep.config.name, ep.manifest.version, tier_label}).observe(seconds);
 }
 
 void Gateway::start_trace(const http::Request& request, InferTrace& t) {

@@ -73,8 +73,9 @@ Result<RolloutRequest> parse_rollout_request(const std::string& body) {
   if (!value.is_object()) return make_error(ErrorCode::invalid_request, "body: expected a JSON object");
   RolloutRequest r;
   auto& spec = r.spec;
-  for (const auto& [key_view, v] : value.as_object()) {
-    const std::string key(key_view);
+  for (const auto& field : value.as_object()) {
+    const std::string key(field.key());
+    const json::value& v = field.value();
     auto text = [&]() -> Result<std::string> {
       if (!v.is_string()) return make_error(ErrorCode::invalid_request, key + ": expected a string");
       return std::string(v.as_string());
@@ -181,10 +182,16 @@ Result<std::string> RolloutManager::start(const RolloutRequest& request) {
   active->to_ref = version->name + "@" + version->version;
   active->slot = slot;
   active->started_unix_ms = now_unix_ms();
-  const auto& outputs = manifest->schema.outputs;
-  for (std::size_t i = 0; i < outputs.size(); ++i)
-    if (outputs[i].datatype >= DataType::UINT8 && outputs[i].datatype <= DataType::INT64 && outputs[i].shape.size() == 1)
-      active->categorical_output = static_cast<int>(i);
+  // The first output both versions declare as one integer per row (a class label) is compared.
+  for (const auto& output : manifest->schema.outputs) {
+    const auto* theirs = stable.manifest.schema.find_output(output.name);
+    const bool categorical = output.datatype >= DataType::UINT8 && output.datatype <= DataType::INT64 &&
+                             output.shape.size() == 1;
+    if (categorical && theirs && theirs->datatype == output.datatype && theirs->shape == output.shape) {
+      active->categorical_output = output.name;
+      break;
+    }
+  }
 
   EndpointConfig config = stable.config;
   config.model_dir = models_.version_directory(*version);
@@ -255,8 +262,9 @@ void RolloutManager::apply(Active& r, const policy::RolloutDecision& d) {
     break;
   case Action::promote:
   case Action::rollback:
-    conclude(r);
+    r.slot->candidate_percent = d.canary_percent;  // recorded as it ends: 100 promoted, 0 rolled back
     record(r, d.action == Action::promote ? "promoted" : "rolled_back", d.reason, "tandem");
+    conclude(r);
     spdlog::log(d.action == Action::promote ? spdlog::level::info : spdlog::level::warn, "rollout {}: {}: {}", r.id,
                 d.action == Action::promote ? "promoted" : "rolled back", d.reason);
     break;
@@ -287,9 +295,9 @@ void RolloutManager::observe(Active& r, const EndpointRuntime& runtime, int stat
   if (status >= 400 && status < 500) return;
   auto& arm = is_candidate ? r.canary : r.baseline;
   arm.add(status >= 500 || status == 0, total_ms);
-  if (status != 200 || r.categorical_output < 0) return;
+  if (status != 200 || r.categorical_output.empty()) return;
   // Only while a rollout runs: read the categorical output to compare distributions.
-  const auto& name = runtime.manifest.schema.outputs[static_cast<std::size_t>(r.categorical_output)].name;
+  const std::string& name = r.categorical_output;
   boost::system::error_code ec;
   auto value = json::parse(body, ec);
   if (ec || !value.is_object()) return;
@@ -355,13 +363,13 @@ http::Reply RolloutManager::operator_action(Active& r, std::string_view action, 
     r.approved_by = actor;
     r.approved_unix_ms = now_unix_ms();
   }
-  if (action == "abort" || action == "rollback") conclude(r);
   const std::string kind = action == "approve" ? "approved"
                            : action == "pause" ? "paused"
                            : action == "resume" ? "resumed"
                            : action == "abort" ? "aborted"
                                                : "rolled_back";
   record(r, kind, "by " + actor, actor);
+  if (action == "abort" || action == "rollback") conclude(r);
   spdlog::info("rollout {}: {} by {}", r.id, kind, actor);
   return http::json_response(200, status_json(r));
 }

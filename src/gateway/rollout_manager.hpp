@@ -54,7 +54,7 @@ private:
     std::int64_t step_started_unix_ms = 0;
     std::string approved_by;
     std::int64_t approved_unix_ms = 0;
-    int categorical_output = -1;  // index of an integer output with one value per row, else -1
+    std::string categorical_output;  // an integer output with one value per row in both versions, else empty
   };
 
   void apply(Active& rollout, const policy::RolloutDecision& decision);

@@ -189,12 +189,22 @@ RolloutDecision RolloutMachine::tick(TimePoint now, bool candidate_ready, const 
   if (baseline.requests >= spec_.min_requests) reference_baseline_ = baseline;
   if (phase_ == RolloutPhase::warming) {
     if (!candidate_ready) return {RolloutDecision::Action::none, 0, {}, std::nullopt};
-    if (spec_.strategy == RolloutStrategy::canary) return start_step(now, 0, "candidate ready: first step");
-    if (spec_.require_approval && !approved_) {
+    // A step that sends everything to the candidate (blue/green, or a canary whose first step
+    // is 100 %) leaves nothing to compare with afterwards: first observe the baseline for a
+    // step (or until it has its minimum sample).
+    const bool all_at_once = spec_.strategy == RolloutStrategy::blue_green || spec_.steps_percent.front() == 100;
+    if (all_at_once && baseline.requests < spec_.min_requests && now - step_started_ < spec_.step_duration)
+      return {RolloutDecision::Action::none, 0, {}, std::nullopt};
+    if (all_at_once && baseline.requests > 0) reference_baseline_ = baseline;
+    const bool gate = spec_.require_approval && !approved_ && all_at_once;
+    if (gate) {
       phase_ = RolloutPhase::awaiting_approval;
-      last_reason_ = "candidate warm; waiting for approval before the switch";
+      last_reason_ = spec_.strategy == RolloutStrategy::blue_green
+                         ? "candidate warm; waiting for approval before the switch"
+                         : "candidate warm; waiting for approval before the final step";
       return {RolloutDecision::Action::await_approval, 0, last_reason_, std::nullopt};
     }
+    if (spec_.strategy == RolloutStrategy::canary) return start_step(now, 0, "candidate ready: first step");
     switched_ = true;
     return start_step(now, 0, "candidate warm: switched all traffic");
   }
@@ -228,7 +238,7 @@ std::optional<std::string> RolloutMachine::approve(TimePoint now) {
   if (phase_ != RolloutPhase::awaiting_approval)
     return "nothing to approve: the rollout is " + std::string(to_string(phase_));
   approved_ = true;
-  if (spec_.strategy == RolloutStrategy::blue_green) {
+  if (spec_.strategy == RolloutStrategy::blue_green || step_ < 0) {
     phase_ = RolloutPhase::warming;  // the next tick switches (the candidate is still warm)
   } else {
     // The step that waited at the gate passed; the next tick moves on.

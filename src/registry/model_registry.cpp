@@ -18,7 +18,7 @@ bool is_sha256_hex(std::string_view text) {
          std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-BlobStore::BlobStore(fs::path state_dir) : root_(std::move(state_dir) / "blobs" / "sha256") {}
+BlobStore::BlobStore(const fs::path& state_dir) : root_(state_dir / "blobs" / "sha256") {}
 
 fs::path BlobStore::path_of(std::string_view sha256_hex) const {
   return root_ / std::string(sha256_hex.substr(0, 2)) / std::string(sha256_hex);

@@ -18,7 +18,7 @@ namespace tandem::registry {
 /// renamed into place, so concurrent writers of the same content are harmless.
 class BlobStore {
 public:
-  explicit BlobStore(std::filesystem::path state_dir);
+  explicit BlobStore(const std::filesystem::path& state_dir);
   [[nodiscard]] std::filesystem::path path_of(std::string_view sha256_hex) const;
   [[nodiscard]] bool contains(std::string_view sha256_hex) const;
   /// Stores `bytes` if their sha256 is `expected_sha256`; 400 on a mismatch. Idempotent.

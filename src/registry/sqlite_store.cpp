@@ -104,7 +104,7 @@ std::int64_t now_unix_ms() {
 /// A prepared statement, finalized on scope exit.
 class Statement {
 public:
-  Statement(sqlite3* db, std::string_view sql) : db_(db) {
+  Statement(sqlite3* db, std::string_view sql) {
     rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
@@ -140,7 +140,6 @@ public:
   [[nodiscard]] double real(int column) const { return sqlite3_column_double(stmt_, column); }
 
 private:
-  sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   int rc_ = SQLITE_OK;
 };

@@ -12,8 +12,8 @@ namespace {
 // The encoder writes the JSON text directly into one string. A Boost.JSON DOM per span (the
 // previous implementation) cost about 33 000 instructions per span, most of it building and
 // tearing down objects, and the exporter thread could not keep up with a saturated gateway.
-// The text is the same as the DOM serializer wrote (same key order and escapes), except that
-// doubles use the shortest round-trip form of std::to_chars instead of Boost's exponent form.
+// The text is the same as the DOM serializer wrote (same key order and escapes), except for the
+// spelling of a double's exponent ("2.5e-01", not "2.5E-1").
 
 /// Length of the valid UTF-8 sequence at the start of `text`, or 0 (overlong forms,
 /// surrogates and code points above U+10FFFF are invalid, as in RFC 3629).
@@ -124,13 +124,13 @@ void append_double(std::string& out, double value) {
     out.append(value > 0 ? "\"Infinity\"" : "\"-Infinity\"");
     return;
   }
+  // Shortest round-trip digits in exponent form, as Boost.JSON's serializer wrote them
+  // ("2.5e-01" for its "2.5E-1"): a double never reads back as an integer, and parsers that are
+  // not correctly rounded for long digit strings (Boost.JSON 1.81's is one) see the same digits
+  // as before.
   char buffer[40];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-  const std::string_view text(buffer, static_cast<std::size_t>(result.ptr - buffer));
-  out.append(text);
-  // "1" would read back as an integer; a double attribute must stay a double for a parser that
-  // keeps the distinction (ours does).
-  if (text.find_first_of(".e") == std::string_view::npos) out.append(".0");
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
+  out.append(buffer, result.ptr);
 }
 
 void append_any_value(std::string& out, const AttributeValue& value) {

@@ -1,6 +1,7 @@
 // The hybrid router with real workers: fallback across tiers, admission control under
 // overload, low priority, outlier ejection.
 #include "harness.hpp"
+#include "registry/model_manifest.hpp"
 
 #include <gtest/gtest.h>
 
@@ -123,9 +124,10 @@ TEST(Routing, OverloadIsRefusedFastWith429AndAdmittedRequestsStayInTime) {
 
   // Refusals are decided before any queueing: the gateway's own clock says so.
   auto metrics = server.client().get("/metrics").body;
-  auto fast = metric_value(metrics,
-                           "tandem_request_duration_seconds_bucket{endpoint=\"digits\",tier=\"none\",le=\"0.005\"}");
-  auto all = metric_value(metrics, "tandem_request_duration_seconds_count{endpoint=\"digits\",tier=\"none\"}");
+  const std::string version = load_model_manifest(source_dir() / "models/digits")->version;
+  const std::string labels = "{endpoint=\"digits\",model_version=\"" + version + "\",tier=\"none\"";
+  auto fast = metric_value(metrics, "tandem_request_duration_seconds_bucket" + labels + ",le=\"0.005\"}");
+  auto all = metric_value(metrics, "tandem_request_duration_seconds_count" + labels + "}");
   ASSERT_TRUE(fast && all) << metrics;
   std::printf("overload: %d admitted (p95 %.1f ms, max %.1f ms), %d refused, %.1f%% of refusals under 5 ms\n",
               ok.load(), p95, admitted_ms.back(), refused.load(), 100.0 * *fast / *all);

@@ -390,11 +390,34 @@ std::string encode_otlp_json(std::string_view service_name, const std::vector<Sp
 /// must escape, every control byte, valid 2-4 byte UTF-8 (boundary code points included), and
 /// invalid bytes (stray continuations, cut sequences, overlongs, surrogates, above U+10FFFF).
 std::string random_text(std::mt19937_64& random) {
-  static const std::vector<std::string> pieces = {
-      "\"", "\\", "/", "\x7f", "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xEF\xBF\xBF", "\xED\x9F\xBF",
-      "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "é", "日本", "😀", "\xC0\xAF", "\xC1\xBF", "\xE0\x80\xAF",
-      "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xF8", "\xFF", "\x80", "\xBF", "\xC3",
-      "\xE2\x82", "\xF0\x9F\x98", "\xE2\x28\xA1"};
+  static const std::vector<std::string> pieces = {"\"",
+                                                  "\\",
+                                                  "/",
+                                                  "\x7f",
+                                                  "\xC2\x80",
+                                                  "\xDF\xBF",
+                                                  "\xE0\xA0\x80",
+                                                  "\xEF\xBF\xBF",
+                                                  "\xED\x9F\xBF",
+                                                  "\xF0\x90\x80\x80",
+                                                  "\xF4\x8F\xBF\xBF",
+                                                  "é",
+                                                  "日本",
+                                                  "😀",
+                                                  "\xC0\xAF",
+                                                  "\xC1\xBF",
+                                                  "\xE0\x80\xAF",
+                                                  "\xED\xA0\x80",
+                                                  "\xF4\x90\x80\x80",
+                                                  "\xF5\x80\x80\x80",
+                                                  "\xF8",
+                                                  "\xFF",
+                                                  "\x80",
+                                                  "\xBF",
+                                                  "\xC3",
+                                                  "\xE2\x82",
+                                                  "\xF0\x9F\x98",
+                                                  "\xE2\x28\xA1"};
   std::string text;
   const std::size_t length = random() % 24;
   for (std::size_t i = 0; i < length; ++i) {
@@ -505,7 +528,8 @@ TEST(OtlpJson, MatchesTheDomEncoderByteForByteWithoutDoubles) {
     for (std::size_t i = 0; i < count; ++i) spans.push_back(random_span(random, false));
     const std::string service = random() % 4 == 0 ? random_text(random) : "tandem";
     const std::string instance = random() % 2 == 0 ? random_text(random) : "";
-    ASSERT_EQ(encode_otlp_json(service, spans, instance), reference::encode_otlp_json(service, spans, instance))
+    ASSERT_EQ(encode_otlp_json(service, spans, instance),
+              reference::encode_otlp_json(service, spans, instance))
         << "round " << round;
   }
 }
@@ -528,8 +552,8 @@ TEST(OtlpJson, ParsesToTheSameDocumentAsTheDomEncoder) {
 }
 
 TEST(OtlpJson, DoublesRoundTripExactlyAndStayDoubles) {
-  // The text of each finite double reads back (correctly rounded) as the same bits, and always
-  // has a fraction or an exponent, so that a parser does not turn it into an integer.
+  // The text of each finite double reads back (correctly rounded, std::from_chars) as the same
+  // bits, and always has an exponent, so that a parser does not turn it into an integer.
   std::mt19937_64 random(7);
   for (int i = 0; i < 20'000; ++i) {
     const double value = random_double(random);
@@ -550,9 +574,19 @@ TEST(OtlpJson, DoublesRoundTripExactlyAndStayDoubles) {
     ASSERT_EQ(result.ec, std::errc()) << text;
     ASSERT_EQ(result.ptr, first + length) << text;
     EXPECT_EQ(std::memcmp(&parsed, &value, sizeof value), 0) << text << " for " << value;
-    EXPECT_NE(text.find_first_of(".e"), std::string_view::npos) << text;
-    EXPECT_TRUE(json::parse(body).at("resourceSpans").at(0).at("scopeSpans").at(0).at("spans").at(0)
-                    .at("attributes").at(0).at("value").at("doubleValue").is_double())
+    EXPECT_NE(text.find('e'), std::string_view::npos) << text;
+    EXPECT_TRUE(json::parse(body)
+                    .at("resourceSpans")
+                    .at(0)
+                    .at("scopeSpans")
+                    .at(0)
+                    .at("spans")
+                    .at(0)
+                    .at("attributes")
+                    .at(0)
+                    .at("value")
+                    .at("doubleValue")
+                    .is_double())
         << text;
   }
 }
