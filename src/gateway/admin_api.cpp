@@ -16,10 +16,6 @@ using http::bhttp::verb;
 
 namespace {
 
-http::Reply error_reply(const Error& e) {
-  return http::json_response(static_cast<unsigned>(http_status(e.code)), v2::encode_error(e.message));
-}
-
 http::Reply json_reply(unsigned status, const json::value& value) {
   return http::json_response(status, json::serialize(value));
 }
@@ -85,6 +81,10 @@ std::string_view string_field(const json::object& o, std::string_view key) {
 }
 
 } // namespace
+
+http::Reply error_reply(const Error& e) {
+  return http::json_response(static_cast<unsigned>(http_status(e.code)), v2::encode_error(e.message));
+}
 
 std::string model_version_json(const registry::ModelVersionRecord& record) {
   return json::serialize(version_object(record));

@@ -17,10 +17,6 @@ using http::bhttp::verb;
 
 namespace {
 
-http::Reply error_reply(const Error& e) {
-  return http::json_response(static_cast<unsigned>(http_status(e.code)), v2::encode_error(e.message));
-}
-
 Result<std::chrono::milliseconds> duration_field(const json::value& v, const std::string& name) {
   if (v.is_string()) {
     auto d = parse_duration(std::string(v.as_string()));

@@ -5,6 +5,7 @@
 #include "registry/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
+#include "support/temp_dir.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -23,24 +24,7 @@ namespace fs = std::filesystem;
 const fs::path kDigits = fs::path(TANDEM_SOURCE_DIR) / "models" / "digits";
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
 
-class TempDir {
-public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tandem-registry-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
+using tandem::testing::TempDir;
 
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

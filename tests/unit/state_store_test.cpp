@@ -2,6 +2,7 @@
 #include "registry/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
+#include "support/temp_dir.hpp"
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -18,24 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 /// A fresh directory under the system temporary directory, removed with everything in it.
-class TempDir {
-public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tandem-store-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
+using tandem::testing::TempDir;
 
 /// Runs SQL on its own raw connection (what another program, or an older or newer tandem,
 /// would do to the file). Returns the first column of the last row, if any.
