@@ -22,6 +22,9 @@ std::string model_line() { return "    model: " + (source_dir() / "models/digits
 TEST(Routing, KillingTheDedicatedWorkerFallsBackToServerlessWithoutErrors) {
   ServerProcess server("  digits:\n" + model_line() +
                        "    slo: {p95_ms: 200, timeout_ms: 3000}\n"
+                       // 5 ms in the worker keeps requests in flight at the moment of the kill,
+                       // however the client threads happen to be scheduled.
+                       "    worker: {args: [\"--fault-delay-ms\", \"5\"]}\n"
                        "    dedicated: {replicas: 1, max_concurrency_per_worker: 4}\n"
                        "    serverless: {min: 0, max: 2}\n");
   ASSERT_TRUE(server.wait_ready(1)) << server.logs();
