@@ -29,6 +29,18 @@ void add_worker_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1024.0, 4294967296.0));
   cmd->add_option("--otlp-endpoint", options->otlp_endpoint,
                   "Export a span per sampled inference to this OTLP/HTTP collector (http://HOST:PORT/v1/traces)");
+  cmd->add_option("--batch-max-size", options->batch_max_size,
+                  "Dynamic batching: rows per merged engine call (overrides the manifest's batching.max_batch_size; "
+                  "0 turns batching off)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000}));
+  cmd->add_option("--batch-max-queue-delay-us", options->batch_max_queue_delay_us,
+                  "Dynamic batching: longest wait of the oldest queued request before its batch runs, in "
+                  "microseconds (overrides batching.max_queue_delay_us)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000}));
+  cmd->add_option("--batch-max-queue-size", options->batch_max_queue_size,
+                  "Dynamic batching: requests allowed to wait; more are refused with 503 (overrides "
+                  "batching.max_queue_size)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}));
   cmd->add_option("--log-level", *log_level, "trace|debug|info|warn|error|off")->capture_default_str();
   cmd->callback([options, log_level, &exit_code] {
     if (!init_logging(options->worker_id.empty() ? "worker" : "worker " + options->worker_id, *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);

@@ -116,6 +116,56 @@ ModelLineage parse_lineage(const YAML::Node& node) {
   return l;
 }
 
+Result<std::int64_t> batching_integer(const YAML::Node& node, const std::string& at, std::int64_t min,
+                                       std::int64_t max) {
+  std::int64_t value = 0;
+  if (!node.IsScalar() || !YAML::convert<std::int64_t>::decode(node, value) || value < min || value > max)
+    return make_error(ErrorCode::invalid_request,
+                      at + ": expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
+  return value;
+}
+
+// Strict on purpose: a misspelt key would otherwise silently leave batching at its defaults.
+Result<BatchingConfig> parse_batching(const YAML::Node& node, const ModelSchema& schema, const std::string& where) {
+  const std::string at = where + ": batching";
+  if (!node.IsMap())
+    return make_error(ErrorCode::invalid_request, at + ": expected a map {max_batch_size, max_queue_delay_us}");
+  if (schema.max_batch_size <= 0)
+    return make_error(ErrorCode::invalid_request, at + ": needs max_batch_size > 0 at the top level (a batch dimension)");
+  for (const auto& list : {&schema.inputs, &schema.outputs})
+    for (const auto& tensor : *list)
+      if (tensor.shape.empty() || tensor.shape[0] != -1)
+        return make_error(ErrorCode::invalid_request, at + ": tensor \"" + tensor.name +
+                                                          "\" has no variable first (batch) dimension");
+  BatchingConfig config;
+  bool has_rows = false;
+  bool has_delay = false;
+  for (const auto& item : node) {
+    const std::string key = item.first.as<std::string>();
+    if (key == "max_batch_size") {
+      auto v = batching_integer(item.second, at + ".max_batch_size", 1, schema.max_batch_size);
+      if (!v) return v.error();
+      config.max_batch_size = *v;
+      has_rows = true;
+    } else if (key == "max_queue_delay_us") {
+      auto v = batching_integer(item.second, at + ".max_queue_delay_us", 0, 1'000'000);
+      if (!v) return v.error();
+      config.max_queue_delay_us = *v;
+      has_delay = true;
+    } else if (key == "max_queue_size") {
+      auto v = batching_integer(item.second, at + ".max_queue_size", 1, 1'000'000);
+      if (!v) return v.error();
+      config.max_queue_size = *v;
+    } else {
+      return make_error(ErrorCode::invalid_request,
+                        at + "." + key + ": unknown key (expected max_batch_size, max_queue_delay_us, max_queue_size)");
+    }
+  }
+  if (!has_rows) return make_error(ErrorCode::invalid_request, at + ".max_batch_size: required");
+  if (!has_delay) return make_error(ErrorCode::invalid_request, at + ".max_queue_delay_us: required");
+  return config;
+}
+
 } // namespace
 
 Result<ModelManifest> parse_model_manifest(const std::string& text, const std::filesystem::path& directory,
@@ -138,6 +188,11 @@ Result<ModelManifest> parse_model_manifest(const std::string& text, const std::f
     m.schema.outputs = std::move(*outputs);
     if (root["max_batch_size"]) m.schema.max_batch_size = root["max_batch_size"].as<std::int64_t>();
     m.lineage = parse_lineage(root["lineage"]);
+    if (const auto& batching = root["batching"]; batching && !batching.IsNull()) {
+      auto config = parse_batching(batching, m.schema, where);
+      if (!config) return config.error();
+      m.batching = *config;
+    }
     return m;
   } catch (const YAML::Exception& e) {
     return make_error(ErrorCode::invalid_request, where + ": " + e.what());

@@ -41,6 +41,16 @@ struct ModelLineage {
   std::map<std::string, std::string> tags;
 };
 
+/// Dynamic batching (Triton style), as tandem-model.yaml's optional `batching:` section declares
+/// it: the worker merges concurrent compatible requests into one engine call of at most
+/// `max_batch_size` rows, dispatched when full or when the oldest request has waited
+/// `max_queue_delay_us`.
+struct BatchingConfig {
+  std::int64_t max_batch_size = 0;      // rows per engine call; <= the schema's max_batch_size
+  std::int64_t max_queue_delay_us = 0;  // 0: dispatch as soon as the io loop is idle
+  std::int64_t max_queue_size = 1024;   // requests waiting; more are refused with 503
+};
+
 struct ModelManifest {
   std::string name;
   std::string format;  // "onnx"
@@ -49,6 +59,7 @@ struct ModelManifest {
   std::string artifact_name;  // as the manifest names it, relative to `directory`
   ModelSchema schema;
   ModelLineage lineage;
+  std::optional<BatchingConfig> batching;  // absent: no dynamic batching
   std::string manifest_sha256;
   std::string artifact_sha256;
   std::string digest;   // the version id: model_version_digest(manifest_sha256, artifact_sha256)

@@ -7,6 +7,7 @@
 #include "telemetry/metrics.hpp"
 #include "telemetry/otlp_exporter.hpp"
 #include "telemetry/trace_context.hpp"
+#include "worker/batcher.hpp"
 #include "worker/onnx_engine.hpp"
 
 #include <spdlog/spdlog.h>
@@ -38,7 +39,15 @@ public:
                                .with({manifest_.name})),
         batch_rows_(metrics_.counter("tandem_worker_rows_total", "Rows (batch entries) inferred.",
                                      {"model"})
-                        .with({manifest_.name})) {}
+                        .with({manifest_.name})) {
+    if (manifest_.batching)
+      batcher_ = std::make_unique<DynamicBatcher>(
+          io_, *manifest_.batching,
+          [this](const v2::DecodedRequest& request, const std::vector<std::string>& requested) {
+            return run_engine(request, requested);
+          },
+          metrics_, manifest_.name);
+  }
 
   MetricsRegistry& metrics() { return metrics_; }
 
@@ -116,16 +125,31 @@ private:
       co_return http::json_response(static_cast<unsigned>(http_status(decoded.error().code)),
                                     v2::encode_error(decoded.error().message));
     }
-    auto started = std::chrono::steady_clock::now();
-    auto outputs = engine_->infer(*decoded, decoded->requested_outputs);
-    inference_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    // The batcher takes the request; the response needs these.
+    const std::string id = decoded->id;
+    const std::int64_t rows = decoded->batch_size;
+    Result<std::vector<v2::OutputTensor>> outputs = make_error(ErrorCode::internal, "not run");
+    if (batcher_ && batcher_->accepts(*decoded))
+      outputs = co_await batcher_->submit(std::move(*decoded));
+    else
+      outputs = run_engine(*decoded, decoded->requested_outputs);
     if (!outputs) {
-      count(500);
-      co_return http::json_response(500, v2::encode_error(outputs.error().message));
+      const int status = http_status(outputs.error().code);
+      count(status);
+      co_return http::json_response(static_cast<unsigned>(status), v2::encode_error(outputs.error().message));
     }
-    batch_rows_.inc(static_cast<double>(decoded->batch_size));
+    batch_rows_.inc(static_cast<double>(rows));
     count(200);
-    co_return http::json_response(200, v2::encode_infer_response(manifest_.name, manifest_.version, decoded->id, *outputs));
+    co_return http::json_response(200, v2::encode_infer_response(manifest_.name, manifest_.version, id, *outputs));
+  }
+
+  // Engine time per engine call: one request, or one merged batch.
+  Result<std::vector<v2::OutputTensor>> run_engine(const v2::DecodedRequest& request,
+                                                   const std::vector<std::string>& requested) {
+    auto started = std::chrono::steady_clock::now();
+    auto outputs = engine_->infer(request, requested);
+    inference_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    return outputs;
   }
 
   void count(int code) { inferences_.with({manifest_.name, std::to_string(code)}).inc(); }
@@ -156,7 +180,40 @@ private:
   Family<Counter>& inferences_;
   Histogram& inference_seconds_;
   Counter& batch_rows_;
+  std::unique_ptr<DynamicBatcher> batcher_;  // null: batching off
 };
+
+// The manifest's `batching:` section with the command line's overrides applied.
+Result<std::optional<BatchingConfig>> resolve_batching(const WorkerOptions& options, const ModelManifest& manifest) {
+  std::optional<BatchingConfig> config = manifest.batching;
+  if (options.batch_max_size == 0) return std::optional<BatchingConfig>();
+  if (options.batch_max_size > 0) {
+    if (!config) config = BatchingConfig{};
+    config->max_batch_size = options.batch_max_size;
+  }
+  if (!config) {
+    if (options.batch_max_queue_delay_us >= 0 || options.batch_max_queue_size >= 0)
+      return make_error(ErrorCode::invalid_request, "--batch-max-queue-delay-us and --batch-max-queue-size need "
+                                                    "--batch-max-size or a batching: section in the manifest");
+    return config;
+  }
+  if (options.batch_max_queue_delay_us >= 0) config->max_queue_delay_us = options.batch_max_queue_delay_us;
+  if (options.batch_max_queue_size > 0) config->max_queue_size = options.batch_max_queue_size;
+  const auto& schema = manifest.schema;
+  if (schema.max_batch_size <= 0)
+    return make_error(ErrorCode::invalid_request, "--batch-max-size: model " + manifest.name +
+                                                      " has no batch dimension (max_batch_size is 0)");
+  if (config->max_batch_size > schema.max_batch_size)
+    return make_error(ErrorCode::invalid_request, "--batch-max-size: " + std::to_string(config->max_batch_size) +
+                                                      " exceeds the model's max_batch_size " +
+                                                      std::to_string(schema.max_batch_size));
+  for (const auto* list : {&schema.inputs, &schema.outputs})
+    for (const auto& tensor : *list)
+      if (tensor.shape.empty() || tensor.shape[0] != -1)
+        return make_error(ErrorCode::invalid_request, "--batch-max-size: tensor \"" + tensor.name +
+                                                          "\" has no variable first (batch) dimension");
+  return config;
+}
 
 } // namespace
 
@@ -166,6 +223,16 @@ int run_worker(const WorkerOptions& options) {
     spdlog::error("{}", manifest.error().message);
     return 2;
   }
+  auto batching = resolve_batching(options, *manifest);
+  if (!batching) {
+    spdlog::error("{}", batching.error().message);
+    return 2;
+  }
+  manifest->batching = *batching;
+  if (manifest->batching)
+    spdlog::info("dynamic batching: max_batch_size {} rows, max_queue_delay_us {}, max_queue_size {}",
+                 manifest->batching->max_batch_size, manifest->batching->max_queue_delay_us,
+                 manifest->batching->max_queue_size);
   auto engine = OnnxEngine::load(*manifest, options.threads);
   if (!engine) {
     spdlog::error("{}", engine.error().message);

@@ -20,6 +20,11 @@ struct WorkerOptions {
   std::uint64_t seed = 0;  // 0: derived from the pid
   HttpLimits limits;
   std::string otlp_endpoint;  // when set: a span per sampled inference, exported over OTLP/HTTP
+  // Dynamic batching overrides of the manifest's `batching:` section; -1 keeps the manifest's.
+  // batch_max_size 0 turns batching off; > 0 turns it on even without a `batching:` section.
+  std::int64_t batch_max_size = -1;
+  std::int64_t batch_max_queue_delay_us = -1;
+  std::int64_t batch_max_queue_size = -1;
 };
 
 /// Runs until SIGTERM/SIGINT. Returns the process exit code.
