@@ -405,6 +405,8 @@ http::Reply RolloutManager::handle(http::Request& request, std::string_view path
   const std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
   if (gateway_.slot(endpoint) == nullptr) return error_reply({ErrorCode::not_found, "no endpoint named " + endpoint});
   if (action == "history") {
+    if (request.method() != verb::get && request.method() != verb::head)
+      return error_reply({ErrorCode::method_not_allowed, "use GET on /admin/v1/rollouts/" + endpoint + "/history"});
     int limit = 100;
     if (auto params = http::parse_query(query)) {
       for (const auto& [k, v] : *params) {
