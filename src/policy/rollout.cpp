@@ -182,8 +182,16 @@ RolloutDecision RolloutMachine::finish(RolloutPhase phase, std::string reason, s
 
 RolloutDecision RolloutMachine::tick(TimePoint now, bool candidate_ready, const ArmStats& baseline,
                                      const ArmStats& canary) {
-  if (finished() || phase_ == RolloutPhase::paused || phase_ == RolloutPhase::awaiting_approval)
+  if (finished() || phase_ == RolloutPhase::paused) return {RolloutDecision::Action::none, percent_, {}, std::nullopt};
+  if (phase_ == RolloutPhase::awaiting_approval) {
+    // A canary held at the gate still serves its share: keep watching it while people decide.
+    if (step_ >= 0 && spec_.strategy == RolloutStrategy::canary) {
+      Analysis held = analyze(baseline.requests >= spec_.min_requests ? baseline : reference_baseline_, canary, spec_);
+      if (held.verdict == Analysis::Verdict::fail)
+        return finish(RolloutPhase::rolled_back, "analysis failed while awaiting approval: " + held.reason, held);
+    }
     return {RolloutDecision::Action::none, percent_, {}, std::nullopt};
+  }
   // A 100 % step (and a blue/green switch) leaves no baseline traffic: compare with the
   // baseline as last seen with enough of it.
   if (baseline.requests >= spec_.min_requests) reference_baseline_ = baseline;

@@ -179,6 +179,22 @@ TEST(RolloutSim, ApprovalGateHoldsBeforeTheFinalStepUntilApproved) {
   EXPECT_GE(result.elapsed, 3 * 60s + 10min + 60s);
 }
 
+TEST(RolloutSim, ACanaryThatDegradesWhileAwaitingApprovalIsRolledBackWithoutWaitingForPeople) {
+  auto spec = canary_spec();
+  spec.require_approval = true;
+  VersionModel candidate;
+  bool gate_seen = false;
+  auto result = simulate(spec, {}, candidate, 2h, 200, [&](RolloutMachine& m, TimePoint) {
+    if (m.phase() == RolloutPhase::awaiting_approval && !gate_seen) {
+      gate_seen = true;
+      candidate.error_rate = 0.1;  // the new version starts failing while nobody has approved yet
+    }
+  });
+  EXPECT_TRUE(gate_seen);
+  EXPECT_EQ(result.phase, RolloutPhase::rolled_back);
+  EXPECT_NE(result.reason.find("awaiting approval"), std::string::npos) << result.reason;
+}
+
 TEST(RolloutSim, PauseHoldsTheWeightAndResumeRestartsTheStep) {
   bool paused = false;
   bool resumed = false;
