@@ -1,5 +1,7 @@
 #include "core/ids.hpp"
 
+#include <algorithm>
+
 namespace tandem {
 
 std::uint64_t IdGenerator::next_u64() {
@@ -23,6 +25,21 @@ void IdGenerator::fill_hex(char* out, std::size_t digits) {
 std::string IdGenerator::next() {
   std::string out(32, '0');
   fill_hex(out.data(), 32);
+  return out;
+}
+
+std::string IdGenerator::next_time_ordered(std::int64_t unix_ms) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  auto time = static_cast<std::uint64_t>(unix_ms);
+  for (int i = 11; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = hex[time & 0xF];
+    time >>= 4;
+  }
+  // 80 random bits after the time: unique within a millisecond.
+  char random[32];
+  fill_hex(random, 32);
+  std::copy(random, random + 20, out.begin() + 12);
   return out;
 }
 

@@ -655,7 +655,8 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     }
   } guard{ep.in_flight, &in_flight_total_, &ep.active};
   trace.request_id = std::string(request["x-request-id"]);
-  if (!is_acceptable_request_id(trace.request_id)) trace.request_id = ids_.next();
+  if (!is_acceptable_request_id(trace.request_id))
+    trace.request_id = ids_.next_time_ordered(trace.started_unix_ns / 1'000'000);
   start_trace(request, trace);
   http::Reply reply = co_await infer_attempts(ep, request, trace);
   reply.set("traceparent", telemetry::format_traceparent(trace.trace_id, trace.span_id, trace.sampled));

@@ -1,6 +1,7 @@
 #include "core/ids.hpp"
 
 #include <gtest/gtest.h>
+#include <cstdio>
 
 #include <set>
 #include <string>
@@ -75,6 +76,28 @@ TEST(AcceptableRequestId, RejectsUnsafeCharacters) {
     EXPECT_FALSE(is_acceptable_request_id(id)) << "accepted \"" << id << "\"";
   }
   EXPECT_FALSE(is_acceptable_request_id(std::string_view("nul\0byte", 8)));
+}
+
+} // namespace
+} // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(IdGenerator, TimeOrderedIdsStartWithTheTimeAndSortByIt) {
+  IdGenerator ids(7);
+  const std::int64_t t = 1'764'340'000'123;  // 2025-11-28 in Unix ms
+  auto a = ids.next_time_ordered(t);
+  auto b = ids.next_time_ordered(t + 1);
+  auto c = ids.next_time_ordered(t + 1);
+  ASSERT_EQ(a.size(), 32u);
+  for (char ch : a) EXPECT_TRUE((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) << a;
+  char expected[13];
+  std::snprintf(expected, sizeof expected, "%012llx", static_cast<unsigned long long>(t));
+  EXPECT_EQ(a.substr(0, 12), expected);
+  EXPECT_LT(a, b);
+  EXPECT_NE(b, c);  // same millisecond, different random part
+  EXPECT_TRUE(is_acceptable_request_id(a));
 }
 
 } // namespace
