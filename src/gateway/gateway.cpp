@@ -87,13 +87,13 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
     Counter* dropped = &records.with({"dropped"});
     Counter* failed = &records.with({"failed"});
     Counter* expired = &records.with({"expired"});
-    // The writer keeps atomic totals; the counters advance by what changed since last scrape.
+    // The writer keeps atomic totals; the counters mirror them at each scrape.
     metrics.on_collect([audit = options_.audit, &backlog, written, dropped, failed, expired] {
       backlog.set(static_cast<double>(audit->backlog()));
-      written->inc(static_cast<double>(audit->written()) - written->value());
-      dropped->inc(static_cast<double>(audit->dropped()) - dropped->value());
-      failed->inc(static_cast<double>(audit->failed()) - failed->value());
-      expired->inc(static_cast<double>(audit->expired()) - expired->value());
+      written->advance_to(static_cast<double>(audit->written()));
+      dropped->advance_to(static_cast<double>(audit->dropped()));
+      failed->advance_to(static_cast<double>(audit->failed()));
+      expired->advance_to(static_cast<double>(audit->expired()));
     });
   }
   if (options_.tracer) {
@@ -111,13 +111,13 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
     Counter* posts_failed = &posts.with({"error"});
     metrics.on_collect([tracer = options_.tracer, &queue, exported, dropped, failed, posts_ok, posts_failed] {
       queue.set(static_cast<double>(tracer->queue_depth()));
-      exported->inc(static_cast<double>(tracer->spans_exported()) - exported->value());
-      dropped->inc(static_cast<double>(tracer->spans_dropped()) - dropped->value());
-      failed->inc(static_cast<double>(tracer->spans_failed()) - failed->value());
+      exported->advance_to(static_cast<double>(tracer->spans_exported()));
+      dropped->advance_to(static_cast<double>(tracer->spans_dropped()));
+      failed->advance_to(static_cast<double>(tracer->spans_failed()));
       const auto sent = static_cast<double>(tracer->export_requests());
       const auto errors = static_cast<double>(tracer->export_failures());
-      posts_failed->inc(errors - posts_failed->value());
-      posts_ok->inc(sent - errors - posts_ok->value());
+      posts_failed->advance_to(errors);
+      posts_ok->advance_to(sent - errors);
     });
   }
   metrics.on_collect([this] {
@@ -448,15 +448,12 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     if (auto r = only_get()) co_return *r;
     co_return admin_workers();
   }
-  if (rollouts_ && target.substr(0, 18) == "/admin/v1/rollouts") {
+  if (target.substr(0, 10) == "/admin/v1/") {
     const std::string_view full = request.target();
     const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
-    co_return rollouts_->handle(request, target, query);
-  }
-  if (options_.admin && target.substr(0, 10) == "/admin/v1/") {
-    const std::string_view full = request.target();
-    const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
-    if (auto reply = options_.admin->handle(request, target, query)) co_return std::move(*reply);
+    if (rollouts_ && target.substr(0, 18) == "/admin/v1/rollouts") co_return rollouts_->handle(request, target, query);
+    if (options_.admin)
+      if (auto reply = options_.admin->handle(request, target, query)) co_return std::move(*reply);
   }
   if (auto path = v2::parse_model_path(target)) {
     auto it = by_name_.find(path->name);

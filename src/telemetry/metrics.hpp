@@ -16,6 +16,9 @@ namespace tandem {
 class Counter {
 public:
   void inc(double by = 1.0) { value_ += by; }
+  /// For a counter that mirrors a monotonic total kept elsewhere (e.g. an atomic on another
+  /// thread), read at scrape time.
+  void advance_to(double total) { value_ = total; }
   [[nodiscard]] double value() const { return value_; }
 
 private:

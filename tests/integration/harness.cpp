@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include "support/wait_until.hpp"
+
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
@@ -27,13 +29,7 @@ std::filesystem::path source_dir() { return TANDEM_SOURCE_DIR; }
 std::filesystem::path tandem_binary() { return TANDEM_BINARY; }
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    // Polling interval of a condition wait, not a wait for a fixed time.
-    ::poll(nullptr, 0, 5);
-  }
-  return condition();
+  return wait_for_condition(condition, timeout);
 }
 
 // ---- HttpClient ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
 #include <sqlite3.h>
 
 #include <chrono>
@@ -24,15 +25,7 @@ using namespace std::chrono_literals;
 
 using tandem::testing::TempDir;
 
-/// Polls `condition` until it holds or `timeout` passes.
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using tandem::testing::wait_for_condition;
 
 /// A raw connection of another process's kind, used to hold the database's write lock.
 class RawConnection {
@@ -175,7 +168,7 @@ TEST_F(AuditWriterTest, RecordsAreWrittenBeforeShutdownWithinAFlushInterval) {
   auto writer = start(options());
   ASSERT_NE(writer, nullptr);
   ASSERT_TRUE(writer->submit(record("early", now_unix_ms())));
-  EXPECT_TRUE(wait_until([&] { return writer->written() == 1; }, 5s));
+  EXPECT_TRUE(wait_for_condition([&] { return writer->written() == 1; }, 5s));
   auto found = store_->find_audit("early");
   ASSERT_TRUE(found.ok()) << found.error().message;
   EXPECT_TRUE(found->has_value());
@@ -226,7 +219,7 @@ TEST_F(AuditWriterTest, FailedBatchIsCountedAndTheWriterCarriesOn) {
   auto writer = start(options());
   ASSERT_NE(writer, nullptr);
   ASSERT_TRUE(writer->submit(record("poison", now_unix_ms())));
-  ASSERT_TRUE(wait_until([&] { return writer->failed() == 1; }, 5s));
+  ASSERT_TRUE(wait_for_condition([&] { return writer->failed() == 1; }, 5s));
   ASSERT_TRUE(writer->submit(record("fine", now_unix_ms())));
   writer->shutdown();
   EXPECT_EQ(writer->failed(), 1u);
