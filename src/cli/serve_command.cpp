@@ -10,6 +10,9 @@
 #include "registry/sqlite_store.hpp"
 #include "telemetry/otlp_exporter.hpp"
 #include "http/server.hpp"
+#include "jobs/job_journal.hpp"
+#include "jobs/job_manager.hpp"
+#include "jobs/runpod_api.hpp"
 #include "pool/child_reaper.hpp"
 #include "pool/worker_process.hpp"
 
@@ -162,6 +165,24 @@ int run_serve(const ServeArgs& args) {
   gateway::Gateway gw(io, *config, std::move(manifests), reaper, metrics, clock, options);
   gateway::RolloutManager rollouts(gw, **store, models, clock);
   gw.set_rollouts(&rollouts);
+  // Jobs: every change goes to the store through the journal's own connection and thread.
+  auto journal = jobs::JobJournal::start(registry::sqlite_path(config->server.state_dir), io.get_executor());
+  if (!journal) {
+    std::fprintf(stderr, "tandem serve: jobs: %s\n", journal.error().message.c_str());
+    return 2;
+  }
+  jobs::JobManager job_manager(io, gw, **journal, metrics, clock, config->server.jobs, options.seed + 1);
+  jobs::RunpodApi runpod(job_manager, clock);
+  job_manager.set_status_encoder([&clock](const jobs::Job& job) {
+    return jobs::status_json(job, clock.unix_ns() / 1'000'000);
+  });
+  gw.set_job_api([&runpod](http::Request& r, std::string_view path, std::string_view query) {
+    return runpod.handle(r, path, query);
+  });
+  if (auto recovered = job_manager.recover(**store); !recovered) {
+    std::fprintf(stderr, "tandem serve: jobs: %s\n", recovered.error().message.c_str());
+    return 2;
+  }
   http::Server server(io, config->server.limits, [&gw](http::Request& r) { return gw.handle(r); }, metrics);
   auto bound = server.listen(listen->host, listen->port);
   if (!bound) {
@@ -203,6 +224,7 @@ int run_serve(const ServeArgs& args) {
       return 2;
     }
   }
+  job_manager.start();
   server.start();
   std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
   std::fflush(stdout);
@@ -246,6 +268,7 @@ int run_serve(const ServeArgs& args) {
     spdlog::info("signal {} received: draining {} request(s), then stopping workers", signal_number,
                  gw.in_flight());
     server.stop();
+    job_manager.shutdown();  // no new executions; unfinished jobs run again after a restart
     grace.expires_after(std::chrono::milliseconds(args.shutdown_grace_ms));
     grace.async_wait([&](const boost::system::error_code& timer_ec) {
       if (timer_ec) return;
@@ -262,6 +285,7 @@ int run_serve(const ServeArgs& args) {
   io.run();
   // Requests are drained: write the last audit records, send the last spans.
   if (audit) audit->shutdown();
+  (*journal)->shutdown();
   if (tracer) tracer->shutdown(std::chrono::milliseconds(2000));
   spdlog::info("stopped");
   return 0;

@@ -377,6 +377,34 @@ AuditConfig parse_audit(const YAML::Node& node, const std::string& path) {
   return a;
 }
 
+JobsConfig parse_jobs(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path,
+             {"queue_max", "queue_max_bytes", "concurrency", "result_retention", "retained_max", "execution_timeout",
+              "ttl", "webhook_attempts", "webhook_retry_delay", "webhook_timeout"});
+  JobsConfig j;
+  if (node["queue_max"]) j.queue_max = static_cast<int>(get_int(node["queue_max"], path + ".queue_max", 1, 10'000'000));
+  if (node["queue_max_bytes"])
+    j.queue_max_bytes = static_cast<std::size_t>(
+        get_int(node["queue_max_bytes"], path + ".queue_max_bytes", 1LL << 20, 64LL << 30));
+  if (node["concurrency"])
+    j.concurrency = static_cast<int>(get_int(node["concurrency"], path + ".concurrency", 0, 100'000));
+  auto duration_at_least = [&](const char* key, std::chrono::milliseconds& out, std::int64_t min_ms) {
+    if (!node[key]) return;
+    out = get_duration(node[key], path + "." + key);
+    if (out.count() < min_ms) fail(path + "." + key, "must be at least " + std::to_string(min_ms) + "ms");
+  };
+  duration_at_least("result_retention", j.result_retention_ms, 1000);
+  duration_at_least("execution_timeout", j.execution_timeout_ms, 1);
+  duration_at_least("ttl", j.ttl_ms, 1);
+  duration_at_least("webhook_retry_delay", j.webhook_retry_delay_ms, 1);
+  duration_at_least("webhook_timeout", j.webhook_timeout_ms, 1);
+  if (node["retained_max"])
+    j.retained_max = static_cast<int>(get_int(node["retained_max"], path + ".retained_max", 1, 10'000'000));
+  if (node["webhook_attempts"])
+    j.webhook_attempts = static_cast<int>(get_int(node["webhook_attempts"], path + ".webhook_attempts", 1, 20));
+  return j;
+}
+
 } // namespace
 
 std::optional<ModelRef> parse_model_ref(std::string_view text) {
@@ -409,7 +437,7 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
     if (!root || root.IsNull()) fail("(root)", "the configuration is empty");
     check_keys(root, "(root)", {"server", "endpoints"});
     if (auto server = root["server"]) {
-      check_keys(server, "server", {"listen", "state", "limits", "tracing", "audit", "autoscaler_tick"});
+      check_keys(server, "server", {"listen", "state", "limits", "tracing", "audit", "jobs", "autoscaler_tick"});
       if (server["autoscaler_tick"]) {
         config.server.autoscaler_tick_ms = get_duration(server["autoscaler_tick"], "server.autoscaler_tick");
         if (config.server.autoscaler_tick_ms.count() < 10) fail("server.autoscaler_tick", "must be at least 10ms");
@@ -426,6 +454,7 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
       if (server["limits"]) config.server.limits = parse_limits(server["limits"], "server.limits");
       if (server["tracing"]) config.server.tracing = parse_tracing(server["tracing"], "server.tracing");
       if (server["audit"]) config.server.audit = parse_audit(server["audit"], "server.audit");
+      if (server["jobs"]) config.server.jobs = parse_jobs(server["jobs"], "server.jobs");
     } else {
       config.server.state_dir = resolve(base_dir, "var");
     }

@@ -109,6 +109,20 @@ struct AuditConfig {
   std::chrono::milliseconds flush_interval_ms{200};  // the most a kill -9 can lose
 };
 
+/// server.jobs: the asynchronous (RunPod-style) job API; see docs/jobs.md.
+struct JobsConfig {
+  int queue_max = 10'000;                      // queued jobs per endpoint; beyond it `run` answers 429
+  std::size_t queue_max_bytes = 512u << 20;    // inputs of queued jobs held in memory, all endpoints
+  int concurrency = 0;                         // jobs executing at once per endpoint; 0: the endpoint's capacity
+  std::chrono::milliseconds result_retention_ms{30 * 60 * 1000};  // like RunPod: results kept 30 min
+  int retained_max = 100'000;                  // finished jobs kept; beyond it the oldest expire early
+  std::chrono::milliseconds execution_timeout_ms{10 * 60 * 1000};  // default policy.executionTimeout
+  std::chrono::milliseconds ttl_ms{24LL * 3600 * 1000};             // default policy.ttl
+  int webhook_attempts = 3;
+  std::chrono::milliseconds webhook_retry_delay_ms{1000};  // doubles after each failed attempt
+  std::chrono::milliseconds webhook_timeout_ms{10'000};
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   std::filesystem::path state_dir = "./var";
@@ -116,6 +130,7 @@ struct ServerConfig {
   std::chrono::milliseconds autoscaler_tick_ms{500};
   TracingConfig tracing;
   AuditConfig audit;
+  JobsConfig jobs;
 };
 
 /// List prices from design.md, used when a pool names a `gpu` but no explicit price.

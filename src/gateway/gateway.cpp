@@ -455,6 +455,11 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     if (options_.admin)
       if (auto reply = options_.admin->handle(request, target, query)) co_return std::move(*reply);
   }
+  if (job_api_ && target.substr(0, 11) == "/runpod/v2/") {
+    const std::string_view full = request.target();
+    const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
+    co_return co_await job_api_(request, target, query);
+  }
   if (auto path = v2::parse_model_path(target)) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())
@@ -634,8 +639,61 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
   options_.tracer->submit(std::move(root));
 }
 
-asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request) {
+bool Gateway::has_endpoint(std::string_view endpoint) const { return by_name_.contains(endpoint); }
+
+int Gateway::capacity(std::string_view endpoint) const {
+  auto it = by_name_.find(endpoint);
+  if (it == by_name_.end()) return 0;
+  const EndpointConfig& c = it->second->stable->config;
+  int total = 0;
+  if (c.dedicated) total += c.dedicated->replicas * c.dedicated->max_concurrency_per_worker;
+  if (c.serverless) total += c.serverless->max * c.serverless->max_concurrency_per_worker;
+  return total;
+}
+
+Status Gateway::validate(std::string_view endpoint, std::string_view input_json) const {
+  auto it = by_name_.find(endpoint);
+  if (it == by_name_.end()) return Error{ErrorCode::not_found, "unknown endpoint \"" + std::string(endpoint) + "\""};
+  auto decoded = v2::validate_infer_request(input_json, it->second->stable->manifest.schema);
+  if (!decoded) return decoded.error();
+  return Ok{};
+}
+
+jobs::WorkerCounts Gateway::worker_counts(std::string_view endpoint) const {
+  jobs::WorkerCounts counts;
+  auto it = by_name_.find(endpoint);
+  if (it == by_name_.end()) return counts;
+  for (const EndpointRuntime* ep : {it->second->stable, it->second->candidate}) {
+    if (ep == nullptr) continue;
+    for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
+      if (!tier->pool) continue;
+      for (const auto& w : tier->pool->describe()) {
+        if (w.state == pool::WorkerState::starting) ++counts.initializing;
+        if (w.state != pool::WorkerState::ready) continue;
+        if (w.ejected) {
+          ++counts.throttled;
+          continue;
+        }
+        ++counts.ready;
+        ++(w.in_flight > 0 ? counts.running : counts.idle);
+      }
+    }
+  }
+  return counts;
+}
+
+asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::Request& request, TimePoint deadline) {
+  auto it = by_name_.find(endpoint);
+  if (it == by_name_.end())
+    co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(endpoint)}, "", "");
+  EndpointRuntime& ep = pick(*it->second, request, "");
+  co_return co_await infer(ep, request, deadline);
+}
+
+asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request,
+                                            std::optional<TimePoint> deadline) {
   InferTrace trace;
+  trace.deadline = deadline;
   trace.started = clock_.now();
   trace.started_unix_ns = clock_.unix_ns();
   ep.in_flight->inc();
@@ -664,7 +722,7 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
 asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::Request& request, InferTrace& t) {
   const TimePoint started = t.started;
   const std::string& request_id = t.request_id;
-  auto deadline = started + ep.config.slo.timeout_ms;
+  auto deadline = t.deadline ? *t.deadline : started + ep.config.slo.timeout_ms;
   if (auto header = request["x-tandem-deadline-ms"]; !header.empty()) {
     long long ms = 0;
     auto [ptr, ec] = std::from_chars(header.data(), header.data() + header.size(), ms);

@@ -6,6 +6,7 @@
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "http/types.hpp"
+#include "jobs/job_executor.hpp"
 #include "pool/child_reaper.hpp"
 #include "policy/autoscaler.hpp"
 #include "policy/cost_meter.hpp"
@@ -55,6 +56,7 @@ struct InferTrace {
   std::string route_candidates;
   std::optional<std::pair<TimePoint, TimePoint>> queue_wait;
   Duration cold_start{0};
+  std::optional<TimePoint> deadline;  // a job's: replaces the endpoint's SLO timeout
   struct Attempt {
     std::string span_id;
     std::string worker;
@@ -136,7 +138,7 @@ struct EndpointSlot {
 
 class RolloutManager;
 
-class Gateway {
+class Gateway final : public jobs::JobExecutor {
 public:
   /// Everything runs on the io thread of `io`. `manifests` are in config.endpoints order.
   Gateway(boost::asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
@@ -160,6 +162,20 @@ public:
   /// Stops a runtime's workers once its requests are done (checked every controller tick).
   void retire(EndpointRuntime* runtime);
   void set_rollouts(RolloutManager* rollouts) { rollouts_ = rollouts; }
+  /// The RunPod-compatible job API under /runpod/v2/ (null: not served).
+  void set_job_api(std::function<boost::asio::awaitable<http::Reply>(http::Request&, std::string_view path,
+                                                                      std::string_view query)>
+                       api) {
+    job_api_ = std::move(api);
+  }
+
+  // jobs::JobExecutor: how jobs reach the request path.
+  [[nodiscard]] bool has_endpoint(std::string_view endpoint) const override;
+  [[nodiscard]] int capacity(std::string_view endpoint) const override;
+  [[nodiscard]] Status validate(std::string_view endpoint, std::string_view input_json) const override;
+  [[nodiscard]] jobs::WorkerCounts worker_counts(std::string_view endpoint) const override;
+  boost::asio::awaitable<http::Reply> execute(std::string_view endpoint, http::Request& request,
+                                              TimePoint deadline) override;
 
 private:
   boost::asio::awaitable<void> controller_loop();
@@ -167,7 +183,8 @@ private:
                                                 const std::string& worker_prefix);
   EndpointRuntime& pick(EndpointSlot& slot, const http::Request& request, std::string_view version);
   void control(EndpointRuntime& endpoint, TimePoint now);
-  boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request);
+  boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request,
+                                            std::optional<TimePoint> deadline = std::nullopt);
   boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,
                                                      InferTrace& trace);
   void start_trace(const http::Request& request, InferTrace& trace);
@@ -189,6 +206,7 @@ private:
   std::vector<std::unique_ptr<EndpointSlot>> slots_;
   std::map<std::string, EndpointSlot*, std::less<>> by_name_;
   RolloutManager* rollouts_ = nullptr;
+  std::function<boost::asio::awaitable<http::Reply>(http::Request&, std::string_view, std::string_view)> job_api_;
   std::uint64_t split_state_ = 0;  // for weighted splits without a session
   IdGenerator ids_;
   std::size_t in_flight_total_ = 0;

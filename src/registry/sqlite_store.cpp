@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <string_view>
 
 namespace tandem::registry {
@@ -93,6 +94,32 @@ CREATE TABLE rollout_events (
   actor TEXT NOT NULL
 );
 CREATE INDEX rollout_events_by_endpoint ON rollout_events (endpoint, seq);
+)sql"},
+    Migration{4, "asynchronous jobs",
+              R"sql(
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  endpoint TEXT NOT NULL,
+  status TEXT NOT NULL,
+  input_json TEXT NOT NULL,
+  webhook TEXT NOT NULL,
+  low_priority INTEGER NOT NULL,
+  execution_timeout_ms BIGINT NOT NULL,
+  ttl_ms BIGINT NOT NULL,
+  created_unix_ms BIGINT NOT NULL,
+  queued_unix_ms BIGINT NOT NULL,
+  started_unix_ms BIGINT NOT NULL,
+  finished_unix_ms BIGINT NOT NULL,
+  output_json TEXT NOT NULL,
+  error TEXT NOT NULL,
+  worker TEXT NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL,
+  retries INTEGER NOT NULL,
+  executions INTEGER NOT NULL,
+  webhook_state TEXT NOT NULL,
+  webhook_attempts INTEGER NOT NULL
+);
+CREATE INDEX jobs_by_finished ON jobs (finished_unix_ms);
 )sql"},
 };
 
@@ -208,6 +235,37 @@ AuditRecord read_audit(const Statement& s) {
   r.total_ms = s.real(14);
   r.cost_usd = s.real(15);
   return r;
+}
+
+// Column order of the jobs table as read and written below; input_json stays third.
+constexpr const char* kJobColumns =
+    "id, endpoint, status, input_json, webhook, low_priority, execution_timeout_ms, ttl_ms, created_unix_ms, "
+    "queued_unix_ms, started_unix_ms, finished_unix_ms, output_json, error, worker, cost_usd, retries, executions, "
+    "webhook_state, webhook_attempts";
+
+JobRecord read_job(const Statement& s) {
+  JobRecord j;
+  j.id = s.text(0);
+  j.endpoint = s.text(1);
+  j.status = s.text(2);
+  j.input_json = s.text(3);
+  j.webhook = s.text(4);
+  j.low_priority = s.int64(5) != 0;
+  j.execution_timeout_ms = s.int64(6);
+  j.ttl_ms = s.int64(7);
+  j.created_unix_ms = s.int64(8);
+  j.queued_unix_ms = s.int64(9);
+  j.started_unix_ms = s.int64(10);
+  j.finished_unix_ms = s.int64(11);
+  j.output_json = s.text(12);
+  j.error = s.text(13);
+  j.worker = s.text(14);
+  j.cost_usd = s.real(15);
+  j.retries = static_cast<int>(s.int64(16));
+  j.executions = static_cast<int>(s.int64(17));
+  j.webhook_state = s.text(18);
+  j.webhook_attempts = static_cast<int>(s.int64(19));
+  return j;
 }
 
 class SqliteStore final : public StateStore {
@@ -458,8 +516,88 @@ public:
     return static_cast<std::int64_t>(sqlite3_changes(db_));
   }
 
+  Status in_transaction(const std::function<Status()>& work) override {
+    if (auto b = exec("BEGIN IMMEDIATE", "starting transaction"); !b) return b;
+    Status result = work();
+    if (!result) {
+      (void)exec("ROLLBACK", "rolling back");
+      return result;
+    }
+    return exec("COMMIT", "committing");
+  }
+
+  Status save_job(const JobRecord& j, bool with_input) override {
+    // Prepared once: a busy job queue saves thousands of state changes a second.
+    if (!save_job_statement_) {
+      save_job_statement_ = std::make_unique<Statement>(
+          db_, std::string("INSERT INTO jobs (") + kJobColumns +
+                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+                   "status = excluded.status, queued_unix_ms = excluded.queued_unix_ms, "
+                   "started_unix_ms = excluded.started_unix_ms, finished_unix_ms = excluded.finished_unix_ms, "
+                   "output_json = excluded.output_json, error = excluded.error, worker = excluded.worker, "
+                   "cost_usd = excluded.cost_usd, retries = excluded.retries, executions = excluded.executions, "
+                   "webhook_state = excluded.webhook_state, webhook_attempts = excluded.webhook_attempts");
+    }
+    Statement& s = *save_job_statement_;
+    if (!s.prepared()) {
+      save_job_statement_.reset();
+      return failure("preparing job save");
+    }
+    s.bind(1, j.id).bind(2, j.endpoint).bind(3, j.status).bind(4, with_input ? std::string_view(j.input_json) : "");
+    s.bind(5, j.webhook).bind(6, j.low_priority ? 1 : 0).bind(7, j.execution_timeout_ms).bind(8, j.ttl_ms);
+    s.bind(9, j.created_unix_ms).bind(10, j.queued_unix_ms).bind(11, j.started_unix_ms).bind(12, j.finished_unix_ms);
+    s.bind(13, j.output_json).bind(14, j.error).bind(15, j.worker).bind(16, j.cost_usd).bind(17, j.retries);
+    s.bind(18, j.executions).bind(19, j.webhook_state).bind(20, j.webhook_attempts);
+    const int rc = s.step();
+    s.reset();
+    if (rc != SQLITE_DONE) return failure("saving job " + j.id);
+    return Ok{};
+  }
+
+  Result<std::vector<JobRecord>> load_jobs(std::int64_t finished_since_unix_ms) override {
+    std::string columns = kJobColumns;
+    columns.replace(columns.find("input_json"), 10,
+                    "CASE WHEN status = 'COMPLETED' THEN '' ELSE input_json END");
+    Statement s(db_, "SELECT " + columns +
+                         " FROM jobs WHERE finished_unix_ms = 0 OR finished_unix_ms >= ? ORDER BY created_unix_ms, id");
+    if (!s.prepared()) return failure("preparing job load");
+    s.bind(1, finished_since_unix_ms);
+    std::vector<JobRecord> jobs;
+    int rc = s.step();
+    for (; rc == SQLITE_ROW; rc = s.step()) jobs.push_back(read_job(s));
+    if (rc != SQLITE_DONE) return failure("loading jobs");
+    return jobs;
+  }
+
+  Result<std::optional<JobRecord>> find_job(const std::string& id) override {
+    Statement s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?");
+    if (!s.prepared()) return failure("preparing job lookup");
+    s.bind(1, id);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) return std::optional(read_job(s));
+    if (rc != SQLITE_DONE) return failure("looking up job " + id);
+    return std::optional<JobRecord>{};
+  }
+
+  Result<std::int64_t> delete_jobs_finished_before(std::int64_t cutoff_unix_ms) override {
+    Statement s(db_, "DELETE FROM jobs WHERE finished_unix_ms > 0 AND finished_unix_ms < ?");
+    if (!s.prepared()) return failure("preparing job retention");
+    s.bind(1, cutoff_unix_ms);
+    if (s.step() != SQLITE_DONE) return failure("deleting expired jobs");
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
+  }
+
+  Status delete_job(const std::string& id) override {
+    Statement s(db_, "DELETE FROM jobs WHERE id = ?");
+    if (!s.prepared()) return failure("preparing job delete");
+    s.bind(1, id);
+    if (s.step() != SQLITE_DONE) return failure("deleting job " + id);
+    return Ok{};
+  }
+
 private:
   sqlite3* db_;
+  std::unique_ptr<Statement> save_job_statement_;
 };
 
 } // namespace

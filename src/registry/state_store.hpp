@@ -6,6 +6,7 @@
 #include "core/status.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,6 +99,30 @@ struct RolloutEvent {
   std::string actor;   // who, for operator actions; "tandem" for automatic ones
 };
 
+/// An asynchronous job (RunPod style). Times are Unix ms; 0 means "not yet".
+struct JobRecord {
+  std::string id;
+  std::string endpoint;
+  std::string status;      // IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT
+  std::string input_json;  // the job's `input`, as received; written once, with the first save
+  std::string webhook;     // empty: none
+  bool low_priority = false;
+  std::int64_t execution_timeout_ms = 0;
+  std::int64_t ttl_ms = 0;
+  std::int64_t created_unix_ms = 0;
+  std::int64_t queued_unix_ms = 0;  // entered the queue last (acceptance, recovery or retry)
+  std::int64_t started_unix_ms = 0;
+  std::int64_t finished_unix_ms = 0;
+  std::string output_json;  // COMPLETED: the output
+  std::string error;        // FAILED, TIMED_OUT, CANCELLED: why
+  std::string worker;
+  double cost_usd = 0;
+  int retries = 0;     // `retry` calls
+  int executions = 0;  // times started (more than one after a crash: at-least-once)
+  std::string webhook_state;  // "" (none), pending, delivered, failed
+  int webhook_attempts = 0;
+};
+
 /// A connection to the state store. Not thread-safe: one per thread. Several connections to
 /// the same store may be used at once from different threads (the audit writer has its own).
 /// Calls block on the database: keep them off the request path.
@@ -130,6 +155,19 @@ public:
   virtual Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) = 0;
   /// Deletes records older than the cutoff; returns how many.
   virtual Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) = 0;
+
+  /// Runs `work` in one write transaction: committed when it succeeds, rolled back otherwise.
+  virtual Status in_transaction(const std::function<Status()>& work) = 0;
+  /// Inserts the job, or updates everything but its input when it exists. `with_input` false
+  /// leaves the stored input alone (so a state change does not rewrite a large input).
+  virtual Status save_job(const JobRecord& job, bool with_input) = 0;
+  /// Jobs not finished, or finished at or after the cutoff, oldest first. Inputs are read only
+  /// for jobs that can still run or be retried (not COMPLETED).
+  virtual Result<std::vector<JobRecord>> load_jobs(std::int64_t finished_since_unix_ms) = 0;
+  virtual Result<std::optional<JobRecord>> find_job(const std::string& id) = 0;
+  /// Deletes jobs finished before the cutoff (their results expired); returns how many.
+  virtual Result<std::int64_t> delete_jobs_finished_before(std::int64_t cutoff_unix_ms) = 0;
+  virtual Status delete_job(const std::string& id) = 0;
 };
 
 } // namespace tandem::registry

@@ -1,0 +1,72 @@
+#include "http/one_shot_client.hpp"
+
+#include <charconv>
+
+namespace tandem::http {
+
+std::optional<HttpUrl> parse_http_url(std::string_view url) {
+  constexpr std::string_view scheme = "http://";
+  if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
+  url.remove_prefix(scheme.size());
+  HttpUrl out;
+  const auto slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  if (const auto colon = authority.rfind(':'); colon != std::string_view::npos && authority.front() != '[') {
+    const std::string_view port = authority.substr(colon + 1);
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535) return std::nullopt;
+    out.port = std::string(port);
+    authority = authority.substr(0, colon);
+  }
+  if (authority.empty()) return std::nullopt;
+  for (char c : authority)
+    if (c <= ' ' || c == '/' || c == '?' || c == '#') return std::nullopt;
+  out.host = std::string(authority);
+  for (char c : out.target)
+    if (c <= ' ' || c == 0x7f) return std::nullopt;
+  return out;
+}
+
+asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  beast::tcp_stream stream(executor);
+  stream.expires_after(timeout);
+  auto failed = [&](const boost::system::error_code& ec, const char* what) -> Error {
+    if (ec == beast::error::timeout || ec == asio::error::operation_aborted)
+      return {ErrorCode::timeout, std::string(what) + " http://" + url.host + ":" + url.port + url.target +
+                                      ": no answer within " + std::to_string(timeout.count()) + " ms"};
+    return {ErrorCode::upstream_error,
+            std::string(what) + " http://" + url.host + ":" + url.port + url.target + ": " + ec.message()};
+  };
+  auto [resolve_ec, endpoints] =
+      co_await resolver.async_resolve(url.host, url.port, asio::as_tuple(asio::use_awaitable));
+  if (resolve_ec) co_return failed(resolve_ec, "resolving");
+  auto [connect_ec, connected] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+  (void)connected;
+  if (connect_ec) co_return failed(connect_ec, "connecting to");
+  bhttp::request<bhttp::string_body> request{bhttp::verb::post, url.target, 11};
+  request.set(bhttp::field::host, url.host);
+  request.set(bhttp::field::content_type, "application/json");
+  request.set(bhttp::field::user_agent, "tandem/" TANDEM_VERSION);
+  request.set(bhttp::field::connection, "close");
+  request.body() = std::move(body);
+  request.prepare_payload();
+  auto [write_ec, written] = co_await bhttp::async_write(stream, request, asio::as_tuple(asio::use_awaitable));
+  (void)written;
+  if (write_ec) co_return failed(write_ec, "sending to");
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(64 * 1024);  // the answer is not used; a large one is not read whole
+  auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+  (void)read;
+  if (read_ec && read_ec != bhttp::error::body_limit) co_return failed(read_ec, "reading the answer of");
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return parser.get().result_int();
+}
+
+} // namespace tandem::http

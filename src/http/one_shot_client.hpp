@@ -1,0 +1,27 @@
+#pragma once
+// One HTTP/1.1 request on a fresh connection to an http:// URL, with a deadline: for
+// deliveries that happen rarely and to arbitrary hosts (job webhooks), where a keep-alive pool
+// would buy nothing.
+#include "core/status.hpp"
+#include "http/types.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace tandem::http {
+
+struct HttpUrl {
+  std::string host;
+  std::string port = "80";
+  std::string target = "/";  // path and query
+};
+
+/// Parses http://HOST[:PORT][/PATH]; nullopt for anything else (https included).
+std::optional<HttpUrl> parse_http_url(std::string_view url);
+
+/// POSTs `body` as JSON; returns the response status. Errors: timeout, upstream_error
+/// (resolve, connect or transport failure).
+asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout);
+
+} // namespace tandem::http

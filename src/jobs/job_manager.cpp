@@ -1,0 +1,568 @@
+#include "jobs/job_manager.hpp"
+
+#include "http/one_shot_client.hpp"
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace tandem::jobs {
+
+namespace asio = boost::asio;
+using policy::JobStatus;
+
+namespace {
+
+constexpr std::chrono::milliseconds kSweepInterval{100};
+// The store's copy of expired results is deleted this often (the memory copy at every sweep).
+constexpr std::int64_t kStoreRetentionEveryMs = 10'000;
+
+/// The "error" of a JSON error body, else the body (bounded) itself.
+std::string error_of(const http::Reply& reply) {
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(reply.body, ec);
+  if (!ec && parsed.is_object())
+    if (const auto* e = parsed.as_object().if_contains("error"); e && e->is_string()) return std::string(e->as_string());
+  std::string text = reply.body.substr(0, 512);
+  return text.empty() ? "HTTP " + std::to_string(reply.status) : text;
+}
+
+double header_number(const http::Reply& reply, std::string_view name) {
+  const std::string value(reply.header(name));
+  if (value.empty()) return 0;
+  char* end = nullptr;
+  const double v = std::strtod(value.c_str(), &end);
+  return end == value.c_str() ? 0 : v;
+}
+
+} // namespace
+
+JobManager::JobManager(asio::io_context& io, JobExecutor& executor, JobJournal& journal, MetricsRegistry& metrics,
+                       const Clock& clock, JobsConfig config, std::uint64_t seed)
+    : io_(io), executor_(executor), journal_(journal), clock_(clock), config_(config), ids_(seed), sweeper_(io),
+      accepted_(metrics.counter("tandem_jobs_accepted_total", "Jobs accepted (committed to the state store).",
+                                {"endpoint"})),
+      rejected_(metrics.counter("tandem_jobs_rejected_total",
+                                "Job submissions refused: queue_full, queue_bytes, store_error.",
+                                {"endpoint", "reason"})),
+      finished_(metrics.counter("tandem_jobs_finished_total", "Jobs that reached a final status.",
+                                {"endpoint", "status"})),
+      requeued_(metrics.counter("tandem_jobs_requeued_total",
+                                "Job executions the router refused for now (queue full, no idle capacity for "
+                                "low priority); the job waited in the queue again.",
+                                {"endpoint"})),
+      webhooks_(metrics.counter("tandem_job_webhooks_total", "Webhook deliveries: delivered, retried, failed.",
+                                {"outcome"})),
+      expired_(metrics.counter("tandem_jobs_expired_total",
+                               "Finished jobs forgotten: retention (result_retention passed) or retained_max "
+                               "(too many finished jobs; the oldest went early).",
+                               {"reason"})),
+      queued_(metrics.gauge("tandem_jobs_queued", "Jobs waiting in the queue.", {"endpoint"})),
+      executing_(metrics.gauge("tandem_jobs_in_progress", "Job executions in flight.", {"endpoint"})),
+      recovered_(metrics.counter("tandem_jobs_recovered_total",
+                                 "Unfinished jobs of a previous run queued again at start.", {})
+                     .with({})),
+      held_input_bytes_gauge_(metrics.gauge("tandem_jobs_held_input_bytes",
+                                            "Bytes of job inputs held in memory (limit server.jobs.queue_max_bytes).",
+                                            {})
+                                  .with({})),
+      journal_backlog_(
+          metrics.gauge("tandem_jobs_journal_backlog", "Job changes waiting to be written to the state store.", {})
+              .with({})) {}
+
+JobManager::EndpointQueue& JobManager::queue_of(const std::string& endpoint) {
+  auto it = queues_.find(endpoint);
+  if (it != queues_.end()) return it->second;
+  EndpointQueue& q = queues_[endpoint];
+  q.concurrency = config_.concurrency > 0 ? config_.concurrency : std::max(1, executor_.capacity(endpoint));
+  q.resume = std::make_unique<asio::steady_timer>(io_);
+  q.queued_gauge = &queued_.with({endpoint});
+  q.executing_gauge = &executing_.with({endpoint});
+  return q;
+}
+
+Status JobManager::recover(registry::StateStore& store) {
+  const std::int64_t now = now_ms();
+  auto loaded = store.load_jobs(now - config_.result_retention_ms.count());
+  if (!loaded) return loaded.error();
+  std::int64_t requeued = 0;
+  for (auto& record : *loaded) {
+    auto job = std::make_unique<Job>();
+    job->record = std::move(record);
+    auto status = policy::parse_job_status(job->record.status);
+    job->status = status.value_or(JobStatus::failed);
+    Job& j = *job;
+    jobs_[j.record.id] = std::move(job);
+    held_input_bytes_ += j.record.input_json.size();
+    if (policy::is_final(j.status)) {
+      finished_order_.emplace_back(j.record.id, j.record.finished_unix_ms);
+      if (j.record.webhook_state == "pending") asio::co_spawn(io_, deliver_webhook(j.record.id), asio::detached);
+      continue;
+    }
+    if (!executor_.has_endpoint(j.record.endpoint)) {
+      j.status = JobStatus::in_progress;  // not in any queue: finish() must not take it out of one
+      finish(j, JobStatus::failed, "endpoint \"" + j.record.endpoint + "\" is no longer served");
+      continue;
+    }
+    // Unfinished when the previous run stopped: it runs again (at least once).
+    j.status = JobStatus::in_queue;
+    j.record.status = std::string(policy::to_string(JobStatus::in_queue));
+    j.record.started_unix_ms = 0;
+    j.record.queued_unix_ms = now;
+    enqueue(j, false);
+    persist(j);
+    ++requeued;
+  }
+  recovered_.inc(static_cast<double>(requeued));
+  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+  if (!loaded->empty())
+    spdlog::info("jobs: recovered {} job(s) from the state store, {} queued again", loaded->size(), requeued);
+  return Ok{};
+}
+
+void JobManager::start() {
+  asio::co_spawn(io_, sweep_loop(), asio::detached);
+  for (auto& [name, queue] : queues_) pump(name);
+}
+
+void JobManager::shutdown() {
+  stopping_ = true;
+  sweeper_.cancel();
+  for (auto& [name, queue] : queues_) queue.resume->cancel();
+  for (auto& [id, job] : jobs_) notify(*job);
+}
+
+asio::awaitable<Result<Job*>> JobManager::submit(JobSubmission s) {
+  if (!executor_.has_endpoint(s.endpoint))
+    co_return Error{ErrorCode::not_found, "unknown endpoint \"" + s.endpoint + "\""};
+  EndpointQueue& queue = queue_of(s.endpoint);
+  if (queue.queued >= config_.queue_max) {
+    rejected_.with({s.endpoint, "queue_full"}).inc();
+    co_return Error{ErrorCode::overloaded, "endpoint \"" + s.endpoint + "\" already has " +
+                                               std::to_string(queue.queued) +
+                                               " queued jobs (server.jobs.queue_max); retry later"};
+  }
+  if (held_input_bytes_ + s.input_json.size() > config_.queue_max_bytes) {
+    rejected_.with({s.endpoint, "queue_bytes"}).inc();
+    co_return Error{ErrorCode::overloaded, "queued job inputs already hold " + std::to_string(held_input_bytes_) +
+                                               " bytes (server.jobs.queue_max_bytes " +
+                                               std::to_string(config_.queue_max_bytes) + "); retry later"};
+  }
+  const std::int64_t now = now_ms();
+  auto job = std::make_unique<Job>();
+  auto& r = job->record;
+  r.id = ids_.next_time_ordered(now);
+  r.endpoint = std::move(s.endpoint);
+  r.status = std::string(policy::to_string(JobStatus::in_queue));
+  r.input_json = std::move(s.input_json);
+  r.webhook = std::move(s.webhook);
+  r.low_priority = s.low_priority;
+  r.execution_timeout_ms = s.execution_timeout_ms.value_or(config_.execution_timeout_ms.count());
+  r.ttl_ms = s.ttl_ms.value_or(config_.ttl_ms.count());
+  r.created_unix_ms = now;
+  r.queued_unix_ms = now;
+  // Counted before the commit, so that concurrent submissions cannot overshoot the limits.
+  held_input_bytes_ += r.input_json.size();
+  ++queue.queued;
+
+  // Wait for the commit: the id is answered only once the job survives a crash.
+  struct Commit {
+    explicit Commit(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    std::optional<Status> result;
+  };
+  auto commit = std::make_shared<Commit>(io_);
+  commit->timer.expires_at(asio::steady_timer::time_point::max());
+  const registry::JobRecord snapshot = r;
+  journal_.submit([snapshot](registry::StateStore& store) { return store.save_job(snapshot, true); },
+                  [commit](const Status& status) {
+                    commit->result = status;
+                    commit->timer.cancel();
+                  });
+  while (!commit->result) {
+    auto [ec] = co_await commit->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+    if (stopping_ && !commit->result) break;
+  }
+  --queue.queued;
+  held_input_bytes_ -= r.input_json.size();
+  if (!commit->result || !*commit->result) {
+    rejected_.with({r.endpoint, "store_error"}).inc();
+    co_return Error{ErrorCode::unavailable,
+                    "the job could not be recorded in the state store: " +
+                        (commit->result ? commit->result->error().message : std::string("the server is stopping"))};
+  }
+  held_input_bytes_ += r.input_json.size();
+  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+  Job& accepted = *job;
+  jobs_[r.id] = std::move(job);
+  accepted_.with({accepted.record.endpoint}).inc();
+  enqueue(accepted, false);
+  pump(accepted.record.endpoint);
+  co_return &accepted;
+}
+
+Job* JobManager::find(std::string_view id) {
+  auto it = jobs_.find(std::string(id));
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+asio::awaitable<Job*> JobManager::wait_final(std::string id, std::chrono::milliseconds wait) {
+  Job* job = find(id);
+  if (job == nullptr || policy::is_final(job->status) || stopping_) co_return job;
+  asio::steady_timer timer(io_);
+  timer.expires_after(wait);
+  job->waiters.push_back(&timer);
+  auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  (void)ec;
+  job = find(id);  // it may have been forgotten meanwhile
+  if (job != nullptr) std::erase(job->waiters, &timer);
+  co_return job;
+}
+
+void JobManager::enqueue(Job& job, bool at_front) {
+  EndpointQueue& q = queue_of(job.record.endpoint);
+  auto& list = job.record.low_priority ? q.low : q.normal;
+  if (at_front) list.push_front(job.record.id);
+  else list.push_back(job.record.id);
+  ++q.queued;
+  q.queued_gauge->set(static_cast<double>(q.queued));
+}
+
+void JobManager::leave_queue(Job& job) {
+  EndpointQueue& q = queue_of(job.record.endpoint);
+  --q.queued;
+  q.queued_gauge->set(static_cast<double>(q.queued));
+}
+
+void JobManager::pump(const std::string& endpoint) {
+  if (stopping_) return;
+  EndpointQueue& q = queue_of(endpoint);
+  const std::int64_t now = now_ms();
+  while (q.executing < q.concurrency) {
+    std::deque<std::string>* list = nullptr;
+    if (!q.normal.empty() && now >= q.paused_normal_until_ms) list = &q.normal;
+    else if (!q.low.empty() && now >= q.paused_low_until_ms) list = &q.low;
+    if (list == nullptr) break;
+    std::string id = std::move(list->front());
+    list->pop_front();
+    Job* job = find(id);
+    if (job == nullptr || job->status != JobStatus::in_queue) continue;  // cancelled or purged meanwhile
+    begin_execution(*job, q);
+  }
+  const bool normal_paused = !q.normal.empty() && now < q.paused_normal_until_ms;
+  const bool low_paused = !q.low.empty() && now < q.paused_low_until_ms;
+  if (q.executing < q.concurrency && (normal_paused || low_paused)) {
+    std::int64_t at = std::numeric_limits<std::int64_t>::max();
+    if (normal_paused) at = std::min(at, q.paused_normal_until_ms);
+    if (low_paused) at = std::min(at, q.paused_low_until_ms);
+    arm_resume(q, endpoint, at);
+  }
+}
+
+void JobManager::arm_resume(EndpointQueue& q, const std::string& endpoint, std::int64_t at_ms) {
+  if (q.resume_armed) return;
+  q.resume_armed = true;
+  q.resume->expires_after(std::chrono::milliseconds(std::max<std::int64_t>(1, at_ms - now_ms())));
+  q.resume->async_wait([this, endpoint, &q](const boost::system::error_code& ec) {
+    q.resume_armed = false;
+    if (!ec) pump(endpoint);
+  });
+}
+
+void JobManager::begin_execution(Job& job, EndpointQueue& q) {
+  leave_queue(job);
+  job.status = JobStatus::in_progress;
+  job.record.status = std::string(policy::to_string(JobStatus::in_progress));
+  job.record.started_unix_ms = now_ms();
+  ++job.record.executions;
+  ++q.executing;
+  q.executing_gauge->set(q.executing);
+  persist(job);
+  asio::co_spawn(io_, execute(job.record.id, job.generation), asio::detached);
+}
+
+asio::awaitable<void> JobManager::execute(std::string id, std::uint64_t generation) {
+  Job* job = find(id);
+  if (job == nullptr) co_return;
+  const std::string endpoint = job->record.endpoint;
+  const policy::JobClock limits{job->record.created_unix_ms, job->record.ttl_ms, job->record.execution_timeout_ms};
+  const std::int64_t deadline_ms = policy::execution_deadline_unix_ms(limits, job->record.started_unix_ms);
+  http::Request request{http::bhttp::verb::post, "/v2/models/" + endpoint + "/infer", 11};
+  request.set(http::bhttp::field::content_type, "application/json");
+  request.set("x-request-id", id);
+  if (job->record.low_priority) request.set("x-tandem-priority", "low");
+  request.body() = job->record.input_json;
+  const TimePoint deadline = clock_.now() + std::chrono::milliseconds(std::max<std::int64_t>(0, deadline_ms - now_ms()));
+
+  http::Reply reply = co_await executor_.execute(endpoint, request, deadline);
+
+  EndpointQueue& q = queue_of(endpoint);
+  --q.executing;
+  q.executing_gauge->set(q.executing);
+  job = find(id);
+  if (job != nullptr && job->generation == generation && job->status == JobStatus::in_progress) {
+    const std::int64_t now = now_ms();
+    switch (policy::classify_execution(static_cast<int>(reply.status), deadline_ms, now)) {
+    case policy::ExecutionOutcome::completed:
+      job->record.output_json = std::move(reply.body);
+      job->record.worker = std::string(reply.header("x-tandem-worker"));
+      job->record.cost_usd = header_number(reply, "x-tandem-cost-usd");
+      (job->record.low_priority ? q.refusals_low : q.refusals_normal) = 0;
+      finish(*job, JobStatus::completed, "");
+      break;
+    case policy::ExecutionOutcome::requeue: {
+      // Not an error of the job: the router has no room for it now. It goes back to the head
+      // of its queue and the endpoint's queue (of that priority) pauses briefly.
+      requeued_.with({endpoint}).inc();
+      int& refusals = job->record.low_priority ? q.refusals_low : q.refusals_normal;
+      ++refusals;
+      (job->record.low_priority ? q.paused_low_until_ms : q.paused_normal_until_ms) =
+          now + policy::requeue_delay_ms(refusals);
+      job->status = JobStatus::in_queue;
+      job->record.status = std::string(policy::to_string(JobStatus::in_queue));
+      job->record.started_unix_ms = 0;
+      enqueue(*job, true);
+      persist(*job);
+      break;
+    }
+    case policy::ExecutionOutcome::timed_out:
+      job->record.worker = std::string(reply.header("x-tandem-worker"));
+      finish(*job, JobStatus::timed_out,
+             reply.status == 504 || now >= deadline_ms
+                 ? "execution timed out after " + std::to_string(now - job->record.started_unix_ms) +
+                       " ms (executionTimeout " + std::to_string(job->record.execution_timeout_ms) + " ms)"
+                 : error_of(reply));
+      break;
+    case policy::ExecutionOutcome::failed:
+      job->record.worker = std::string(reply.header("x-tandem-worker"));
+      finish(*job, JobStatus::failed, error_of(reply));
+      break;
+    }
+  }
+  pump(endpoint);
+}
+
+void JobManager::finish(Job& job, JobStatus status, std::string error) {
+  auto& r = job.record;
+  if (job.status == JobStatus::in_queue) leave_queue(job);
+  job.status = status;
+  r.status = std::string(policy::to_string(status));
+  r.finished_unix_ms = now_ms();
+  r.error = std::move(error);
+  if (status != JobStatus::completed) r.output_json.clear();
+  if (status == JobStatus::completed) {
+    // Only a failed job can be retried; a completed one needs its input no more.
+    held_input_bytes_ -= r.input_json.size();
+    r.input_json.clear();
+    r.input_json.shrink_to_fit();
+    held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+  }
+  if (!r.webhook.empty()) {
+    r.webhook_state = "pending";
+    r.webhook_attempts = 0;
+  }
+  finished_.with({r.endpoint, r.status}).inc();
+  finished_order_.emplace_back(r.id, r.finished_unix_ms);
+  persist(job);
+  notify(job);
+  if (!r.webhook.empty()) asio::co_spawn(io_, deliver_webhook(r.id), asio::detached);
+}
+
+void JobManager::persist(const Job& job, bool with_input) {
+  journal_.submit([record = job.record, with_input](registry::StateStore& store) {
+    return store.save_job(record, with_input);
+  });
+}
+
+void JobManager::notify(Job& job) {
+  for (auto* timer : job.waiters) timer->cancel();
+  job.waiters.clear();
+}
+
+Job* JobManager::cancel(std::string_view id) {
+  Job* job = find(id);
+  if (job == nullptr || policy::is_final(job->status)) return job;
+  // An execution in flight keeps its worker slot until it answers; its answer is ignored.
+  ++job->generation;
+  finish(*job, JobStatus::cancelled, "cancelled by request");
+  return job;
+}
+
+Result<Job*> JobManager::retry(std::string_view id) {
+  Job* job = find(id);
+  if (job == nullptr) return Error{ErrorCode::not_found, "job \"" + std::string(id) + "\" not found (or expired)"};
+  if (!policy::may_retry(job->status))
+    return Error{ErrorCode::conflict, "job \"" + std::string(id) + "\" is " + job->record.status +
+                                          "; only FAILED, TIMED_OUT or CANCELLED jobs can be retried"};
+  if (!executor_.has_endpoint(job->record.endpoint))
+    return Error{ErrorCode::conflict, "endpoint \"" + job->record.endpoint + "\" is no longer served"};
+  ++job->generation;
+  auto& r = job->record;
+  ++r.retries;
+  job->status = JobStatus::in_queue;
+  r.status = std::string(policy::to_string(JobStatus::in_queue));
+  r.queued_unix_ms = now_ms();
+  // The ttl counts from the retry: a job retried after its ttl would otherwise expire at once.
+  r.created_unix_ms = r.queued_unix_ms;
+  r.started_unix_ms = 0;
+  r.finished_unix_ms = 0;
+  r.error.clear();
+  r.output_json.clear();
+  r.webhook_state.clear();
+  r.webhook_attempts = 0;
+  enqueue(*job, false);
+  persist(*job);
+  pump(r.endpoint);
+  return job;
+}
+
+std::int64_t JobManager::purge_queue(std::string_view endpoint) {
+  auto it = queues_.find(endpoint);
+  if (it == queues_.end()) return 0;
+  EndpointQueue& q = it->second;
+  std::int64_t removed = 0;
+  for (auto* list : {&q.normal, &q.low}) {
+    for (const auto& id : *list) {
+      Job* job = find(id);
+      if (job == nullptr || job->status != JobStatus::in_queue) continue;
+      ++job->generation;
+      finish(*job, JobStatus::cancelled, "removed from the queue by purge-queue");
+      ++removed;
+    }
+    list->clear();
+  }
+  return removed;
+}
+
+JobCounts JobManager::counts(std::string_view endpoint) const {
+  JobCounts c;
+  for (const auto& [id, job] : jobs_) {
+    if (job->record.endpoint != endpoint) continue;
+    switch (job->status) {
+    case JobStatus::completed: ++c.completed; break;
+    case JobStatus::failed:
+    case JobStatus::timed_out: ++c.failed; break;
+    case JobStatus::in_progress: ++c.in_progress; break;
+    case JobStatus::in_queue: ++c.in_queue; break;
+    case JobStatus::cancelled: break;
+    }
+    c.retried += job->record.retries;
+  }
+  return c;
+}
+
+asio::awaitable<void> JobManager::deliver_webhook(std::string id) {
+  asio::steady_timer pause(io_);
+  for (;;) {
+    Job* job = find(id);
+    if (job == nullptr || job->record.webhook_state != "pending" || stopping_) co_return;
+    auto url = http::parse_http_url(job->record.webhook);
+    std::string body = encode_status_ ? encode_status_(*job) : std::string("{}");
+    const std::uint64_t generation = job->generation;
+    Status delivered = Ok{};
+    if (!url) {
+      delivered = Error{ErrorCode::invalid_request, "not an http:// URL"};
+    } else {
+      auto answered = co_await http::post_json(*url, std::move(body), config_.webhook_timeout_ms);
+      if (!answered) delivered = answered.error();
+      else if (*answered < 200 || *answered >= 300)
+        delivered = Error{ErrorCode::upstream_error, "answered HTTP " + std::to_string(*answered)};
+    }
+    job = find(id);
+    if (job == nullptr || job->generation != generation || job->record.webhook_state != "pending") co_return;
+    auto& r = job->record;
+    ++r.webhook_attempts;
+    if (delivered) {
+      r.webhook_state = "delivered";
+      webhooks_.with({"delivered"}).inc();
+      persist(*job);
+      co_return;
+    }
+    auto delay = policy::webhook_retry_delay_ms(r.webhook_attempts, config_.webhook_attempts,
+                                                config_.webhook_retry_delay_ms.count());
+    if (!delay) {
+      r.webhook_state = "failed";
+      webhooks_.with({"failed"}).inc();
+      spdlog::warn("job {}: webhook {} failed after {} attempt(s): {}", id, r.webhook, r.webhook_attempts,
+                   delivered.error().message);
+      persist(*job);
+      co_return;
+    }
+    webhooks_.with({"retried"}).inc();
+    persist(*job);
+    pause.expires_after(std::chrono::milliseconds(*delay));
+    auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+  }
+}
+
+asio::awaitable<void> JobManager::sweep_loop() {
+  while (!stopping_) {
+    sweeper_.expires_after(kSweepInterval);
+    auto [ec] = co_await sweeper_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || stopping_) co_return;
+    sweep();
+  }
+}
+
+void JobManager::sweep() {
+  const std::int64_t now = now_ms();
+  // Queued jobs past their ttl. (An executing job's deadline already includes its ttl.)
+  for (auto& [endpoint, q] : queues_) {
+    for (auto* list : {&q.normal, &q.low}) {
+      for (const auto& id : *list) {
+        Job* job = find(id);
+        if (job == nullptr || job->status != JobStatus::in_queue) continue;
+        policy::JobClock limits{job->record.created_unix_ms, job->record.ttl_ms, job->record.execution_timeout_ms};
+        if (auto expired = policy::ttl_expired(limits, now)) finish(*job, JobStatus::timed_out, *expired);
+      }
+      // Drop the ids of jobs that left the queue, so that a long queue of cancelled jobs
+      // costs nothing to pump.
+      std::erase_if(*list, [this](const std::string& id) {
+        Job* job = find(id);
+        return job == nullptr || job->status != JobStatus::in_queue;
+      });
+    }
+  }
+  // Finished jobs whose results expired, or the oldest beyond retained_max.
+  while (!finished_order_.empty()) {
+    const auto& [id, finished_ms] = finished_order_.front();
+    Job* job = find(id);
+    if (job == nullptr || job->record.finished_unix_ms != finished_ms || !policy::is_final(job->status)) {
+      finished_order_.pop_front();  // retried since, or already forgotten
+      continue;
+    }
+    const bool expired = policy::result_expired(finished_ms, config_.result_retention_ms.count(), now);
+    const bool over = finished_order_.size() > static_cast<std::size_t>(config_.retained_max);
+    if (!expired && !over) break;
+    if (job->record.webhook_state == "pending" && !over) break;  // still being delivered
+    expired_.with({expired ? "retention" : "retained_max"}).inc();
+    if (!expired) journal_.submit([id = id](registry::StateStore& store) { return store.delete_job(id); });
+    forget(id);
+    finished_order_.pop_front();
+  }
+  if (now - last_store_retention_ms_ >= kStoreRetentionEveryMs) {
+    last_store_retention_ms_ = now;
+    const std::int64_t cutoff = now - config_.result_retention_ms.count();
+    journal_.submit([cutoff](registry::StateStore& store) -> Status {
+      auto deleted = store.delete_jobs_finished_before(cutoff);
+      if (!deleted) return deleted.error();
+      return Ok{};
+    });
+  }
+  journal_backlog_.set(static_cast<double>(journal_.backlog()));
+  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+  for (auto& [endpoint, q] : queues_) pump(endpoint);
+}
+
+void JobManager::forget(const std::string& id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  notify(*it->second);
+  held_input_bytes_ -= it->second->record.input_json.size();
+  jobs_.erase(it);
+}
+
+} // namespace tandem::jobs
