@@ -1,6 +1,8 @@
 #include "http/one_shot_client.hpp"
 
 #include <charconv>
+#include <memory>
+#include <thread>
 
 namespace tandem::http {
 
@@ -30,9 +32,55 @@ std::optional<HttpUrl> parse_http_url(std::string_view url) {
   return out;
 }
 
+namespace {
+
+/// The host's addresses. The io_context runs single-threaded without locks, which Asio's
+/// asynchronous resolver does not support (it needs a thread of its own): an IP address needs
+/// no lookup, and a name is looked up on a short-lived thread while the coroutine waits.
+struct Resolved {
+  boost::system::error_code error;
+  std::vector<tcp::endpoint> endpoints;
+};
+
+asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds timeout) {
+  const auto port = static_cast<unsigned short>(std::stoul(url.port));
+  boost::system::error_code ec;
+  std::string host = url.host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (auto address = asio::ip::make_address(host, ec); !ec) co_return Resolved{{}, {tcp::endpoint(address, port)}};
+  struct Lookup {
+    explicit Lookup(const asio::any_io_executor& executor) : done(executor) {}
+    asio::steady_timer done;
+    std::vector<tcp::endpoint> endpoints;
+    boost::system::error_code error;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto lookup = std::make_shared<Lookup>(executor);
+  lookup->done.expires_after(timeout);
+  std::thread([lookup, executor, host, service = url.port] {
+    asio::io_context own;
+    tcp::resolver resolver(own);
+    boost::system::error_code error;
+    auto results = resolver.resolve(host, service, error);
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+    asio::post(executor, [lookup, endpoints = std::move(endpoints), error]() mutable {
+      lookup->endpoints = std::move(endpoints);
+      lookup->error = error ? error : boost::system::error_code();
+      lookup->done.cancel();
+    });
+  }).detach();
+  auto [waited] = co_await lookup->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!waited) co_return Resolved{asio::error::timed_out, {}};
+  if (lookup->error) co_return Resolved{lookup->error, {}};
+  if (lookup->endpoints.empty()) co_return Resolved{asio::error::host_not_found, {}};
+  co_return Resolved{{}, std::move(lookup->endpoints)};
+}
+
+} // namespace
+
 asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout) {
   auto executor = co_await asio::this_coro::executor;
-  tcp::resolver resolver(executor);
   beast::tcp_stream stream(executor);
   stream.expires_after(timeout);
   auto failed = [&](const boost::system::error_code& ec, const char* what) -> Error {
@@ -42,10 +90,9 @@ asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body
     return {ErrorCode::upstream_error,
             std::string(what) + " http://" + url.host + ":" + url.port + url.target + ": " + ec.message()};
   };
-  auto [resolve_ec, endpoints] =
-      co_await resolver.async_resolve(url.host, url.port, asio::as_tuple(asio::use_awaitable));
-  if (resolve_ec) co_return failed(resolve_ec, "resolving");
-  auto [connect_ec, connected] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+  auto resolved = co_await resolve(url, timeout);
+  if (resolved.error) co_return failed(resolved.error, "resolving");
+  auto [connect_ec, connected] = co_await stream.async_connect(resolved.endpoints, asio::as_tuple(asio::use_awaitable));
   (void)connected;
   if (connect_ec) co_return failed(connect_ec, "connecting to");
   bhttp::request<bhttp::string_body> request{bhttp::verb::post, url.target, 11};

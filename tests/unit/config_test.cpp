@@ -334,3 +334,32 @@ TEST(ParseHostPort, RejectsMalformed) {
 
 } // namespace
 } // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(ParseConfig, JobsSectionHasRunpodLikeDefaultsAndStrictKeys) {
+  Config defaults = parsed(kMinimal);
+  EXPECT_EQ(defaults.server.jobs.result_retention_ms, milliseconds(30 * 60 * 1000));
+  EXPECT_EQ(defaults.server.jobs.queue_max, 10'000);
+  EXPECT_EQ(defaults.server.jobs.concurrency, 0);
+  Config c = parsed(std::string("server:\n  jobs: {queue_max: 5, concurrency: 2, result_retention: 5m, ttl: 1h, "
+                                "execution_timeout: 30s, webhook_attempts: 4, webhook_retry_delay: 250ms}\n") +
+                    kMinimal);
+  EXPECT_EQ(c.server.jobs.queue_max, 5);
+  EXPECT_EQ(c.server.jobs.concurrency, 2);
+  EXPECT_EQ(c.server.jobs.result_retention_ms, milliseconds(300'000));
+  EXPECT_EQ(c.server.jobs.ttl_ms, milliseconds(3'600'000));
+  EXPECT_EQ(c.server.jobs.execution_timeout_ms, milliseconds(30'000));
+  EXPECT_EQ(c.server.jobs.webhook_attempts, 4);
+  EXPECT_EQ(c.server.jobs.webhook_retry_delay_ms, milliseconds(250));
+  EXPECT_TRUE(starts_with(error_of(std::string("server:\n  jobs: {queue_maxx: 5}\n") + kMinimal),
+                          "server.jobs.queue_maxx"));
+  EXPECT_TRUE(starts_with(error_of(std::string("server:\n  jobs: {queue_max: 0}\n") + kMinimal),
+                          "server.jobs.queue_max"));
+  EXPECT_TRUE(starts_with(error_of(std::string("server:\n  jobs: {result_retention: 10ms}\n") + kMinimal),
+                          "server.jobs.result_retention"));
+}
+
+} // namespace
+} // namespace tandem

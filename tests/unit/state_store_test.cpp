@@ -569,3 +569,89 @@ TEST_F(StateStoreTest, AuditWrittenOnOneConnectionIsVisibleOnAnother) {
 
 } // namespace
 } // namespace tandem::registry
+
+namespace tandem::registry {
+namespace {
+
+JobRecord sample_job(const std::string& id, std::int64_t created) {
+  JobRecord j;
+  j.id = id;
+  j.endpoint = "digits";
+  j.status = "IN_QUEUE";
+  j.input_json = R"({"inputs":[]})";
+  j.webhook = "http://127.0.0.1:9/hook";
+  j.low_priority = true;
+  j.execution_timeout_ms = 600'000;
+  j.ttl_ms = 86'400'000;
+  j.created_unix_ms = created;
+  j.queued_unix_ms = created;
+  return j;
+}
+
+TEST_F(StateStoreTest, JobsRoundTripAndAStateChangeKeepsTheStoredInput) {
+  auto job = sample_job("job-1", 1000);
+  ASSERT_TRUE(store().save_job(job, true).ok());
+  job.status = "COMPLETED";
+  job.started_unix_ms = 1010;
+  job.finished_unix_ms = 1020;
+  job.output_json = R"({"outputs":[]})";
+  job.worker = "digits-ded-0";
+  job.cost_usd = 0.25;
+  job.executions = 2;
+  job.webhook_state = "pending";
+  job.input_json.clear();  // a finished job no longer holds its input in memory
+  ASSERT_TRUE(store().save_job(job, false).ok());
+  auto found = store().find_job("job-1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  const JobRecord& j = **found;
+  EXPECT_EQ(j.status, "COMPLETED");
+  EXPECT_EQ(j.input_json, R"({"inputs":[]})");  // written once, with the first save
+  EXPECT_EQ(j.output_json, R"({"outputs":[]})");
+  EXPECT_TRUE(j.low_priority);
+  EXPECT_EQ(j.executions, 2);
+  EXPECT_EQ(j.finished_unix_ms, 1020);
+  EXPECT_DOUBLE_EQ(j.cost_usd, 0.25);
+  EXPECT_EQ(j.webhook_state, "pending");
+  EXPECT_FALSE(store().find_job("nope")->has_value());
+}
+
+TEST_F(StateStoreTest, LoadJobsReturnsUnfinishedAndRecentlyFinishedOnesOldestFirst) {
+  auto queued = sample_job("b-queued", 3000);
+  auto old_done = sample_job("a-old", 1000);
+  old_done.status = "COMPLETED";
+  old_done.finished_unix_ms = 1500;
+  auto recent_failed = sample_job("c-failed", 2000);
+  recent_failed.status = "FAILED";
+  recent_failed.finished_unix_ms = 5000;
+  auto recent_done = sample_job("d-done", 2500);
+  recent_done.status = "COMPLETED";
+  recent_done.finished_unix_ms = 5000;
+  ASSERT_TRUE(store().in_transaction([&]() -> Status {
+    for (const auto* j : {&queued, &old_done, &recent_failed, &recent_done})
+      if (auto s = store().save_job(*j, true); !s) return s;
+    return Ok{};
+  }).ok());
+  auto loaded = store().load_jobs(4000);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->size(), 3u);
+  EXPECT_EQ((*loaded)[0].id, "c-failed");
+  EXPECT_EQ((*loaded)[1].id, "d-done");
+  EXPECT_EQ((*loaded)[2].id, "b-queued");
+  EXPECT_FALSE((*loaded)[0].input_json.empty());  // a failed job may be retried
+  EXPECT_TRUE((*loaded)[1].input_json.empty());   // a completed one never runs again
+  EXPECT_EQ(*store().delete_jobs_finished_before(4000), 1);
+  EXPECT_TRUE(store().delete_job("b-queued").ok());
+  EXPECT_EQ(store().load_jobs(0)->size(), 2u);
+}
+
+TEST_F(StateStoreTest, AFailedTransactionLeavesNoJobBehind) {
+  auto status = store().in_transaction([&]() -> Status {
+    if (auto s = store().save_job(sample_job("x", 1), true); !s) return s;
+    return Error{ErrorCode::internal, "something after it failed"};
+  });
+  EXPECT_FALSE(status.ok());
+  EXPECT_FALSE(store().find_job("x")->has_value());
+}
+
+} // namespace
+} // namespace tandem::registry
