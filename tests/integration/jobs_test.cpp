@@ -187,6 +187,26 @@ TEST(JobsTest, TtlExpiryAndExecutionTimeoutAreReportedAsTimedOut) {
   EXPECT_NE(str(timed_out, "error").find("executionTimeout"), std::string::npos) << json::serialize(timed_out);
 }
 
+TEST(JobsTest, ALowPriorityJobWaitsForIdleCapacityInsteadOfFailing) {
+  ServerProcess server(slow_endpoint(300), "  jobs: {concurrency: 2}\n");
+  ASSERT_TRUE(server.wait_ready(1));
+  auto client = server.client();
+  auto rows = load_heldout();
+  const std::string normal = str(parse(client.post(std::string(kBase) + "run", job_body(rows, 0))), "id");
+  const std::string low =
+      str(parse(client.post(std::string(kBase) + "run", job_body(rows, 1, R"(, "policy": {"lowPriority": true})"))),
+          "id");
+  // The router refuses the low-priority execution while the only slot is busy; the job goes
+  // back to its queue and runs once the slot is idle.
+  auto done = poll_final(client, low);
+  EXPECT_EQ(str(done, "status"), "COMPLETED") << json::serialize(done);
+  EXPECT_EQ(str(poll_final(client, normal), "status"), "COMPLETED");
+  EXPECT_GE(done.at("delayTime").as_int64(), 200) << json::serialize(done);
+  auto metrics = client.get("/metrics").body;
+  EXPECT_GE(metric_value(metrics, "tandem_jobs_requeued_total{endpoint=\"digits\"}").value_or(0), 1);
+  EXPECT_GE(metric_value(metrics, "tandem_rejected_total{endpoint=\"digits\",reason=\"low_priority\"}").value_or(0), 1);
+}
+
 TEST(JobsTest, BadRequestsGetClearErrors) {
   ServerProcess server(digits_endpoint(1));
   ASSERT_TRUE(server.wait_ready(1));
