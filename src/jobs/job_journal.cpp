@@ -60,6 +60,7 @@ void JobJournal::run() {
       return Ok{};
     });
     batches_.fetch_add(1, std::memory_order_relaxed);
+    changes_.fetch_add(batch.size(), std::memory_order_relaxed);
     if (!committed) {
       failures_.fetch_add(1, std::memory_order_relaxed);
       spdlog::error("jobs: writing {} change(s) to the state store failed: {}", batch.size(),

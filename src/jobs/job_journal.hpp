@@ -44,6 +44,7 @@ public:
 
   [[nodiscard]] std::size_t backlog() const;
   [[nodiscard]] std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t changes() const { return changes_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
 
 private:
@@ -61,6 +62,7 @@ private:
   std::vector<Entry> pending_;
   bool stopping_ = false;
   std::atomic<std::uint64_t> batches_{0};
+  std::atomic<std::uint64_t> changes_{0};
   std::atomic<std::uint64_t> failures_{0};
   std::thread thread_;
 };

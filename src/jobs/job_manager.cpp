@@ -69,7 +69,26 @@ JobManager::JobManager(asio::io_context& io, JobExecutor& executor, JobJournal& 
                                   .with({})),
       journal_backlog_(
           metrics.gauge("tandem_jobs_journal_backlog", "Job changes waiting to be written to the state store.", {})
-              .with({})) {}
+              .with({})) {
+  auto& commits = metrics.counter("tandem_jobs_journal_commits_total",
+                                  "Transactions the job journal committed (each carries every change that "
+                                  "arrived while the previous one was written).",
+                                  {})
+                      .with({});
+  auto& changes = metrics.counter("tandem_jobs_journal_changes_total", "Job changes written to the state store.", {})
+                      .with({});
+  auto& failures = metrics.counter("tandem_jobs_journal_failures_total",
+                                   "Journal transactions that failed (their jobs were refused with 503 or their "
+                                   "changes lost until the next change of the same job).",
+                                   {})
+                       .with({});
+  metrics.on_collect([&journal, &commits, &changes, &failures, this] {
+    commits.advance_to(static_cast<double>(journal.batches()));
+    changes.advance_to(static_cast<double>(journal.changes()));
+    failures.advance_to(static_cast<double>(journal.failures()));
+    journal_backlog_.set(static_cast<double>(journal.backlog()));
+  });
+}
 
 JobManager::EndpointQueue& JobManager::queue_of(const std::string& endpoint) {
   auto it = queues_.find(endpoint);
