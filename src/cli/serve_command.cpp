@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
+#include "core/io_inbox.hpp"
 #include "core/logging.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/gateway.hpp"
@@ -166,12 +167,13 @@ int run_serve(const ServeArgs& args) {
   gateway::RolloutManager rollouts(gw, **store, models, clock);
   gw.set_rollouts(&rollouts);
   // Jobs: every change goes to the store through the journal's own connection and thread.
-  auto journal = jobs::JobJournal::start(registry::sqlite_path(config->server.state_dir), io.get_executor());
+  IoInbox inbox(io);  // how other threads (the job journal) reach the lock-free io thread
+  auto journal = jobs::JobJournal::start(registry::sqlite_path(config->server.state_dir), inbox);
   if (!journal) {
     std::fprintf(stderr, "tandem serve: jobs: %s\n", journal.error().message.c_str());
     return 2;
   }
-  jobs::JobManager job_manager(io, gw, **journal, metrics, clock, config->server.jobs, options.seed + 1);
+  jobs::JobManager job_manager(io, inbox, gw, **journal, metrics, clock, config->server.jobs, options.seed + 1);
   jobs::RunpodApi runpod(job_manager, clock);
   job_manager.set_status_encoder([&clock](const jobs::Job& job) {
     return jobs::status_json(job, clock.unix_ns() / 1'000'000);

@@ -42,7 +42,7 @@ struct Resolved {
   std::vector<tcp::endpoint> endpoints;
 };
 
-asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds timeout) {
+asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds timeout, IoInbox& inbox) {
   const auto port = static_cast<unsigned short>(std::stoul(url.port));
   boost::system::error_code ec;
   std::string host = url.host;
@@ -57,14 +57,14 @@ asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds 
   auto executor = co_await asio::this_coro::executor;
   auto lookup = std::make_shared<Lookup>(executor);
   lookup->done.expires_after(timeout);
-  std::thread([lookup, executor, host, service = url.port] {
+  std::thread([lookup, &inbox, host, service = url.port] {
     asio::io_context own;
     tcp::resolver resolver(own);
     boost::system::error_code error;
     auto results = resolver.resolve(host, service, error);
     std::vector<tcp::endpoint> endpoints;
     for (const auto& r : results) endpoints.push_back(r.endpoint());
-    asio::post(executor, [lookup, endpoints = std::move(endpoints), error]() mutable {
+    inbox.post([lookup, endpoints = std::move(endpoints), error]() mutable {
       lookup->endpoints = std::move(endpoints);
       lookup->error = error ? error : boost::system::error_code();
       lookup->done.cancel();
@@ -79,7 +79,8 @@ asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds 
 
 } // namespace
 
-asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout) {
+asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout,
+                                            IoInbox& inbox) {
   auto executor = co_await asio::this_coro::executor;
   beast::tcp_stream stream(executor);
   stream.expires_after(timeout);
@@ -90,7 +91,7 @@ asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body
     return {ErrorCode::upstream_error,
             std::string(what) + " http://" + url.host + ":" + url.port + url.target + ": " + ec.message()};
   };
-  auto resolved = co_await resolve(url, timeout);
+  auto resolved = co_await resolve(url, timeout, inbox);
   if (resolved.error) co_return failed(resolved.error, "resolving");
   auto [connect_ec, connected] = co_await stream.async_connect(resolved.endpoints, asio::as_tuple(asio::use_awaitable));
   (void)connected;

@@ -2,6 +2,7 @@
 // One HTTP/1.1 request on a fresh connection to an http:// URL, with a deadline: for
 // deliveries that happen rarely and to arbitrary hosts (job webhooks), where a keep-alive pool
 // would buy nothing.
+#include "core/io_inbox.hpp"
 #include "core/status.hpp"
 #include "http/types.hpp"
 
@@ -21,7 +22,9 @@ struct HttpUrl {
 std::optional<HttpUrl> parse_http_url(std::string_view url);
 
 /// POSTs `body` as JSON; returns the response status. Errors: timeout, upstream_error
-/// (resolve, connect or transport failure).
-asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout);
+/// (resolve, connect or transport failure). A host name is looked up on a short-lived thread
+/// that reports back through `inbox` (the io thread's).
+asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout,
+                                            IoInbox& inbox);
 
 } // namespace tandem::http

@@ -2,20 +2,18 @@
 
 #include "registry/sqlite_store.hpp"
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 namespace tandem::jobs {
 
-Result<std::unique_ptr<JobJournal>> JobJournal::start(const std::filesystem::path& store_file,
-                                                      boost::asio::any_io_executor executor) {
+Result<std::unique_ptr<JobJournal>> JobJournal::start(const std::filesystem::path& store_file, IoInbox& inbox) {
   auto store = registry::open_sqlite_store(store_file);
   if (!store) return store.error();
-  return std::unique_ptr<JobJournal>(new JobJournal(std::move(*store), std::move(executor)));
+  return std::unique_ptr<JobJournal>(new JobJournal(std::move(*store), inbox));
 }
 
-JobJournal::JobJournal(std::unique_ptr<registry::StateStore> store, boost::asio::any_io_executor executor)
-    : store_(std::move(store)), executor_(std::move(executor)) {
+JobJournal::JobJournal(std::unique_ptr<registry::StateStore> store, IoInbox& inbox)
+    : store_(std::move(store)), inbox_(inbox) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -73,7 +71,7 @@ void JobJournal::run() {
       if (batch[i].done) callbacks.emplace_back(std::move(batch[i].done), std::move(results[i]));
     batch.clear();
     if (!callbacks.empty())
-      boost::asio::post(executor_, [callbacks = std::move(callbacks)]() mutable {
+      inbox_.post([callbacks = std::move(callbacks)]() mutable {
         for (auto& [done, status] : callbacks) done(status);
       });
   }

@@ -4,11 +4,10 @@
 // `run` can answer only once its job is committed without the io thread ever touching the
 // database, and a burst of a thousand submissions costs a handful of commits.
 //
-// Completions are posted to the io executor given at start, in submission order.
+// Completions run on the io thread (through its IoInbox), in submission order.
+#include "core/io_inbox.hpp"
 #include "core/status.hpp"
 #include "registry/state_store.hpp"
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -27,9 +26,8 @@ public:
   using Done = std::function<void(const Status&)>;
 
   /// Opens its own connection to the store and starts the writer thread. `done` callbacks run
-  /// on `executor`.
-  static Result<std::unique_ptr<JobJournal>> start(const std::filesystem::path& store_file,
-                                                   boost::asio::any_io_executor executor);
+  /// on the io thread of `inbox`, which must outlive the journal.
+  static Result<std::unique_ptr<JobJournal>> start(const std::filesystem::path& store_file, IoInbox& inbox);
   ~JobJournal();
   JobJournal(const JobJournal&) = delete;
   JobJournal& operator=(const JobJournal&) = delete;
@@ -48,7 +46,7 @@ public:
   [[nodiscard]] std::uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
 
 private:
-  JobJournal(std::unique_ptr<registry::StateStore> store, boost::asio::any_io_executor executor);
+  JobJournal(std::unique_ptr<registry::StateStore> store, IoInbox& inbox);
   void run();
 
   struct Entry {
@@ -56,7 +54,7 @@ private:
     Done done;
   };
   std::unique_ptr<registry::StateStore> store_;
-  boost::asio::any_io_executor executor_;
+  IoInbox& inbox_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Entry> pending_;

@@ -38,9 +38,9 @@ double header_number(const http::Reply& reply, std::string_view name) {
 
 } // namespace
 
-JobManager::JobManager(asio::io_context& io, JobExecutor& executor, JobJournal& journal, MetricsRegistry& metrics,
-                       const Clock& clock, JobsConfig config, std::uint64_t seed)
-    : io_(io), executor_(executor), journal_(journal), clock_(clock), config_(config), ids_(seed), sweeper_(io),
+JobManager::JobManager(asio::io_context& io, IoInbox& inbox, JobExecutor& executor, JobJournal& journal,
+                       MetricsRegistry& metrics, const Clock& clock, JobsConfig config, std::uint64_t seed)
+    : io_(io), inbox_(inbox), executor_(executor), journal_(journal), clock_(clock), config_(config), ids_(seed), sweeper_(io),
       accepted_(metrics.counter("tandem_jobs_accepted_total", "Jobs accepted (committed to the state store).",
                                 {"endpoint"})),
       rejected_(metrics.counter("tandem_jobs_rejected_total",
@@ -298,7 +298,8 @@ void JobManager::begin_execution(Job& job, EndpointQueue& q) {
   ++job.record.executions;
   ++q.executing;
   q.executing_gauge->set(q.executing);
-  persist(job);
+  // Not written: after a crash an executing job and a queued one are recovered alike (queued
+  // again), so the store learns of the execution only from its outcome. One write fewer per job.
   asio::co_spawn(io_, execute(job.record.id, job.generation), asio::detached);
 }
 
@@ -342,8 +343,7 @@ asio::awaitable<void> JobManager::execute(std::string id, std::uint64_t generati
       job->status = JobStatus::in_queue;
       job->record.status = std::string(policy::to_string(JobStatus::in_queue));
       job->record.started_unix_ms = 0;
-      enqueue(*job, true);
-      persist(*job);
+      enqueue(*job, true);  // the store still has it queued: nothing to write
       break;
     }
     case policy::ExecutionOutcome::timed_out:
@@ -484,7 +484,7 @@ asio::awaitable<void> JobManager::deliver_webhook(std::string id) {
     if (!url) {
       delivered = Error{ErrorCode::invalid_request, "not an http:// URL"};
     } else {
-      auto answered = co_await http::post_json(*url, std::move(body), config_.webhook_timeout_ms);
+      auto answered = co_await http::post_json(*url, std::move(body), config_.webhook_timeout_ms, inbox_);
       if (!answered) delivered = answered.error();
       else if (*answered < 200 || *answered >= 300)
         delivered = Error{ErrorCode::upstream_error, "answered HTTP " + std::to_string(*answered)};

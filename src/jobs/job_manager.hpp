@@ -58,8 +58,8 @@ using StatusEncoder = std::function<std::string(const Job&)>;
 
 class JobManager {
 public:
-  JobManager(boost::asio::io_context& io, JobExecutor& executor, JobJournal& journal, MetricsRegistry& metrics,
-             const Clock& clock, JobsConfig config, std::uint64_t seed);
+  JobManager(boost::asio::io_context& io, IoInbox& inbox, JobExecutor& executor, JobJournal& journal,
+             MetricsRegistry& metrics, const Clock& clock, JobsConfig config, std::uint64_t seed);
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
@@ -130,6 +130,7 @@ private:
   void forget(const std::string& id);
 
   boost::asio::io_context& io_;
+  IoInbox& inbox_;
   JobExecutor& executor_;
   JobJournal& journal_;
   const Clock& clock_;
