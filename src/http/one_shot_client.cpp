@@ -42,7 +42,8 @@ struct Resolved {
   std::vector<tcp::endpoint> endpoints;
 };
 
-asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds timeout, IoInbox& inbox) {
+asio::awaitable<Resolved> resolve(const asio::any_io_executor& executor, const HttpUrl& url,
+                                  std::chrono::milliseconds timeout, IoInbox& inbox) {
   const auto port = static_cast<unsigned short>(std::stoul(url.port));
   boost::system::error_code ec;
   std::string host = url.host;
@@ -54,7 +55,6 @@ asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds 
     std::vector<tcp::endpoint> endpoints;
     boost::system::error_code error;
   };
-  auto executor = co_await asio::this_coro::executor;
   auto lookup = std::make_shared<Lookup>(executor);
   lookup->done.expires_after(timeout);
   std::thread([lookup, &inbox, host, service = url.port] {
@@ -79,9 +79,8 @@ asio::awaitable<Resolved> resolve(const HttpUrl& url, std::chrono::milliseconds 
 
 } // namespace
 
-asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout,
-                                            IoInbox& inbox) {
-  auto executor = co_await asio::this_coro::executor;
+asio::awaitable<Result<unsigned>> post_json(asio::any_io_executor executor, const HttpUrl& url, std::string body,
+                                            std::chrono::milliseconds timeout, IoInbox& inbox) {
   beast::tcp_stream stream(executor);
   stream.expires_after(timeout);
   auto failed = [&](const boost::system::error_code& ec, const char* what) -> Error {
@@ -91,7 +90,7 @@ asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body
     return {ErrorCode::upstream_error,
             std::string(what) + " http://" + url.host + ":" + url.port + url.target + ": " + ec.message()};
   };
-  auto resolved = co_await resolve(url, timeout, inbox);
+  auto resolved = co_await resolve(executor, url, timeout, inbox);
   if (resolved.error) co_return failed(resolved.error, "resolving");
   auto [connect_ec, connected] = co_await stream.async_connect(resolved.endpoints, asio::as_tuple(asio::use_awaitable));
   (void)connected;
@@ -108,7 +107,7 @@ asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body
   if (write_ec) co_return failed(write_ec, "sending to");
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(64 * 1024);  // the answer is not used; a large one is not read whole
+  parser.body_limit(std::uint64_t{64} * 1024);  // the answer is not used; a large one is not read whole
   auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
   (void)read;
   if (read_ec && read_ec != bhttp::error::body_limit) co_return failed(read_ec, "reading the answer of");

@@ -24,7 +24,7 @@ std::optional<HttpUrl> parse_http_url(std::string_view url);
 /// POSTs `body` as JSON; returns the response status. Errors: timeout, upstream_error
 /// (resolve, connect or transport failure). A host name is looked up on a short-lived thread
 /// that reports back through `inbox` (the io thread's).
-asio::awaitable<Result<unsigned>> post_json(const HttpUrl& url, std::string body, std::chrono::milliseconds timeout,
-                                            IoInbox& inbox);
+asio::awaitable<Result<unsigned>> post_json(asio::any_io_executor executor, const HttpUrl& url, std::string body,
+                                            std::chrono::milliseconds timeout, IoInbox& inbox);
 
 } // namespace tandem::http

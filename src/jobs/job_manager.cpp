@@ -484,7 +484,7 @@ asio::awaitable<void> JobManager::deliver_webhook(std::string id) {
     if (!url) {
       delivered = Error{ErrorCode::invalid_request, "not an http:// URL"};
     } else {
-      auto answered = co_await http::post_json(*url, std::move(body), config_.webhook_timeout_ms, inbox_);
+      auto answered = co_await http::post_json(io_.get_executor(), *url, std::move(body), config_.webhook_timeout_ms, inbox_);
       if (!answered) delivered = answered.error();
       else if (*answered < 200 || *answered >= 300)
         delivered = Error{ErrorCode::upstream_error, "answered HTTP " + std::to_string(*answered)};
