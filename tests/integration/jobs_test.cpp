@@ -207,6 +207,22 @@ TEST(JobsTest, ALowPriorityJobWaitsForIdleCapacityInsteadOfFailing) {
   EXPECT_GE(metric_value(metrics, "tandem_rejected_total{endpoint=\"digits\",reason=\"low_priority\"}").value_or(0), 1);
 }
 
+TEST(JobsTest, AFinishedJobsResultIsKeptForTheRetentionPeriodThenStatusIs404) {
+  ServerProcess server(digits_endpoint(1), "  jobs: {result_retention: 1s}\n");
+  ASSERT_TRUE(server.wait_ready(1));
+  auto client = server.client();
+  auto rows = load_heldout();
+  auto done = parse(client.post(std::string(kBase) + "runsync", job_body(rows, 0)));
+  ASSERT_EQ(str(done, "status"), "COMPLETED");
+  const auto finished = std::chrono::steady_clock::now();
+  const std::string id = str(done, "id");
+  EXPECT_EQ(client.get(std::string(kBase) + "status/" + id).status, 200);
+  ASSERT_TRUE(wait_until([&] { return client.get(std::string(kBase) + "status/" + id).status == 404; }, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - finished, 900ms);
+  auto metrics = client.get("/metrics").body;
+  EXPECT_EQ(metric_value(metrics, "tandem_jobs_expired_total{reason=\"retention\"}"), 1);
+}
+
 TEST(JobsTest, BadRequestsGetClearErrors) {
   ServerProcess server(digits_endpoint(1));
   ASSERT_TRUE(server.wait_ready(1));
