@@ -62,8 +62,15 @@ Result<AdminResponse> AdminClient::request(const std::string& method, const std:
   asio::ip::tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(host_, port_, ec);
   if (ec) return fail("resolve");
+  // tcp_stream's expiry applies to asynchronous operations only: each step runs to completion
+  // on this io_context, so that a server that stops answering is a timeout and not a hang.
+  auto complete = [&io] {
+    io.restart();
+    io.run();
+  };
   stream.expires_after(timeout_ms_);
-  stream.connect(endpoints, ec);
+  stream.async_connect(endpoints, [&](beast::error_code e, const asio::ip::tcp::endpoint&) { ec = e; });
+  complete();
   if (ec) return fail("connect");
   bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), prefix_ + target, 11);
   req.set(bhttp::field::host, host_ + ":" + port_);
@@ -74,14 +81,16 @@ Result<AdminResponse> AdminClient::request(const std::string& method, const std:
     req.prepare_payload();
   }
   stream.expires_after(timeout_ms_);
-  bhttp::write(stream, req, ec);
+  bhttp::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+  complete();
   if (ec) return fail("write");
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(1ULL << 30);
   if (method == "HEAD") parser.skip(true);  // a HEAD answer has a Content-Length but no body
   stream.expires_after(timeout_ms_);
-  bhttp::read(stream, buffer, parser, ec);
+  bhttp::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+  complete();
   if (ec) return fail("read");
   auto& res = parser.get();
   AdminResponse out;

@@ -9,5 +9,6 @@ void add_worker_command(CLI::App& app, int& exit_code);
 void add_models_command(CLI::App& app, int& exit_code);
 void add_requests_command(CLI::App& app, int& exit_code);
 void add_rollout_command(CLI::App& app, int& exit_code);
+void add_batch_command(CLI::App& app, int& exit_code);
 
 } // namespace tandem::cli

@@ -19,10 +19,13 @@ int main(int argc, char** argv) {
   tandem::cli::add_models_command(app, exit_code);
   tandem::cli::add_requests_command(app, exit_code);
   tandem::cli::add_rollout_command(app, exit_code);
+  tandem::cli::add_batch_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; a bad command line is exit code 2, like the usage errors the
+    // subcommands find themselves (CLI11's own codes are 100 and up).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return exit_code;
 }

@@ -119,10 +119,8 @@ std::string read_all(const std::filesystem::path& path) {
 }
 } // namespace
 
-CliResult run_tandem(const std::vector<std::string>& args, const std::string& server_url) {
-  const auto dir = make_temp_dir();
-  const std::string out_path = (dir / "out").string();
-  const std::string err_path = (dir / "err").string();
+pid_t spawn_tandem(const std::vector<std::string>& args, const std::string& server_url,
+                   const std::filesystem::path& out_path, const std::filesystem::path& err_path) {
   std::vector<std::string> argv_strings{tandem_binary().string()};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -139,6 +137,20 @@ CliResult run_tandem(const std::vector<std::string>& args, const std::string& se
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  int status = 0;
+  if (!wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout)) return std::nullopt;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+CliResult run_tandem(const std::vector<std::string>& args, const std::string& server_url) {
+  const auto dir = make_temp_dir();
+  const auto out_path = dir / "out";
+  const auto err_path = dir / "err";
+  const pid_t pid = spawn_tandem(args, server_url, out_path, err_path);
   int status = 0;
   ::waitpid(pid, &status, 0);
   CliResult result;

@@ -116,6 +116,14 @@ struct CliResult {
 /// Runs `tandem ARGS...` to completion with TANDEM_SERVER set to `server_url`.
 CliResult run_tandem(const std::vector<std::string>& args, const std::string& server_url);
 
+/// Starts `tandem ARGS...` in the background with TANDEM_SERVER set to `server_url` and its
+/// stdout and stderr written to these files; returns its pid. It dies with the test process.
+pid_t spawn_tandem(const std::vector<std::string>& args, const std::string& server_url,
+                   const std::filesystem::path& out_path, const std::filesystem::path& err_path);
+/// Waits for a child of this process to exit: its exit code, 128 + the signal that killed it,
+/// or nullopt if it is still running after `timeout`.
+std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout);
+
 /// True while a process with this pid exists and is not a zombie.
 bool process_alive(pid_t pid);
 
