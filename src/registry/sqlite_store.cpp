@@ -498,22 +498,13 @@ public:
   }
 
   Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) override {
-    Statement s(db_, std::string("SELECT ") + kAuditColumns +
-                         " FROM audit_requests WHERE request_id = ? ORDER BY seq DESC LIMIT 1");
-    if (!s.prepared()) return failure("preparing audit lookup");
-    s.bind(1, request_id);
-    int rc = s.step();
-    if (rc == SQLITE_ROW) return std::optional(read_audit(s));
-    if (rc != SQLITE_DONE) return failure("looking up request " + request_id);
-    return std::optional<AuditRecord>{};
+    return find_one(std::string("SELECT ") + kAuditColumns +
+                        " FROM audit_requests WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
+                    request_id, read_audit, "request " + request_id);
   }
 
   Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) override {
-    Statement s(db_, "DELETE FROM audit_requests WHERE time_unix_ms < ?");
-    if (!s.prepared()) return failure("preparing audit retention");
-    s.bind(1, cutoff_unix_ms);
-    if (s.step() != SQLITE_DONE) return failure("deleting expired audit records");
-    return static_cast<std::int64_t>(sqlite3_changes(db_));
+    return delete_where("DELETE FROM audit_requests WHERE time_unix_ms < ?", cutoff_unix_ms, "expired audit records");
   }
 
   Status in_transaction(const std::function<Status()>& work) override {
@@ -570,32 +561,45 @@ public:
   }
 
   Result<std::optional<JobRecord>> find_job(const std::string& id) override {
-    Statement s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?");
-    if (!s.prepared()) return failure("preparing job lookup");
-    s.bind(1, id);
-    int rc = s.step();
-    if (rc == SQLITE_ROW) return std::optional(read_job(s));
-    if (rc != SQLITE_DONE) return failure("looking up job " + id);
-    return std::optional<JobRecord>{};
+    return find_one(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?", id, read_job, "job " + id);
   }
 
   Result<std::int64_t> delete_jobs_finished_before(std::int64_t cutoff_unix_ms) override {
-    Statement s(db_, "DELETE FROM jobs WHERE finished_unix_ms > 0 AND finished_unix_ms < ?");
-    if (!s.prepared()) return failure("preparing job retention");
-    s.bind(1, cutoff_unix_ms);
-    if (s.step() != SQLITE_DONE) return failure("deleting expired jobs");
-    return static_cast<std::int64_t>(sqlite3_changes(db_));
+    return delete_where("DELETE FROM jobs WHERE finished_unix_ms > 0 AND finished_unix_ms < ?", cutoff_unix_ms,
+                        "expired jobs");
   }
 
   Status delete_job(const std::string& id) override {
-    Statement s(db_, "DELETE FROM jobs WHERE id = ?");
-    if (!s.prepared()) return failure("preparing job delete");
-    s.bind(1, id);
-    if (s.step() != SQLITE_DONE) return failure("deleting job " + id);
+    auto deleted = delete_where("DELETE FROM jobs WHERE id = ?", id, "job " + id);
+    if (!deleted) return deleted.error();
     return Ok{};
   }
 
 private:
+  /// The one row `sql` (with one `?`) selects for `key`, read by `read`; nullopt when none.
+  template <typename Key, typename Reader>
+  auto find_one(const std::string& sql, const Key& key, Reader read, const std::string& what)
+      -> Result<std::optional<decltype(read(std::declval<const Statement&>()))>> {
+    using Row = decltype(read(std::declval<const Statement&>()));
+    Statement s(db_, sql);
+    if (!s.prepared()) return failure("preparing the lookup of " + what);
+    s.bind(1, key);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return std::optional<Row>(read(s));
+    if (rc != SQLITE_DONE) return failure("looking up " + what);
+    return std::optional<Row>{};
+  }
+
+  /// Runs a DELETE with one `?` bound to `value`; returns how many rows went.
+  template <typename Value>
+  Result<std::int64_t> delete_where(const char* sql, const Value& value, const std::string& what) {
+    Statement s(db_, sql);
+    if (!s.prepared()) return failure("preparing the deletion of " + what);
+    s.bind(1, value);
+    if (s.step() != SQLITE_DONE) return failure("deleting " + what);
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
+  }
+
   sqlite3* db_;
   std::unique_ptr<Statement> save_job_statement_;
 };
