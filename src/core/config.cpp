@@ -379,7 +379,8 @@ AuditConfig parse_audit(const YAML::Node& node, const std::string& path) {
 
 JobsConfig parse_jobs(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
-             {"queue_max", "queue_max_bytes", "concurrency", "result_retention", "retained_max", "execution_timeout",
+             {"queue_max", "queue_max_bytes", "concurrency", "result_retention", "retained_max", "retained_max_bytes",
+              "execution_timeout",
               "ttl", "webhook_attempts", "webhook_retry_delay", "webhook_timeout"});
   JobsConfig j;
   if (node["queue_max"]) j.queue_max = static_cast<int>(get_int(node["queue_max"], path + ".queue_max", 1, 10'000'000));
@@ -398,6 +399,9 @@ JobsConfig parse_jobs(const YAML::Node& node, const std::string& path) {
   duration_at_least("ttl", j.ttl_ms, 1);
   duration_at_least("webhook_retry_delay", j.webhook_retry_delay_ms, 1);
   duration_at_least("webhook_timeout", j.webhook_timeout_ms, 1);
+  if (node["retained_max_bytes"])
+    j.retained_max_bytes = static_cast<std::size_t>(
+        get_int(node["retained_max_bytes"], path + ".retained_max_bytes", 1LL << 20, 64LL << 30));
   if (node["retained_max"])
     j.retained_max = static_cast<int>(get_int(node["retained_max"], path + ".retained_max", 1, 10'000'000));
   if (node["webhook_attempts"])

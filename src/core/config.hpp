@@ -116,6 +116,7 @@ struct JobsConfig {
   int concurrency = 0;                         // jobs executing at once per endpoint; 0: the endpoint's capacity
   std::chrono::milliseconds result_retention_ms{30 * 60 * 1000};  // like RunPod: results kept 30 min
   int retained_max = 100'000;                  // finished jobs kept; beyond it the oldest expire early
+  std::size_t retained_max_bytes = 256u << 20;  // their outputs in memory; beyond it the oldest expire early
   std::chrono::milliseconds execution_timeout_ms{10 * 60 * 1000};  // default policy.executionTimeout
   std::chrono::milliseconds ttl_ms{24LL * 3600 * 1000};             // default policy.ttl
   int webhook_attempts = 3;

@@ -67,6 +67,11 @@ JobManager::JobManager(asio::io_context& io, IoInbox& inbox, JobExecutor& execut
                                             "Bytes of job inputs held in memory (limit server.jobs.queue_max_bytes).",
                                             {})
                                   .with({})),
+      held_output_bytes_gauge_(metrics.gauge("tandem_jobs_held_output_bytes",
+                                             "Bytes of finished jobs' outputs held in memory (limit "
+                                             "server.jobs.retained_max_bytes).",
+                                             {})
+                                   .with({})),
       journal_backlog_(
           metrics.gauge("tandem_jobs_journal_backlog", "Job changes waiting to be written to the state store.", {})
               .with({})) {
@@ -114,6 +119,7 @@ Status JobManager::recover(registry::StateStore& store) {
     Job& j = *job;
     jobs_[j.record.id] = std::move(job);
     held_input_bytes_ += j.record.input_json.size();
+    held_output_bytes_ += j.record.output_json.size();
     if (policy::is_final(j.status)) {
       finished_order_.emplace_back(j.record.id, j.record.finished_unix_ms);
       if (j.record.webhook_state == "pending") asio::co_spawn(io_, deliver_webhook(j.record.id), asio::detached);
@@ -186,31 +192,15 @@ asio::awaitable<Result<Job*>> JobManager::submit(JobSubmission s) {
   ++queue.queued;
 
   // Wait for the commit: the id is answered only once the job survives a crash.
-  struct Commit {
-    explicit Commit(asio::io_context& io) : timer(io) {}
-    asio::steady_timer timer;
-    std::optional<Status> result;
-  };
-  auto commit = std::make_shared<Commit>(io_);
-  commit->timer.expires_at(asio::steady_timer::time_point::max());
-  const registry::JobRecord snapshot = r;
-  journal_.submit([snapshot](registry::StateStore& store) { return store.save_job(snapshot, true); },
-                  [commit](const Status& status) {
-                    commit->result = status;
-                    commit->timer.cancel();
-                  });
-  while (!commit->result) {
-    auto [ec] = co_await commit->timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    (void)ec;
-    if (stopping_ && !commit->result) break;
-  }
+  // Named, not a temporary inside the co_await: g++ 12 destroys such temporaries twice.
+  JobJournal::Work save = [snapshot = r](registry::StateStore& store) { return store.save_job(snapshot, true); };
+  Status committed = co_await journal_call(std::move(save));
   --queue.queued;
   held_input_bytes_ -= r.input_json.size();
-  if (!commit->result || !*commit->result) {
+  if (!committed) {
     rejected_.with({r.endpoint, "store_error"}).inc();
     co_return Error{ErrorCode::unavailable,
-                    "the job could not be recorded in the state store: " +
-                        (commit->result ? commit->result->error().message : std::string("the server is stopping"))};
+                    "the job could not be recorded in the state store: " + committed.error().message};
   }
   held_input_bytes_ += r.input_json.size();
   held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
@@ -220,6 +210,25 @@ asio::awaitable<Result<Job*>> JobManager::submit(JobSubmission s) {
   enqueue(accepted, false);
   pump(accepted.record.endpoint);
   co_return &accepted;
+}
+
+asio::awaitable<Status> JobManager::journal_call(JobJournal::Work work) {
+  struct Call {
+    explicit Call(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    std::optional<Status> result;
+  };
+  auto call = std::make_shared<Call>(io_);
+  call->timer.expires_at(asio::steady_timer::time_point::max());
+  journal_.submit(std::move(work), [call](const Status& status) {
+    call->result = status;
+    call->timer.cancel();
+  });
+  while (!call->result) {
+    auto [ec] = co_await call->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+  }
+  co_return *call->result;
 }
 
 Job* JobManager::find(std::string_view id) {
@@ -371,13 +380,13 @@ void JobManager::finish(Job& job, JobStatus status, std::string error) {
   r.finished_unix_ms = now_ms();
   r.error = std::move(error);
   if (status != JobStatus::completed) r.output_json.clear();
-  if (status == JobStatus::completed) {
-    // Only a failed job can be retried; a completed one needs its input no more.
-    held_input_bytes_ -= r.input_json.size();
-    r.input_json.clear();
-    r.input_json.shrink_to_fit();
-    held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
-  }
+  held_output_bytes_ += r.output_json.size();
+  // The input is in the store; a retry reads it back from there. Memory holds only the inputs
+  // of jobs that can still run, which is what server.jobs.queue_max_bytes bounds.
+  held_input_bytes_ -= r.input_json.size();
+  r.input_json.clear();
+  r.input_json.shrink_to_fit();
+  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
   if (!r.webhook.empty()) {
     r.webhook_state = "pending";
     r.webhook_attempts = 0;
@@ -409,14 +418,41 @@ Job* JobManager::cancel(std::string_view id) {
   return job;
 }
 
-Result<Job*> JobManager::retry(std::string_view id) {
-  Job* job = find(id);
-  if (job == nullptr) return Error{ErrorCode::not_found, "job \"" + std::string(id) + "\" not found (or expired)"};
-  if (!policy::may_retry(job->status))
-    return Error{ErrorCode::conflict, "job \"" + std::string(id) + "\" is " + job->record.status +
-                                          "; only FAILED, TIMED_OUT or CANCELLED jobs can be retried"};
-  if (!executor_.has_endpoint(job->record.endpoint))
-    return Error{ErrorCode::conflict, "endpoint \"" + job->record.endpoint + "\" is no longer served"};
+asio::awaitable<Result<Job*>> JobManager::retry(std::string id) {
+  auto check = [&]() -> Result<Job*> {
+    Job* job = find(id);
+    if (job == nullptr) return Error{ErrorCode::not_found, "job \"" + id + "\" not found (or expired)"};
+    if (!policy::may_retry(job->status))
+      return Error{ErrorCode::conflict, "job \"" + id + "\" is " + job->record.status +
+                                            "; only FAILED, TIMED_OUT or CANCELLED jobs can be retried"};
+    if (!executor_.has_endpoint(job->record.endpoint))
+      return Error{ErrorCode::conflict, "endpoint \"" + job->record.endpoint + "\" is no longer served"};
+    return job;
+  };
+  if (auto checked = check(); !checked) co_return checked.error();
+  // A finished job's input is only in the store.
+  auto input = std::make_shared<std::string>();
+  JobJournal::Work read = [id, input](registry::StateStore& store) -> Status {
+    auto found = store.find_job(id);
+    if (!found) return found.error();
+    if (!found->has_value()) return Error{ErrorCode::not_found, "job \"" + id + "\" is no longer in the state store"};
+    *input = std::move((*found)->input_json);
+    return Ok{};
+  };
+  Status loaded = co_await journal_call(std::move(read));
+  if (!loaded) co_return Error{ErrorCode::unavailable, "reading the job's input: " + loaded.error().message};
+  auto checked = check();  // the job may have changed while its input was read
+  if (!checked) co_return checked.error();
+  Job* job = *checked;
+  if (held_input_bytes_ + input->size() > config_.queue_max_bytes) {
+    rejected_.with({job->record.endpoint, "queue_bytes"}).inc();
+    co_return Error{ErrorCode::overloaded, "queued job inputs already hold " + std::to_string(held_input_bytes_) +
+                                               " bytes (server.jobs.queue_max_bytes); retry later"};
+  }
+  held_input_bytes_ += input->size();
+  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+  job->record.input_json = std::move(*input);
+  held_output_bytes_ -= job->record.output_json.size();
   ++job->generation;
   auto& r = job->record;
   ++r.retries;
@@ -434,7 +470,7 @@ Result<Job*> JobManager::retry(std::string_view id) {
   enqueue(*job, false);
   persist(*job);
   pump(r.endpoint);
-  return job;
+  co_return job;
 }
 
 std::int64_t JobManager::purge_queue(std::string_view endpoint) {
@@ -554,10 +590,12 @@ void JobManager::sweep() {
       continue;
     }
     const bool expired = policy::result_expired(finished_ms, config_.result_retention_ms.count(), now);
-    const bool over = finished_order_.size() > static_cast<std::size_t>(config_.retained_max);
+    const bool over_count = finished_order_.size() > static_cast<std::size_t>(config_.retained_max);
+    const bool over_bytes = held_output_bytes_ > config_.retained_max_bytes;
+    const bool over = over_count || over_bytes;
     if (!expired && !over) break;
     if (job->record.webhook_state == "pending" && !over) break;  // still being delivered
-    expired_.with({expired ? "retention" : "retained_max"}).inc();
+    expired_.with({expired ? "retention" : over_count ? "retained_max" : "retained_max_bytes"}).inc();
     if (!expired) journal_.submit([id = id](registry::StateStore& store) { return store.delete_job(id); });
     forget(id);
     finished_order_.pop_front();
@@ -573,6 +611,7 @@ void JobManager::sweep() {
   }
   journal_backlog_.set(static_cast<double>(journal_.backlog()));
   held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+  held_output_bytes_gauge_.set(static_cast<double>(held_output_bytes_));
   for (auto& [endpoint, q] : queues_) pump(endpoint);
 }
 
@@ -581,6 +620,7 @@ void JobManager::forget(const std::string& id) {
   if (it == jobs_.end()) return;
   notify(*it->second);
   held_input_bytes_ -= it->second->record.input_json.size();
+  held_output_bytes_ -= it->second->record.output_json.size();
   jobs_.erase(it);
 }
 

@@ -86,9 +86,10 @@ public:
   boost::asio::awaitable<Job*> wait_final(std::string id, std::chrono::milliseconds wait);
   /// Cancels a queued or executing job; a final job is left as it is.
   Job* cancel(std::string_view id);
-  /// Queues a FAILED, TIMED_OUT or CANCELLED job again under its id. Errors: not_found,
-  /// conflict (the job has not failed).
-  Result<Job*> retry(std::string_view id);
+  /// Queues a FAILED, TIMED_OUT or CANCELLED job again under its id, its input read back from
+  /// the store. Errors: not_found, conflict (the job has not failed), overloaded
+  /// (queue_max_bytes), unavailable (the store).
+  boost::asio::awaitable<Result<Job*>> retry(std::string id);
   /// Cancels every queued job of the endpoint; returns how many.
   std::int64_t purge_queue(std::string_view endpoint);
   [[nodiscard]] JobCounts counts(std::string_view endpoint) const;
@@ -123,6 +124,8 @@ private:
   void finish(Job& job, policy::JobStatus status, std::string error);
   void leave_queue(Job& job);
   void persist(const Job& job, bool with_input = false);
+  /// Runs `work` on the journal's thread and waits for its commit.
+  boost::asio::awaitable<Status> journal_call(JobJournal::Work work);
   void notify(Job& job);
   boost::asio::awaitable<void> deliver_webhook(std::string id);
   boost::asio::awaitable<void> sweep_loop();
@@ -140,7 +143,8 @@ private:
   std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;
   std::map<std::string, EndpointQueue, std::less<>> queues_;
   std::deque<std::pair<std::string, std::int64_t>> finished_order_;  // (id, finished ms), oldest first
-  std::size_t held_input_bytes_ = 0;  // inputs kept in memory (queued, executing, failed jobs)
+  std::size_t held_input_bytes_ = 0;   // inputs kept in memory (queued and executing jobs)
+  std::size_t held_output_bytes_ = 0;  // outputs of finished jobs kept in memory
   std::int64_t last_store_retention_ms_ = 0;
   bool stopping_ = false;
   boost::asio::steady_timer sweeper_;
@@ -154,6 +158,7 @@ private:
   Family<Gauge>& executing_;
   Counter& recovered_;
   Gauge& held_input_bytes_gauge_;
+  Gauge& held_output_bytes_gauge_;
   Gauge& journal_backlog_;
 };
 

@@ -214,7 +214,7 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
     if (!is_post) co_return method_not_allowed(request, path, "POST");
     Job* job = jobs_.find(id);
     if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
-    auto retried = jobs_.retry(id);
+    auto retried = co_await jobs_.retry(std::string(id));
     if (!retried) co_return error_reply(retried.error());
     co_return http::json_response(200, "{\"id\":" + json::serialize(json::string((*retried)->record.id)) +
                                            ",\"status\":\"" + (*retried)->record.status + "\"}");

@@ -548,7 +548,7 @@ public:
   Result<std::vector<JobRecord>> load_jobs(std::int64_t finished_since_unix_ms) override {
     std::string columns = kJobColumns;
     columns.replace(columns.find("input_json"), 10,
-                    "CASE WHEN status = 'COMPLETED' THEN '' ELSE input_json END");
+                    "CASE WHEN finished_unix_ms = 0 THEN input_json ELSE '' END");
     Statement s(db_, "SELECT " + columns +
                          " FROM jobs WHERE finished_unix_ms = 0 OR finished_unix_ms >= ? ORDER BY created_unix_ms, id");
     if (!s.prepared()) return failure("preparing job load");

@@ -162,7 +162,7 @@ public:
   /// leaves the stored input alone (so a state change does not rewrite a large input).
   virtual Status save_job(const JobRecord& job, bool with_input) = 0;
   /// Jobs not finished, or finished at or after the cutoff, oldest first. Inputs are read only
-  /// for jobs that can still run or be retried (not COMPLETED).
+  /// for unfinished jobs (a retry reads a finished job's input with find_job).
   virtual Result<std::vector<JobRecord>> load_jobs(std::int64_t finished_since_unix_ms) = 0;
   virtual Result<std::optional<JobRecord>> find_job(const std::string& id) = 0;
   /// Deletes jobs finished before the cutoff (their results expired); returns how many.

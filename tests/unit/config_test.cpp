@@ -353,6 +353,8 @@ TEST(ParseConfig, JobsSectionHasRunpodLikeDefaultsAndStrictKeys) {
   EXPECT_EQ(c.server.jobs.execution_timeout_ms, milliseconds(30'000));
   EXPECT_EQ(c.server.jobs.webhook_attempts, 4);
   EXPECT_EQ(c.server.jobs.webhook_retry_delay_ms, milliseconds(250));
+  EXPECT_EQ(parsed(std::string("server:\n  jobs: {retained_max_bytes: 2097152}\n") + kMinimal).server.jobs.retained_max_bytes,
+            2097152u);
   EXPECT_TRUE(starts_with(error_of(std::string("server:\n  jobs: {queue_maxx: 5}\n") + kMinimal),
                           "server.jobs.queue_maxx"));
   EXPECT_TRUE(starts_with(error_of(std::string("server:\n  jobs: {queue_max: 0}\n") + kMinimal),

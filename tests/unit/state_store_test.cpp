@@ -637,8 +637,9 @@ TEST_F(StateStoreTest, LoadJobsReturnsUnfinishedAndRecentlyFinishedOnesOldestFir
   EXPECT_EQ((*loaded)[0].id, "c-failed");
   EXPECT_EQ((*loaded)[1].id, "d-done");
   EXPECT_EQ((*loaded)[2].id, "b-queued");
-  EXPECT_FALSE((*loaded)[0].input_json.empty());  // a failed job may be retried
-  EXPECT_TRUE((*loaded)[1].input_json.empty());   // a completed one never runs again
+  EXPECT_TRUE((*loaded)[0].input_json.empty());   // finished: a retry reads it with find_job
+  EXPECT_TRUE((*loaded)[1].input_json.empty());
+  EXPECT_FALSE((*loaded)[2].input_json.empty());  // unfinished: it runs after the restart
   EXPECT_EQ(*store().delete_jobs_finished_before(4000), 1);
   EXPECT_TRUE(store().delete_job("b-queued").ok());
   EXPECT_EQ(store().load_jobs(0)->size(), 2u);
