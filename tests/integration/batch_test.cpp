@@ -92,27 +92,50 @@ std::optional<std::size_t> summary_value(const std::string& out, const std::stri
   return std::stoul(m[2].str());
 }
 
-TEST(Batch, TenThousandRowsCompleteWithTheModelsOwnAnswers) {
-  const auto heldout = load_heldout();
-  ASSERT_EQ(heldout.size(), 359u);
-  ServerProcess server(digits_endpoint(2));
-  ASSERT_TRUE(server.wait_ready(2)) << server.logs();
-  const auto expected = sync_labels(server, heldout);
+/// What each test starts from: the held-out rows, a digits server with `replicas` workers, all
+/// ready, and a fresh directory that goes with the setup.
+struct BatchSetup {
+  explicit BatchSetup(int replicas) : server(digits_endpoint(replicas)) {
+    if (server.wait_ready(static_cast<std::size_t>(replicas))) return;
+    fs::remove_all(dir); // the destructor does not run for a constructor that throws
+    throw std::runtime_error("the workers did not get ready:\n" + server.logs());
+  }
+  ~BatchSetup() { fs::remove_all(dir); }
+  BatchSetup(const BatchSetup&) = delete;
+  BatchSetup& operator=(const BatchSetup&) = delete;
 
-  const auto dir = make_temp_dir();
+  [[nodiscard]] std::string url() const { return url_of(server); }
+  /// `batch digits` from rows.jsonl into out.jsonl of the directory, then `extra`.
+  [[nodiscard]] std::vector<std::string> args(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args{"batch",    "digits",
+                                  "--input",  (dir / "rows.jsonl").string(),
+                                  "--output", (dir / "out.jsonl").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  std::vector<DigitRow> heldout = load_heldout();
+  ServerProcess server;
+  fs::path dir = make_temp_dir();
+};
+
+TEST(Batch, TenThousandRowsCompleteWithTheModelsOwnAnswers) {
+  BatchSetup env(2);
+  const auto& heldout = env.heldout;
+  ASSERT_EQ(heldout.size(), 359u);
+  const auto expected = sync_labels(env.server, heldout);
+
   constexpr std::size_t rows = 10'000;
-  write_rows(dir / "rows.jsonl", heldout, rows);
+  write_rows(env.dir / "rows.jsonl", heldout, rows);
   const auto started = std::chrono::steady_clock::now();
-  auto run = run_tandem({"batch", "digits", "--input", (dir / "rows.jsonl").string(), "--output",
-                         (dir / "out.jsonl").string(), "--parallel", "16"},
-                        url_of(server));
+  auto run = run_tandem(env.args({"--parallel", "16"}), env.url());
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  ASSERT_EQ(run.exit_code, 0) << run.err << run.out << server.logs();
+  ASSERT_EQ(run.exit_code, 0) << run.err << run.out << env.server.logs();
   EXPECT_EQ(summary_value(run.out, "rows"), rows) << run.out;
   EXPECT_EQ(summary_value(run.out, "completed"), rows) << run.out;
-  EXPECT_FALSE(fs::exists(dir / "out.jsonl.jobs")) << "the journal goes once every row is done";
+  EXPECT_FALSE(fs::exists(env.dir / "out.jsonl.jobs")) << "the journal goes once every row is done";
 
-  const auto results = read_results(dir / "out.jsonl");
+  const auto results = read_results(env.dir / "out.jsonl");
   ASSERT_EQ(results.size(), rows);
   std::set<std::int64_t> seen;
   std::set<std::string> ids;
@@ -133,23 +156,17 @@ TEST(Batch, TenThousandRowsCompleteWithTheModelsOwnAnswers) {
   EXPECT_GE(accuracy, 0.97);
   std::printf("batch: %zu rows in %.2f s (%.0f rows/s), accuracy %.4f\n", rows, wall_s,
               static_cast<double>(rows) / wall_s, accuracy);
-  fs::remove_all(dir);
 }
 
 TEST(Batch, ResumesAfterSigkillWithoutLosingOrRepeatingRows) {
-  const auto heldout = load_heldout();
-  ServerProcess server(digits_endpoint(2));
-  ASSERT_TRUE(server.wait_ready(2)) << server.logs();
-  const auto dir = make_temp_dir();
+  BatchSetup env(2);
+  const auto& dir = env.dir;
   constexpr std::size_t rows = 10'000;
   constexpr std::size_t parallel = 16;
-  write_rows(dir / "rows.jsonl", heldout, rows);
-  const std::vector<std::string> args{"batch",      "digits",
-                                      "--input",    (dir / "rows.jsonl").string(),
-                                      "--output",   (dir / "out.jsonl").string(),
-                                      "--parallel", std::to_string(parallel)};
+  write_rows(dir / "rows.jsonl", env.heldout, rows);
+  const auto args = env.args({"--parallel", std::to_string(parallel)});
 
-  const pid_t first = spawn_tandem(args, url_of(server), dir / "first.out", dir / "first.err");
+  const pid_t first = spawn_tandem(args, env.url(), dir / "first.out", dir / "first.err");
   ASSERT_TRUE(wait_until([&] { return complete_lines(dir / "out.jsonl") >= rows / 2; }, 60s))
       << read_text(dir / "first.err");
   ::kill(first, SIGKILL); // no chance to flush or clean up: the harsh case
@@ -161,8 +178,8 @@ TEST(Batch, ResumesAfterSigkillWithoutLosingOrRepeatingRows) {
     if (line.at("status").as_string() == "COMPLETED") done_before.insert(line.at("row").as_int64());
   EXPECT_TRUE(fs::exists(dir / "out.jsonl.jobs")) << "the journal of submitted jobs survives a kill";
 
-  auto second = run_tandem(args, url_of(server));
-  ASSERT_EQ(second.exit_code, 0) << second.err << second.out << server.logs();
+  auto second = run_tandem(args, env.url());
+  ASSERT_EQ(second.exit_code, 0) << second.err << second.out << env.server.logs();
   EXPECT_EQ(summary_value(second.out, "skipped"), done_before.size()) << second.out;
   EXPECT_NE(
       second.err.find("resuming: " + std::to_string(done_before.size()) + " of " + std::to_string(rows)),
@@ -184,29 +201,25 @@ TEST(Batch, ResumesAfterSigkillWithoutLosingOrRepeatingRows) {
   // inside a runsync call at the kill (their ids never reached the client) ran twice.
   ASSERT_TRUE(wait_until(
       [&] {
-        const auto jobs = health(server);
+        const auto jobs = health(env.server);
         return count_of(jobs, "inQueue") + count_of(jobs, "inProgress") == 0;
       },
       30s));
-  const auto jobs = health(server);
+  const auto jobs = health(env.server);
   const auto submitted = count_of(jobs, "completed") + count_of(jobs, "failed");
   EXPECT_GE(submitted, static_cast<std::int64_t>(rows));
   EXPECT_LE(submitted, static_cast<std::int64_t>(rows + parallel));
   std::printf("batch resume: killed after %zu rows, %lld jobs for %zu rows\n", before.size(),
               static_cast<long long>(submitted), rows);
-  fs::remove_all(dir);
 }
 
 TEST(Batch, SigintStopsSubmittingFlushesAndExits130) {
-  const auto heldout = load_heldout();
-  ServerProcess server(digits_endpoint(2));
-  ASSERT_TRUE(server.wait_ready(2)) << server.logs();
-  const auto dir = make_temp_dir();
+  BatchSetup env(2);
+  const auto& dir = env.dir;
   constexpr std::size_t rows = 10'000;
-  write_rows(dir / "rows.jsonl", heldout, rows);
-  const pid_t batch = spawn_tandem({"batch", "digits", "--input", (dir / "rows.jsonl").string(), "--output",
-                                    (dir / "out.jsonl").string(), "--progress", "lines"},
-                                   url_of(server), dir / "batch.out", dir / "batch.err");
+  write_rows(dir / "rows.jsonl", env.heldout, rows);
+  const pid_t batch =
+      spawn_tandem(env.args({"--progress", "lines"}), env.url(), dir / "batch.out", dir / "batch.err");
   ASSERT_TRUE(wait_until([&] { return complete_lines(dir / "out.jsonl") >= 1000; }, 60s))
       << read_text(dir / "batch.err");
   ::kill(batch, SIGINT);
@@ -219,13 +232,13 @@ TEST(Batch, SigintStopsSubmittingFlushesAndExits130) {
   EXPECT_EQ(summary_value(out, "not done"), rows - written.size()) << out;
   EXPECT_EQ(read_text(dir / "out.jsonl").back(), '\n') << "no torn line after a clean stop";
   EXPECT_NE(read_text(dir / "batch.err").find("interrupted"), std::string::npos);
-  fs::remove_all(dir);
 }
 
 TEST(Batch, RejectsBadInputUnknownEndpointAndMissingFile) {
-  const auto heldout = load_heldout();
-  ServerProcess server(digits_endpoint(1));
-  const auto dir = make_temp_dir();
+  BatchSetup env(1);
+  const auto& heldout = env.heldout;
+  const auto& dir = env.dir;
+  const auto url = env.url();
   const auto out = (dir / "out.jsonl").string();
   {
     std::ofstream bad(dir / "bad.jsonl");
@@ -233,8 +246,7 @@ TEST(Batch, RejectsBadInputUnknownEndpointAndMissingFile) {
         << "{\"inputs\": [oops\n"
         << infer_body(heldout, 1, 1) << "\n";
   }
-  auto bad = run_tandem({"batch", "digits", "--input", (dir / "bad.jsonl").string(), "--output", out},
-                        url_of(server));
+  auto bad = run_tandem({"batch", "digits", "--input", (dir / "bad.jsonl").string(), "--output", out}, url);
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("line 3"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(out)) << "nothing is submitted before the whole file is valid";
@@ -243,36 +255,32 @@ TEST(Batch, RejectsBadInputUnknownEndpointAndMissingFile) {
     std::ofstream array(dir / "array.jsonl");
     array << "[1, 2, 3]\n";
   }
-  auto not_object = run_tandem(
-      {"batch", "digits", "--input", (dir / "array.jsonl").string(), "--output", out}, url_of(server));
+  auto not_object =
+      run_tandem({"batch", "digits", "--input", (dir / "array.jsonl").string(), "--output", out}, url);
   EXPECT_EQ(not_object.exit_code, 2) << not_object.err;
   EXPECT_NE(not_object.err.find("line 1: expected a JSON object"), std::string::npos) << not_object.err;
 
   write_rows(dir / "rows.jsonl", heldout, 3);
-  auto unknown =
-      run_tandem({"batch", "no-such-endpoint", "--input", (dir / "rows.jsonl").string(), "--output", out},
-                 url_of(server));
+  auto unknown = run_tandem(
+      {"batch", "no-such-endpoint", "--input", (dir / "rows.jsonl").string(), "--output", out}, url);
   EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
   EXPECT_NE(unknown.err.find("endpoint \"no-such-endpoint\" not found"), std::string::npos) << unknown.err;
 
-  auto missing = run_tandem({"batch", "digits", "--input", (dir / "missing.jsonl").string(), "--output", out},
-                            url_of(server));
+  auto missing =
+      run_tandem({"batch", "digits", "--input", (dir / "missing.jsonl").string(), "--output", out}, url);
   EXPECT_EQ(missing.exit_code, 2) << missing.err;
   EXPECT_NE(missing.err.find("missing.jsonl"), std::string::npos) << missing.err;
 
   auto bad_option = run_tandem(
-      {"batch", "digits", "--input", (dir / "rows.jsonl").string(), "--output", out, "--parallel", "0"},
-      url_of(server));
+      {"batch", "digits", "--input", (dir / "rows.jsonl").string(), "--output", out, "--parallel", "0"}, url);
   EXPECT_EQ(bad_option.exit_code, 2) << bad_option.err;
   EXPECT_NE(bad_option.err.find("--parallel"), std::string::npos) << bad_option.err;
-  fs::remove_all(dir);
 }
 
 TEST(Batch, ProgressLinesAndSummaryWhenNotATerminal) {
-  const auto heldout = load_heldout();
-  ServerProcess server(digits_endpoint(1));
-  ASSERT_TRUE(server.wait_ready(1)) << server.logs();
-  const auto dir = make_temp_dir();
+  BatchSetup env(1);
+  const auto& heldout = env.heldout;
+  const auto& dir = env.dir;
   // Blank lines are skipped but still count for "row" (the physical line); a line with "input"
   // is a job body already.
   std::set<std::int64_t> data_lines;
@@ -291,9 +299,7 @@ TEST(Batch, ProgressLinesAndSummaryWhenNotATerminal) {
         in << infer_body(heldout, line, 1) << "\n";
     }
   }
-  auto run = run_tandem({"batch", "digits", "--input", (dir / "rows.jsonl").string(), "--output",
-                         (dir / "out.jsonl").string(), "--parallel", "4", "--progress", "lines"},
-                        url_of(server));
+  auto run = run_tandem(env.args({"--parallel", "4", "--progress", "lines"}), env.url());
   ASSERT_EQ(run.exit_code, 0) << run.err << run.out;
   EXPECT_NE(run.err.find("batch: 54/54 rows (100%)"), std::string::npos) << run.err;
   EXPECT_EQ(run.err.find('\r'), std::string::npos) << "no bar redraws off a terminal";
@@ -307,16 +313,13 @@ TEST(Batch, ProgressLinesAndSummaryWhenNotATerminal) {
   EXPECT_EQ(rows, data_lines);
 
   // Run again: nothing left to do, and the summary as JSON says so.
-  auto again = run_tandem({"batch", "digits", "--input", (dir / "rows.jsonl").string(), "--output",
-                           (dir / "out.jsonl").string(), "--json"},
-                          url_of(server));
+  auto again = run_tandem(env.args({"--json"}), env.url());
   ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
   const auto summary = json::parse(again.out).as_object();
   EXPECT_EQ(summary.at("rows").as_int64(), 54);
   EXPECT_EQ(summary.at("skipped").as_int64(), 54);
   EXPECT_EQ(summary.at("completed").as_int64(), 0);
   EXPECT_NE(again.err.find("resuming: 54 of 54 rows already done"), std::string::npos) << again.err;
-  fs::remove_all(dir);
 }
 
 } // namespace
