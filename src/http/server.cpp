@@ -146,7 +146,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   connections_gauge_.inc();
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
-  std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser;
+  std::unique_ptr<bhttp::request_parser<AppendStringBody>> parser;
   for (;;) {
     // Idle between requests, a connection holds no parser and only a small buffer: with
     // thousands of keep-alive connections open, that is most of their memory.
@@ -160,7 +160,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       if (idle_ec || expired || stopping_) break;  // idle too long, or shutting down: nothing to answer
     }
     stream.expires_after(limits_.idle_timeout_ms);
-    parser = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
+    parser = std::make_unique<bhttp::request_parser<AppendStringBody>>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     std::tie(read_ec, std::ignore) =

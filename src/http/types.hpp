@@ -3,6 +3,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "http/append_string_body.hpp"
+
 namespace tandem::http {
 
 namespace asio = boost::asio;
@@ -10,7 +12,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-using Request = bhttp::request<bhttp::string_body>;
+using Request = bhttp::request<AppendStringBody>;
 /// A parsed response (from a worker).
 using Response = bhttp::response<bhttp::string_body>;
 
