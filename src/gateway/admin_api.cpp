@@ -1,8 +1,8 @@
 #include "gateway/admin_api.hpp"
 
 #include "core/duration.hpp"
+#include "http/error_reply.hpp"
 #include "http/query.hpp"
-#include "protocol/v2_codec.hpp"
 
 #include <boost/json.hpp>
 
@@ -13,6 +13,8 @@ namespace tandem::gateway {
 
 namespace json = boost::json;
 using http::bhttp::verb;
+using http::error_reply;
+using http::method_not_allowed;
 
 namespace {
 
@@ -20,12 +22,6 @@ http::Reply json_reply(unsigned status, const json::value& value) {
   return http::json_response(status, json::serialize(value));
 }
 
-http::Reply method_not_allowed(const http::Request& request, std::string_view path, const char* allow) {
-  auto r = error_reply({ErrorCode::method_not_allowed,
-                        std::string(request.method_string()) + " is not allowed on " + std::string(path)});
-  r.set("Allow", allow);
-  return r;
-}
 
 json::object version_object(const registry::ModelVersionRecord& r) {
   json::object tags;
@@ -81,10 +77,6 @@ std::string_view string_field(const json::object& o, std::string_view key) {
 }
 
 } // namespace
-
-http::Reply error_reply(const Error& e) {
-  return http::json_response(static_cast<unsigned>(http_status(e.code)), v2::encode_error(e.message));
-}
 
 std::string model_version_json(const registry::ModelVersionRecord& record) {
   return json::serialize(version_object(record));

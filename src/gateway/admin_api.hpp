@@ -43,9 +43,6 @@ private:
 std::string model_version_json(const registry::ModelVersionRecord& record);
 std::string audit_record_json(const registry::AuditRecord& record);
 
-/// An error answer: the ErrorCode's status and {"error": message}.
-http::Reply error_reply(const Error& error);
-
 /// "2026-11-28T15:04:05.123Z" for a Unix time in milliseconds.
 std::string iso8601_utc(std::int64_t unix_ms);
 /// A time bound in a query: Unix milliseconds, an RFC 3339 UTC time ("2026-11-28T15:04:05Z"),

@@ -2,6 +2,7 @@
 
 #include "core/duration.hpp"
 #include "gateway/admin_api.hpp"
+#include "http/error_reply.hpp"
 #include "http/query.hpp"
 #include "protocol/v2_codec.hpp"
 
@@ -14,6 +15,7 @@ namespace tandem::gateway {
 
 namespace json = boost::json;
 using http::bhttp::verb;
+using http::error_reply;
 
 namespace {
 

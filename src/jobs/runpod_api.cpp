@@ -1,5 +1,6 @@
 #include "jobs/runpod_api.hpp"
 
+#include "http/error_reply.hpp"
 #include "http/one_shot_client.hpp"
 #include "http/query.hpp"
 
@@ -19,19 +20,10 @@ constexpr std::int64_t kRunsyncWaitDefaultMs = 90'000;
 constexpr std::int64_t kStreamWaitDefaultMs = 10'000;
 constexpr std::int64_t kWaitMaxMs = 300'000;
 
+/// A job API error; a refusal for now (429, 503) says when to come back, as RunPod's does.
 http::Reply error_reply(const Error& error) {
-  json::object body;
-  body["error"] = error.message;
-  auto reply = http::json_response(static_cast<unsigned>(http_status(error.code)), json::serialize(body));
+  auto reply = http::error_reply(error);
   if (error.code == ErrorCode::overloaded || error.code == ErrorCode::unavailable) reply.set("Retry-After", "1");
-  return reply;
-}
-
-http::Reply method_not_allowed(const http::Request& request, std::string_view path, std::string_view allow) {
-  auto reply = error_reply({ErrorCode::method_not_allowed, std::string(request.method_string()) +
-                                                               " is not allowed on " + std::string(path) + "; use " +
-                                                               std::string(allow)});
-  reply.set("Allow", allow);
   return reply;
 }
 
@@ -180,11 +172,11 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
     co_return error_reply({ErrorCode::not_found, "no route for " + std::string(path)});
 
   if (action == "run" || action == "runsync") {
-    if (!is_post) co_return method_not_allowed(request, path, "POST");
+    if (!is_post) co_return http::method_not_allowed(request, path, "POST");
     co_return co_await submit(request, endpoint, action == "runsync", query);
   }
   if (action == "status" || action == "status-sync" || action == "stream") {
-    if (!is_get) co_return method_not_allowed(request, path, "GET");
+    if (!is_get) co_return http::method_not_allowed(request, path, "GET");
     Job* job = jobs_.find(id);
     if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
     if (action != "status") {
@@ -204,14 +196,14 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
     co_return http::json_response(200, std::move(body));
   }
   if (action == "cancel") {
-    if (!is_post) co_return method_not_allowed(request, path, "POST");
+    if (!is_post) co_return http::method_not_allowed(request, path, "POST");
     Job* job = jobs_.find(id);
     if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
     job = jobs_.cancel(id);
     co_return http::json_response(200, status_json(*job, now_ms()));
   }
   if (action == "retry") {
-    if (!is_post) co_return method_not_allowed(request, path, "POST");
+    if (!is_post) co_return http::method_not_allowed(request, path, "POST");
     Job* job = jobs_.find(id);
     if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
     auto retried = co_await jobs_.retry(std::string(id));
@@ -220,12 +212,12 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
                                            ",\"status\":\"" + (*retried)->record.status + "\"}");
   }
   if (action == "purge-queue") {
-    if (!is_post) co_return method_not_allowed(request, path, "POST");
+    if (!is_post) co_return http::method_not_allowed(request, path, "POST");
     const std::int64_t removed = jobs_.purge_queue(endpoint);
     co_return http::json_response(200, "{\"removed\":" + std::to_string(removed) + ",\"status\":\"completed\"}");
   }
   if (action == "health") {
-    if (!is_get) co_return method_not_allowed(request, path, "GET");
+    if (!is_get) co_return http::method_not_allowed(request, path, "GET");
     const JobCounts j = jobs_.counts(endpoint);
     const WorkerCounts w = jobs_.worker_counts(endpoint);
     json::object body;
