@@ -448,18 +448,18 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     if (auto r = only_get()) co_return *r;
     co_return admin_workers();
   }
-  if (target.substr(0, 10) == "/admin/v1/") {
+  // What follows '?' in the request target, for the APIs that take query parameters.
+  auto query_string = [&]() -> std::string_view {
     const std::string_view full = request.target();
-    const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
+    return full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
+  };
+  if (target.substr(0, 10) == "/admin/v1/") {
+    const std::string_view query = query_string();
     if (rollouts_ && target.substr(0, 18) == "/admin/v1/rollouts") co_return rollouts_->handle(request, target, query);
     if (options_.admin)
       if (auto reply = options_.admin->handle(request, target, query)) co_return std::move(*reply);
   }
-  if (job_api_ && target.substr(0, 11) == "/runpod/v2/") {
-    const std::string_view full = request.target();
-    const std::string_view query = full.size() > target.size() ? full.substr(target.size() + 1) : std::string_view();
-    co_return co_await job_api_(request, target, query);
-  }
+  if (job_api_ && target.substr(0, 11) == "/runpod/v2/") co_return co_await job_api_(request, target, query_string());
   if (auto path = v2::parse_model_path(target)) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())

@@ -66,7 +66,7 @@ asio::awaitable<Resolved> resolve(const asio::any_io_executor& executor, const H
     for (const auto& r : results) endpoints.push_back(r.endpoint());
     inbox.post([lookup, endpoints = std::move(endpoints), error]() mutable {
       lookup->endpoints = std::move(endpoints);
-      lookup->error = error ? error : boost::system::error_code();
+      lookup->error = error;
       lookup->done.cancel();
     });
   }).detach();

@@ -91,7 +91,15 @@ JobManager::JobManager(asio::io_context& io, IoInbox& inbox, JobExecutor& execut
     commits.advance_to(static_cast<double>(journal.batches()));
     changes.advance_to(static_cast<double>(journal.changes()));
     failures.advance_to(static_cast<double>(journal.failures()));
+    // Gauges are read when scraped: what they show is derived from the manager's own state.
     journal_backlog_.set(static_cast<double>(journal.backlog()));
+    held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
+    held_output_bytes_gauge_.set(static_cast<double>(held_output_bytes_));
+    for (const auto& entry : queues_) {
+      const EndpointQueue& q = entry.second;
+      q.queued_gauge->set(static_cast<double>(q.queued));
+      q.executing_gauge->set(q.executing);
+    }
   });
 }
 
@@ -140,7 +148,6 @@ Status JobManager::recover(registry::StateStore& store) {
     ++requeued;
   }
   recovered_.inc(static_cast<double>(requeued));
-  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
   if (!loaded->empty())
     spdlog::info("jobs: recovered {} job(s) from the state store, {} queued again", loaded->size(), requeued);
   return Ok{};
@@ -203,7 +210,6 @@ asio::awaitable<Result<Job*>> JobManager::submit(JobSubmission s) {
                     "the job could not be recorded in the state store: " + committed.error().message};
   }
   held_input_bytes_ += r.input_json.size();
-  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
   Job& accepted = *job;
   jobs_[r.id] = std::move(job);
   accepted_.with({accepted.record.endpoint}).inc();
@@ -255,13 +261,11 @@ void JobManager::enqueue(Job& job, bool at_front) {
   if (at_front) list.push_front(job.record.id);
   else list.push_back(job.record.id);
   ++q.queued;
-  q.queued_gauge->set(static_cast<double>(q.queued));
 }
 
 void JobManager::leave_queue(Job& job) {
   EndpointQueue& q = queue_of(job.record.endpoint);
   --q.queued;
-  q.queued_gauge->set(static_cast<double>(q.queued));
 }
 
 void JobManager::pump(const std::string& endpoint) {
@@ -306,7 +310,6 @@ void JobManager::begin_execution(Job& job, EndpointQueue& q) {
   job.record.started_unix_ms = now_ms();
   ++job.record.executions;
   ++q.executing;
-  q.executing_gauge->set(q.executing);
   // Not written: after a crash an executing job and a queued one are recovered alike (queued
   // again), so the store learns of the execution only from its outcome. One write fewer per job.
   asio::co_spawn(io_, execute(job.record.id, job.generation), asio::detached);
@@ -329,7 +332,6 @@ asio::awaitable<void> JobManager::execute(std::string id, std::uint64_t generati
 
   EndpointQueue& q = queue_of(endpoint);
   --q.executing;
-  q.executing_gauge->set(q.executing);
   job = find(id);
   if (job != nullptr && job->generation == generation && job->status == JobStatus::in_progress) {
     const std::int64_t now = now_ms();
@@ -386,7 +388,6 @@ void JobManager::finish(Job& job, JobStatus status, std::string error) {
   held_input_bytes_ -= r.input_json.size();
   r.input_json.clear();
   r.input_json.shrink_to_fit();
-  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
   if (!r.webhook.empty()) {
     r.webhook_state = "pending";
     r.webhook_attempts = 0;
@@ -398,10 +399,9 @@ void JobManager::finish(Job& job, JobStatus status, std::string error) {
   if (!r.webhook.empty()) asio::co_spawn(io_, deliver_webhook(r.id), asio::detached);
 }
 
-void JobManager::persist(const Job& job, bool with_input) {
-  journal_.submit([record = job.record, with_input](registry::StateStore& store) {
-    return store.save_job(record, with_input);
-  });
+void JobManager::persist(const Job& job) {
+  // The input was written with the job's first save and never changes.
+  journal_.submit([record = job.record](registry::StateStore& store) { return store.save_job(record, false); });
 }
 
 void JobManager::notify(Job& job) {
@@ -450,7 +450,6 @@ asio::awaitable<Result<Job*>> JobManager::retry(std::string id) {
                                                " bytes (server.jobs.queue_max_bytes); retry later"};
   }
   held_input_bytes_ += input->size();
-  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
   job->record.input_json = std::move(*input);
   held_output_bytes_ -= job->record.output_json.size();
   ++job->generation;
@@ -609,9 +608,6 @@ void JobManager::sweep() {
       return Ok{};
     });
   }
-  journal_backlog_.set(static_cast<double>(journal_.backlog()));
-  held_input_bytes_gauge_.set(static_cast<double>(held_input_bytes_));
-  held_output_bytes_gauge_.set(static_cast<double>(held_output_bytes_));
   for (auto& [endpoint, q] : queues_) pump(endpoint);
 }
 

@@ -123,7 +123,7 @@ private:
   boost::asio::awaitable<void> execute(std::string id, std::uint64_t generation);
   void finish(Job& job, policy::JobStatus status, std::string error);
   void leave_queue(Job& job);
-  void persist(const Job& job, bool with_input = false);
+  void persist(const Job& job);
   /// Runs `work` on the journal's thread and waits for its commit.
   boost::asio::awaitable<Status> journal_call(JobJournal::Work work);
   void notify(Job& job);
