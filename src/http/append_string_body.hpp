@@ -19,7 +19,7 @@ struct AppendStringBody {
 
   static std::uint64_t size(const value_type& body) { return body.size(); }
 
-  class reader {
+  class reader {  // NOLINT(readability-identifier-naming): the name Beast's Body concept requires
   public:
     template <bool isRequest, class Fields>
     reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
