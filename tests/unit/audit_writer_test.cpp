@@ -4,7 +4,7 @@
 #include "registry/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
-#include "support/temp_dir.hpp"
+#include "support/store_fixture.hpp"
 #include "support/wait_until.hpp"
 #include <sqlite3.h>
 
@@ -70,16 +70,9 @@ AuditRecord record(const std::string& id, std::int64_t time_ms) {
   return r;
 }
 
-class AuditWriterTest : public ::testing::Test {
+// The server opens its own store first (creating and migrating it); so does this test.
+class AuditWriterTest : public tandem::testing::FreshStoreTest {
 protected:
-  void SetUp() override {
-    file_ = sqlite_path(dir_.path());
-    // The server opens its own store first (creating and migrating it); so does this test.
-    auto opened = open_sqlite_store(file_);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store_ = std::move(*opened);
-  }
-
   AuditWriterOptions options() const {
     AuditWriterOptions o;
     o.store_file = file_;
@@ -107,10 +100,6 @@ protected:
     for (const auto& r : stored()) ids.insert(r.request_id);
     return ids;
   }
-
-  TempDir dir_;
-  fs::path file_;
-  std::unique_ptr<StateStore> store_;
 };
 
 TEST_F(AuditWriterTest, EverySubmittedRecordIsInTheStoreAfterShutdown) {

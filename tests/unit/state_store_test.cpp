@@ -2,7 +2,7 @@
 #include "registry/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
-#include "support/temp_dir.hpp"
+#include "support/store_fixture.hpp"
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -42,21 +42,7 @@ std::string raw_sql(const fs::path& file, const std::string& sql) {
   return last;
 }
 
-class StateStoreTest : public ::testing::Test {
-protected:
-  void SetUp() override {
-    file_ = sqlite_path(dir_.path());
-    auto opened = open_sqlite_store(file_);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store_ = std::move(*opened);
-  }
-
-  StateStore& store() { return *store_; }
-
-  TempDir dir_;
-  fs::path file_;
-  std::unique_ptr<StateStore> store_;
-};
+using StateStoreTest = tandem::testing::FreshStoreTest;
 
 ModelVersionRecord version_record(const std::string& name, const std::string& digest,
                                   std::int64_t created_ms) {
