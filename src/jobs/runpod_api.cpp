@@ -27,6 +27,11 @@ http::Reply error_reply(const Error& error) {
   return reply;
 }
 
+/// What run and retry answer: {"id", "status"}.
+std::string id_and_status_json(const Job& job) {
+  return "{\"id\":" + json::serialize(json::string(job.record.id)) + ",\"status\":\"" + job.record.status + "\"}";
+}
+
 Error job_not_found(std::string_view id) {
   return {ErrorCode::not_found,
           "job \"" + std::string(id) + "\" not found (unknown, or its result expired after server.jobs.result_retention)"};
@@ -171,14 +176,19 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
   if (!takes_id && !id.empty())
     co_return error_reply({ErrorCode::not_found, "no route for " + std::string(path)});
 
+  // A job is known under its own endpoint only.
+  auto find_here = [&]() -> Job* {
+    Job* job = jobs_.find(id);
+    return job != nullptr && job->record.endpoint == endpoint ? job : nullptr;
+  };
   if (action == "run" || action == "runsync") {
     if (!is_post) co_return http::method_not_allowed(request, path, "POST");
     co_return co_await submit(request, endpoint, action == "runsync", query);
   }
   if (action == "status" || action == "status-sync" || action == "stream") {
     if (!is_get) co_return http::method_not_allowed(request, path, "GET");
-    Job* job = jobs_.find(id);
-    if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
+    Job* job = find_here();
+    if (job == nullptr) co_return error_reply(job_not_found(id));
     if (action != "status") {
       auto wait = wait_param(query, action == "stream" ? kStreamWaitDefaultMs : kRunsyncWaitDefaultMs);
       if (!wait) co_return error_reply(wait.error());
@@ -197,19 +207,18 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
   }
   if (action == "cancel") {
     if (!is_post) co_return http::method_not_allowed(request, path, "POST");
-    Job* job = jobs_.find(id);
-    if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
+    Job* job = find_here();
+    if (job == nullptr) co_return error_reply(job_not_found(id));
     job = jobs_.cancel(id);
     co_return http::json_response(200, status_json(*job, now_ms()));
   }
   if (action == "retry") {
     if (!is_post) co_return http::method_not_allowed(request, path, "POST");
-    Job* job = jobs_.find(id);
-    if (job == nullptr || job->record.endpoint != endpoint) co_return error_reply(job_not_found(id));
+    Job* job = find_here();
+    if (job == nullptr) co_return error_reply(job_not_found(id));
     auto retried = co_await jobs_.retry(std::string(id));
     if (!retried) co_return error_reply(retried.error());
-    co_return http::json_response(200, "{\"id\":" + json::serialize(json::string((*retried)->record.id)) +
-                                           ",\"status\":\"" + (*retried)->record.status + "\"}");
+    co_return http::json_response(200, id_and_status_json(**retried));
   }
   if (action == "purge-queue") {
     if (!is_post) co_return http::method_not_allowed(request, path, "POST");
@@ -259,8 +268,7 @@ asio::awaitable<http::Reply> RunpodApi::submit(http::Request& request, const std
   if (!accepted) co_return error_reply(accepted.error());
   Job* job = *accepted;
   if (!wait) {
-    co_return http::json_response(200, "{\"id\":" + json::serialize(json::string(job->record.id)) +
-                                           ",\"status\":\"" + job->record.status + "\"}");
+    co_return http::json_response(200, id_and_status_json(*job));
   }
   const std::string id = job->record.id;
   job = co_await jobs_.wait_final(id, std::chrono::milliseconds(wait_ms));
