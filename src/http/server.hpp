@@ -9,7 +9,8 @@
 
 #include <chrono>
 #include <functional>
-#include <list>
+
+#include <boost/intrusive/list.hpp>
 #include <string>
 
 namespace tandem::http {
@@ -31,10 +32,24 @@ public:
   void stop();
 
 private:
+  /// A connection's place in the deadline list. Each phase (idle, reading a request, writing a
+  /// reply) has server.limits.idle_timeout; handling a request has the request's own deadline
+  /// instead. Lives in the session's coroutine frame and unlinks itself when the session ends.
+  /// One sweeper closes the connections whose deadline has passed, so the hot path arms no
+  /// timer (re-arming is a clock read and a relink), and an idle connection holds no timer,
+  /// parser or large buffer.
+  struct Watch : boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+    tcp::socket* socket = nullptr;
+    std::chrono::steady_clock::time_point deadline;
+    bool expired = false;
+  };
+
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(tcp::socket socket);
   asio::awaitable<void> reject_connection(tcp::socket socket);
-  asio::awaitable<void> idle_sweeper();
+  asio::awaitable<void> deadline_sweeper();
+  /// Starts a phase: the connection must finish it within the idle timeout from now.
+  void arm(Watch& watch);
 
   asio::io_context& io_;
   HttpLimits limits_;
@@ -45,14 +60,8 @@ private:
   Gauge& connections_gauge_;
   Counter& connections_accepted_;
   Family<Counter>& rejected_;
-  // Connections waiting for their next request. One sweeper closes those idle too long, so an
-  // idle connection holds only a readiness wait: no timer, buffer or parser of its own.
-  struct IdleConnection {
-    tcp::socket* socket;
-    std::chrono::steady_clock::time_point since;
-    bool expired = false;
-  };
-  std::list<IdleConnection> idle_;  // oldest first
+  // Oldest deadline first: every phase has the same timeout, so appending keeps the order.
+  boost::intrusive::list<Watch, boost::intrusive::constant_time_size<false>> watched_;
   asio::steady_timer sweeper_;
 };
 

@@ -143,6 +143,13 @@ public:
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  /// Binds text without copying it: the caller keeps `text` alive until step() and reset().
+  /// For bulk inserts, where SQLite's private copy of every column was a malloc, a copy and a
+  /// free per value.
+  Statement& bind_borrowed(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+    return *this;
+  }
   Statement& bind(int index, std::int64_t value) {
     sqlite3_bind_int64(stmt_, index, value);
     return *this;
@@ -456,9 +463,11 @@ public:
     if (!s.prepared()) result = failure("preparing audit insert");
     for (std::size_t i = 0; result && i < records.size(); ++i) {
       const auto& r = records[i];
-      s.bind(1, r.request_id).bind(2, r.trace_id).bind(3, r.time_unix_ms).bind(4, r.endpoint);
-      s.bind(5, r.model_version).bind(6, r.input_sha256).bind(7, r.tier).bind(8, r.worker).bind(9, r.status);
-      s.bind(10, r.error_code).bind(11, r.attempts).bind(12, r.queue_ms).bind(13, r.cold_start_ms);
+      // The records outlive each step(): their text is bound in place.
+      s.bind_borrowed(1, r.request_id).bind_borrowed(2, r.trace_id).bind(3, r.time_unix_ms).bind_borrowed(4, r.endpoint);
+      s.bind_borrowed(5, r.model_version).bind_borrowed(6, r.input_sha256).bind_borrowed(7, r.tier);
+      s.bind_borrowed(8, r.worker).bind(9, r.status);
+      s.bind_borrowed(10, r.error_code).bind(11, r.attempts).bind(12, r.queue_ms).bind(13, r.cold_start_ms);
       s.bind(14, r.upstream_ms).bind(15, r.total_ms).bind(16, r.cost_usd);
       if (s.step() != SQLITE_DONE) result = failure("inserting audit record");
       s.reset();

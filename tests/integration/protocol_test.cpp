@@ -159,5 +159,28 @@ TEST(Connections, IdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout) {
   EXPECT_LT(idle_for, std::chrono::milliseconds(1500));
 }
 
+TEST(Connections, AClientThatStopsHalfwayThroughItsHeadersIsDroppedAfterTheIdleTimeout) {
+  ServerProcess server(digits_endpoint(1), "  limits: {idle_timeout: 300ms}\n");
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address(server.host()), server.port()});
+  // Part of a request, then nothing: the server must not wait for the rest forever.
+  const std::string partial = "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Le";
+  asio::write(socket, asio::buffer(partial));
+  auto since = std::chrono::steady_clock::now();
+  char buffer[1024];
+  boost::system::error_code ec;
+  std::size_t n = socket.read_some(asio::buffer(buffer), ec);  // blocks until the server drops it
+  auto waited = std::chrono::steady_clock::now() - since;
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message() << " after " << n << " bytes";
+  EXPECT_GE(waited, std::chrono::milliseconds(250));
+  EXPECT_LT(waited, std::chrono::milliseconds(1500));
+  auto metrics = server.client().get("/metrics").body;
+  EXPECT_EQ(metric_value(metrics, "tandem_http_rejected_total{reason=\"read_timeout\"}").value_or(0), 1);
+  // The connection limit's gauge counts it as closed.
+  EXPECT_EQ(metric_value(metrics, "tandem_http_connections").value_or(-1), 1);  // the scrape's own
+}
+
 } // namespace
 } // namespace tandem::testing
