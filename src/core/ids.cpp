@@ -1,6 +1,7 @@
 #include "core/ids.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace tandem {
 
@@ -12,12 +13,23 @@ std::uint64_t IdGenerator::next_u64() {
 }
 
 void IdGenerator::fill_hex(char* out, std::size_t digits) {
-  static constexpr char hex[] = "0123456789abcdef";
+  // Two digits per table lookup: ids are made several times per request.
+  static constexpr auto pairs = [] {
+    std::array<char, 512> table{};
+    constexpr char hex[] = "0123456789abcdef";
+    for (std::size_t b = 0; b < 256; ++b) {
+      table[2 * b] = hex[b >> 4];
+      table[2 * b + 1] = hex[b & 0xF];
+    }
+    return table;
+  }();
   for (std::size_t at = 0; at < digits; at += 16) {
     std::uint64_t bits = next_u64();
-    for (std::size_t i = 0; i < 16; ++i) {
-      out[at + i] = hex[bits & 0xF];
-      bits >>= 4;
+    for (std::size_t i = 0; i < 16; i += 2) {
+      const std::size_t b = bits & 0xFF;
+      out[at + i] = pairs[2 * b];
+      out[at + i + 1] = pairs[2 * b + 1];
+      bits >>= 8;
     }
   }
 }

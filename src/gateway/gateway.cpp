@@ -776,7 +776,8 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
   Duration& queue_wait = t.queue;
   std::optional<std::size_t> avoid;
   std::optional<policy::Tier> failed_tier;
-  Error last_error{ErrorCode::unavailable, "endpoint " + ep.config.name + " has no pool its routing policy may use"};
+  // The message is written only if it is needed: building it on every request was two allocations.
+  Error last_error{ErrorCode::unavailable, {}};
   const int attempts = 1 + ep.config.retries;
   for (int attempt = 0; attempt < attempts; ++attempt) {
     const TimePoint now = clock_.now();
@@ -954,6 +955,8 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
     }
     retries_.with({ep.config.name, reason}).inc();
   }
+  if (last_error.message.empty())
+    last_error.message = "endpoint " + ep.config.name + " has no pool its routing policy may use";
   auto res = fail(last_error, tier_label);
   if (last_error.code == ErrorCode::overloaded) res.set("Retry-After", "1");
   if (tier_label != "none") res.set("x-tandem-tier", tier_label);

@@ -11,6 +11,26 @@ UpstreamPool::UpstreamPool(asio::any_io_executor executor, const tcp::endpoint& 
     : executor_(std::move(executor)), endpoint_(endpoint), max_idle_(max_idle),
       max_response_bytes_(max_response_bytes) {}
 
+void UpstreamPool::arm(const std::shared_ptr<Connection>& connection, std::chrono::steady_clock::time_point deadline) {
+  connection->timed_out = false;
+  connection->watchdog.expires_at(deadline);
+  // The handler keeps the connection alive until it has run, and does nothing unless this
+  // exchange is still the current one: a deadline that fired just as the answer arrived must
+  // not shut the socket of a connection that went back to the idle set.
+  connection->watchdog.async_wait([connection, exchange = ++connection->exchange](const boost::system::error_code& ec) {
+    if (ec || connection->exchange != exchange) return;
+    connection->timed_out = true;
+    boost::system::error_code ignored;
+    connection->socket.cancel(ignored);
+    connection->socket.shutdown(tcp::socket::shutdown_both, ignored);
+  });
+}
+
+void UpstreamPool::disarm(Connection& connection) {
+  ++connection.exchange;
+  connection.watchdog.cancel();
+}
+
 void UpstreamPool::close() {
   closed_ = true;
   idle_.clear();
@@ -20,7 +40,7 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
                                                      std::chrono::steady_clock::time_point deadline) {
   bool fresh_only = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<Connection> connection;
+    std::shared_ptr<Connection> connection;
     bool reused = false;
     if (fresh_only) {
       // One reused connection was dead: the others idled as long, so they go too, and the
@@ -35,24 +55,26 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       idle_.pop_back();
       reused = true;
     } else {
-      connection = std::make_unique<Connection>(executor_);
-      connection->stream.expires_at(deadline);
-      auto [ec] = co_await connection->stream.async_connect(endpoint_, asio::as_tuple(asio::use_awaitable));
+      connection = std::make_shared<Connection>(executor_);
+      arm(connection, deadline);
+      auto [ec] = co_await connection->socket.async_connect(endpoint_, asio::as_tuple(asio::use_awaitable));
       if (ec) {
-        if (ec == beast::error::timeout)
+        disarm(*connection);
+        if (connection->timed_out)
           co_return make_error(ErrorCode::timeout, "deadline passed while connecting to the worker");
         co_return make_error(ErrorCode::upstream_error, "cannot connect to worker: " + ec.message());
       }
       boost::system::error_code opt_ec;
-      connection->stream.socket().set_option(tcp::no_delay(true), opt_ec);
+      connection->socket.set_option(tcp::no_delay(true), opt_ec);
     }
-    connection->stream.expires_at(deadline);
+    if (reused) arm(connection, deadline);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head.size()),
                                               asio::buffer(body.data(), body.size())};
-    auto [write_ec, written] = co_await asio::async_write(connection->stream, buffers, asio::as_tuple(asio::use_awaitable));
+    auto [write_ec, written] = co_await asio::async_write(connection->socket, buffers, asio::as_tuple(asio::use_awaitable));
     (void)written;
     if (write_ec) {
-      if (write_ec == beast::error::timeout)
+      disarm(*connection);
+      if (connection->timed_out)
         co_return make_error(ErrorCode::timeout, "deadline passed while sending to the worker");
       if (reused) {  // stale keep-alive connection
         fresh_only = true;
@@ -62,10 +84,11 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
     }
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(max_response_bytes_);
-    auto [read_ec, read] = co_await bhttp::async_read(connection->stream, connection->buffer, parser, asio::as_tuple(asio::use_awaitable));
+    auto [read_ec, read] = co_await bhttp::async_read(connection->socket, connection->buffer, parser, asio::as_tuple(asio::use_awaitable));
     (void)read;
+    disarm(*connection);
     if (read_ec) {
-      if (read_ec == beast::error::timeout)
+      if (connection->timed_out)
         co_return make_error(ErrorCode::timeout, "no answer from the worker before the deadline (or per_try_timeout)");
       // A reused connection closed by the peer before it answered anything: the request was
       // not processed, so one more try on a fresh connection is safe.
@@ -77,8 +100,8 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       co_return make_error(ErrorCode::upstream_error, "reading the worker's response failed: " + read_ec.message());
     }
     Response response = parser.release();
-    if (response.keep_alive() && !closed_ && idle_.size() < max_idle_ && connection->buffer.size() == 0) {
-      connection->stream.expires_never();
+    if (response.keep_alive() && !closed_ && !connection->timed_out && idle_.size() < max_idle_ &&
+        connection->buffer.size() == 0) {
       connection->idle_since = std::chrono::steady_clock::now();
       idle_.push_back(std::move(connection));
     }

@@ -33,15 +33,22 @@ private:
   std::size_t max_response_bytes_;
   // A connection keeps its read buffer, so a reused connection allocates nothing to read.
   struct Connection {
-    explicit Connection(const asio::any_io_executor& executor) : stream(executor) {}
-    beast::tcp_stream stream;
+    explicit Connection(const asio::any_io_executor& executor) : socket(executor), watchdog(executor) {}
+    tcp::socket socket;
+    // One timer for a whole exchange (connect, write, read), not one per socket operation.
+    asio::steady_timer watchdog;
     beast::flat_buffer buffer;
+    std::uint64_t exchange = 0;  // which exchange the watchdog guards
+    bool timed_out = false;
     std::chrono::steady_clock::time_point idle_since{};
   };
+  /// Shuts the connection's socket at the deadline unless disarm() came first.
+  static void arm(const std::shared_ptr<Connection>& connection, std::chrono::steady_clock::time_point deadline);
+  static void disarm(Connection& connection);
   // Below the reference worker's keep-alive idle timeout (60 s by default): a connection the
   // worker may already have closed is not reused.
   static constexpr std::chrono::seconds kMaxIdle{30};
-  std::vector<std::unique_ptr<Connection>> idle_;
+  std::vector<std::shared_ptr<Connection>> idle_;
   bool closed_ = false;
 };
 
