@@ -102,7 +102,9 @@ int run_show(const RequestsArgs& a) {
   std::printf("trace:       %s\n", str(r.at("trace_id")).c_str());
   std::printf("time:        %s\n", str(r.at("time")).c_str());
   std::printf("endpoint:    %s (model version %s)\n", str(r.at("endpoint")).c_str(), str(r.at("model_version")).c_str());
-  std::printf("input:       sha256:%s\n", str(r.at("input_sha256")).c_str());
+  const std::string input_sha256 = str(r.at("input_sha256"));
+  std::printf("input:       %s\n", input_sha256.empty() ? "not recorded (server.audit.input_digest: none)"
+                                                         : ("sha256:" + input_sha256).c_str());
   std::printf("served by:   %s tier, worker %s, %s attempt(s)\n", str(r.at("tier")).c_str(), str(r.at("worker")).c_str(),
               str(r.at("attempts")).c_str());
   std::printf("status:      %s%s\n", str(r.at("status")).c_str(),

@@ -157,6 +157,7 @@ int run_serve(const ServeArgs& args) {
   gateway::AdminApi admin(**store, models, clock);
   options.admin = &admin;
   options.audit = audit.get();
+  options.audit_input_sha256 = config->server.audit.input_sha256;
   options.tracer = tracer.get();
   options.trace_sample_ratio = tracing.sample_ratio;
   if (tracer) {

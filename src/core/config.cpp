@@ -355,7 +355,7 @@ TracingConfig parse_tracing(const YAML::Node& node, const std::string& path) {
 }
 
 AuditConfig parse_audit(const YAML::Node& node, const std::string& path) {
-  check_keys(node, path, {"enabled", "retention", "backlog_max", "batch_max", "flush_interval"});
+  check_keys(node, path, {"enabled", "retention", "backlog_max", "batch_max", "flush_interval", "input_digest"});
   AuditConfig a;
   if (node["enabled"]) {
     const auto text = get_string(node["enabled"], path + ".enabled");
@@ -373,6 +373,11 @@ AuditConfig parse_audit(const YAML::Node& node, const std::string& path) {
     a.flush_interval_ms = get_duration(node["flush_interval"], path + ".flush_interval");
     if (a.flush_interval_ms.count() < 10 || a.flush_interval_ms.count() > 60'000)
       fail(path + ".flush_interval", "must be between 10ms and 60s");
+  }
+  if (node["input_digest"]) {
+    const auto text = get_string(node["input_digest"], path + ".input_digest");
+    if (text != "sha256" && text != "none") fail(path + ".input_digest", "expected sha256 or none");
+    a.input_sha256 = text == "sha256";
   }
   return a;
 }

@@ -107,6 +107,9 @@ struct AuditConfig {
   int backlog_max = 65'536;  // records waiting to be written; beyond it records are dropped and counted
   int batch_max = 2'000;
   std::chrono::milliseconds flush_interval_ms{200};  // the most a kill -9 can lose
+  // `input_digest: sha256` (the default) records the SHA-256 of each request body; `none`
+  // records none, for large inputs whose hashing is a full pass over every body.
+  bool input_sha256 = true;
 };
 
 /// server.jobs: the asynchronous (RunPod-style) job API; see docs/jobs.md.

@@ -550,7 +550,7 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     r.time_unix_ms = t.started_unix_ns / 1'000'000;
     r.endpoint = ep.config.name;
     r.model_version = ep.manifest.version;
-    r.input_sha256 = sha256_hex(request.body());
+    if (options_.audit_input_sha256) r.input_sha256 = sha256_hex(request.body());
     r.tier = t.tier;
     r.worker = t.worker;
     r.status = static_cast<int>(reply.status);

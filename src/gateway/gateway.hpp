@@ -35,6 +35,7 @@ struct GatewayOptions {
   // Optional services, owned by the caller and outliving the gateway; null: feature off.
   AdminApi* admin = nullptr;                // /admin/v1/models, /blobs, /requests, /deployments
   registry::AuditWriter* audit = nullptr;   // one record per inference request
+  bool audit_input_sha256 = true;            // server.audit.input_digest: sha256
   telemetry::OtlpExporter* tracer = nullptr;  // spans of sampled requests
   double trace_sample_ratio = 1.0;          // for requests without a sampled traceparent
 };

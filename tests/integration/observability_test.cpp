@@ -185,6 +185,21 @@ TEST(AuditTest, KillNineLosesAtMostTheUnflushedBatchAndNeverCorruptsTheDatabase)
   if (!::testing::Test::HasFailure()) fs::remove_all(dir, ec);
 }
 
+TEST(AuditTest, WithInputDigestNoneRecordsCarryNoInputHash) {
+  ServerProcess server(digits_endpoint(1), "  audit: {input_digest: none, flush_interval: 50ms}\n");
+  ASSERT_TRUE(server.wait_ready(1));
+  auto client = server.client();
+  auto rows = load_heldout();
+  ASSERT_EQ(client.post("/v2/models/digits/infer", infer_body(rows, 0, 1), {{"x-request-id", "unhashed"}}).status,
+            200);
+  HttpResult one;
+  ASSERT_TRUE(wait_until([&] { return (one = client.get("/admin/v1/requests/unhashed")).status == 200; }, 5s));
+  const auto record = json::parse(one.body).as_object();
+  EXPECT_EQ(record.at("input_sha256").as_string(), "");
+  EXPECT_EQ(record.at("status").as_int64(), 200);
+  EXPECT_EQ(record.at("tier").as_string(), "dedicated");
+}
+
 TEST(AuditTest, RecordsOlderThanTheRetentionPeriodAreDeleted) {
   ServerProcess server(digits_endpoint(1), "  audit: {retention: 2s, flush_interval: 50ms}\n");
   ASSERT_TRUE(server.wait_ready(1));

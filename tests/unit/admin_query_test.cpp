@@ -208,6 +208,7 @@ TEST(ParseTracingAndAuditConfig, DefaultsWhenAbsent) {
   EXPECT_EQ(a.backlog_max, 65'536);
   EXPECT_EQ(a.batch_max, 2'000);
   EXPECT_EQ(a.flush_interval_ms, std::chrono::milliseconds(200));
+  EXPECT_TRUE(a.input_sha256);
 }
 
 TEST(ParseTracingAndAuditConfig, AcceptsEveryKey) {
@@ -218,7 +219,7 @@ TEST(ParseTracingAndAuditConfig, AcceptsEveryKey) {
     queue_max: 100
     batch_max: 10
     flush_interval: 500ms
-  audit: {enabled: false, retention: 30d, backlog_max: 1000, batch_max: 50, flush_interval: 1s}
+  audit: {enabled: false, retention: 30d, backlog_max: 1000, batch_max: 50, flush_interval: 1s, input_digest: none}
 )"),
                              kBase);
   ASSERT_TRUE(config.ok()) << config.error().message;
@@ -235,6 +236,7 @@ TEST(ParseTracingAndAuditConfig, AcceptsEveryKey) {
   EXPECT_EQ(a.backlog_max, 1000);
   EXPECT_EQ(a.batch_max, 50);
   EXPECT_EQ(a.flush_interval_ms, std::chrono::milliseconds(1000));
+  EXPECT_FALSE(a.input_sha256);
 }
 
 TEST(ParseTracingAndAuditConfig, SampleRatioBoundsAreInclusive) {
@@ -288,6 +290,8 @@ INSTANTIATE_TEST_SUITE_P(
                       InvalidCase{"  audit: {flush_interval: 5ms}\n", "server.audit.flush_interval"},
                       InvalidCase{"  audit: {flush_interval: 2m}\n", "server.audit.flush_interval"},
                       InvalidCase{"  audit: {keep: 7d}\n", "server.audit.keep"},
+                      InvalidCase{"  audit: {input_digest: md5}\n", "server.audit.input_digest"},
+                      InvalidCase{"  audit: {input_digest: [sha256]}\n", "server.audit.input_digest"},
                       InvalidCase{"  audit: []\n", "server.audit"}));
 
 std::string endpoint_config(const std::string& model) {
