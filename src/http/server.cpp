@@ -136,6 +136,23 @@ namespace {
 // one read, and all that an idle connection keeps of its buffer.
 constexpr std::size_t kIdleReadBytes = 512;
 
+// Reads a body of known length straight into the request's string: the kernel's copy is the
+// only one, in reads as large as what remains. Beast's parser reads 64 KiB at a time into its
+// buffer and copies each piece into the body; on a 1.3 MB request that copy was 13 % of the
+// gateway's CPU, and the small reads a further share of its system time.
+asio::awaitable<boost::system::error_code> read_sized_body(tcp::socket& socket, beast::flat_buffer& buffer,
+                                                           std::string& body, std::size_t length) {
+  body.resize(length);
+  const std::size_t buffered = std::min(buffer.size(), length);
+  asio::buffer_copy(asio::buffer(body.data(), buffered), buffer.data());
+  buffer.consume(buffered);
+  if (buffered == length) co_return boost::system::error_code{};
+  auto [ec, n] = co_await asio::async_read(socket, asio::buffer(body.data() + buffered, length - buffered),
+                                           asio::as_tuple(asio::use_awaitable));
+  (void)n;
+  co_return ec;
+}
+
 // Writes an error reply, then, because the client may still be sending its body, half-closes
 // and drains a bounded amount for a bounded time: closing with unread data makes the kernel
 // send RST, and the client might never read the reply.
@@ -179,6 +196,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       buffer.commit(n);
     }
     arm(watch);  // the whole request within the idle timeout
+    std::string sized_body;
+    bool body_read_directly = false;
     parser = std::make_unique<bhttp::request_parser<AppendStringBody>>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
@@ -192,12 +211,14 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         std::tie(read_ec, std::ignore) = co_await asio::async_write(
             socket, asio::buffer(go_on.data(), go_on.size()), asio::as_tuple(asio::use_awaitable));
       }
-      // Read a large body in large pieces, not in the buffer's small default reads.
-      if (auto length = parser->content_length(); !read_ec && length && *length > buffer.capacity())
-        buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 1u << 20)));
-      if (!read_ec && !parser->is_done())
+      // The parser has refused a Content-Length over max_body_bytes already.
+      if (auto length = parser->content_length(); !read_ec && !parser->is_done() && length) {
+        read_ec = co_await read_sized_body(socket, buffer, sized_body, static_cast<std::size_t>(*length));
+        body_read_directly = true;
+      } else if (!read_ec && !parser->is_done()) {  // chunked
         std::tie(read_ec, std::ignore) =
             co_await bhttp::async_read(socket, buffer, *parser, asio::as_tuple(asio::use_awaitable));
+      }
     }
     if (read_ec || watch.expired) {
       Reply error_response;
@@ -230,6 +251,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     }
     Request request = parser->release();
     parser.reset();
+    if (body_read_directly) request.body() = std::move(sized_body);
     watch.unlink();  // the handler has the request's own deadline
     Reply reply = co_await handler_(request);
     const bool keep_alive = request.keep_alive() && !stopping_ && request.version() >= 11;
