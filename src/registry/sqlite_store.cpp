@@ -457,26 +457,55 @@ public:
   Status append_audit(std::span<const AuditRecord> records) override {
     if (records.empty()) return Ok{};
     if (auto b = exec("BEGIN IMMEDIATE", "starting audit batch"); !b) return b;
-    Statement s(db_, std::string("INSERT INTO audit_requests (") + kAuditColumns +
-                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    // Whole groups of rows go in one multi-row INSERT: a statement's fixed cost (start, halt,
+    // reset) was about a quarter of the writer's instructions per record. The rest one by one.
+    Statement group(db_, audit_insert_sql(kAuditRowsPerInsert));
+    Statement single(db_, audit_insert_sql(1));
     Status result = Ok{};
-    if (!s.prepared()) result = failure("preparing audit insert");
-    for (std::size_t i = 0; result && i < records.size(); ++i) {
-      const auto& r = records[i];
-      // The records outlive each step(): their text is bound in place.
-      s.bind_borrowed(1, r.request_id).bind_borrowed(2, r.trace_id).bind(3, r.time_unix_ms).bind_borrowed(4, r.endpoint);
-      s.bind_borrowed(5, r.model_version).bind_borrowed(6, r.input_sha256).bind_borrowed(7, r.tier);
-      s.bind_borrowed(8, r.worker).bind(9, r.status);
-      s.bind_borrowed(10, r.error_code).bind(11, r.attempts).bind(12, r.queue_ms).bind(13, r.cold_start_ms);
-      s.bind(14, r.upstream_ms).bind(15, r.total_ms).bind(16, r.cost_usd);
-      if (s.step() != SQLITE_DONE) result = failure("inserting audit record");
-      s.reset();
+    if (!group.prepared() || !single.prepared()) result = failure("preparing audit insert");
+    std::size_t i = 0;
+    for (; result && i + kAuditRowsPerInsert <= records.size(); i += kAuditRowsPerInsert) {
+      for (std::size_t row = 0; row < kAuditRowsPerInsert; ++row)
+        bind_audit_row(group, static_cast<int>(row * kAuditColumnCount), records[i + row]);
+      if (group.step() != SQLITE_DONE) result = failure("inserting audit records");
+      group.reset();
+    }
+    for (; result && i < records.size(); ++i) {
+      bind_audit_row(single, 0, records[i]);
+      if (single.step() != SQLITE_DONE) result = failure("inserting audit record");
+      single.reset();
     }
     if (!result) {
       (void)exec("ROLLBACK", "rolling back audit batch");
       return result;
     }
     return exec("COMMIT", "committing audit batch");
+  }
+
+  static constexpr std::size_t kAuditColumnCount = 16;
+  static constexpr std::size_t kAuditRowsPerInsert = 32;  // 512 parameters, well under SQLite's limit
+
+  static std::string audit_insert_sql(std::size_t rows) {
+    std::string one_row = "(?";
+    for (std::size_t column = 1; column < kAuditColumnCount; ++column) one_row += ",?";
+    one_row += ")";
+    std::string sql = std::string("INSERT INTO audit_requests (") + kAuditColumns + ") VALUES ";
+    for (std::size_t row = 0; row < rows; ++row) {
+      if (row > 0) sql += ',';
+      sql += one_row;
+    }
+    return sql;
+  }
+
+  /// Binds one record to the 16 parameters after `offset`. The records outlive the statement's
+  /// step(): their text is bound in place.
+  static void bind_audit_row(Statement& s, int offset, const AuditRecord& r) {
+    s.bind_borrowed(offset + 1, r.request_id).bind_borrowed(offset + 2, r.trace_id).bind(offset + 3, r.time_unix_ms);
+    s.bind_borrowed(offset + 4, r.endpoint).bind_borrowed(offset + 5, r.model_version);
+    s.bind_borrowed(offset + 6, r.input_sha256).bind_borrowed(offset + 7, r.tier).bind_borrowed(offset + 8, r.worker);
+    s.bind(offset + 9, r.status).bind_borrowed(offset + 10, r.error_code).bind(offset + 11, r.attempts);
+    s.bind(offset + 12, r.queue_ms).bind(offset + 13, r.cold_start_ms).bind(offset + 14, r.upstream_ms);
+    s.bind(offset + 15, r.total_ms).bind(offset + 16, r.cost_usd);
   }
 
   Result<std::vector<AuditRecord>> query_audit(const AuditQuery& q) override {

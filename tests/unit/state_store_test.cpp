@@ -545,6 +545,65 @@ TEST_F(StateStoreTest, AuditBatchIsAllOrNothing) {
   EXPECT_EQ(ids_of(*store().query_audit({})), Ids{"ok-3"});
 }
 
+TEST_F(StateStoreTest, ABatchSpanningSeveralMultiRowInsertsKeepsEveryRecordExactly) {
+  // 70 records: two whole groups of rows per INSERT and six written one at a time. Every record
+  // differs in every field, so a row bound at the wrong offset cannot go unnoticed.
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 70; ++i) {
+    auto r = audit_record("req-" + std::to_string(i), 1000 + i, i % 2 == 0 ? "digits" : "other", 200 + i);
+    r.trace_id = std::string(31, 'a') + static_cast<char>('a' + i % 26);
+    r.model_version = "v" + std::to_string(i);
+    r.input_sha256 = std::string(63, 'c') + static_cast<char>('0' + i % 10);
+    r.tier = i % 3 == 0 ? "serverless" : "dedicated";
+    r.worker = "w-" + std::to_string(i);
+    r.error_code = "e" + std::to_string(i);
+    r.attempts = 1 + i % 4;
+    r.queue_ms = i * 0.5;
+    r.cold_start_ms = i * 0.25;
+    r.upstream_ms = i * 1.5;
+    r.total_ms = i * 2.0;
+    r.cost_usd = i * 1e-6;
+    batch.push_back(r);
+  }
+  auto appended = store().append_audit(batch);
+  ASSERT_TRUE(appended.ok()) << appended.error().message;
+  AuditQuery q;
+  q.limit = 1000;
+  q.oldest_first = true;
+  auto rows = store().query_audit(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(rows->size(), batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& got = (*rows)[i];
+    const auto& want = batch[i];
+    EXPECT_EQ(got.request_id, want.request_id) << i;
+    EXPECT_EQ(got.trace_id, want.trace_id) << i;
+    EXPECT_EQ(got.time_unix_ms, want.time_unix_ms) << i;
+    EXPECT_EQ(got.endpoint, want.endpoint) << i;
+    EXPECT_EQ(got.model_version, want.model_version) << i;
+    EXPECT_EQ(got.input_sha256, want.input_sha256) << i;
+    EXPECT_EQ(got.tier, want.tier) << i;
+    EXPECT_EQ(got.worker, want.worker) << i;
+    EXPECT_EQ(got.status, want.status) << i;
+    EXPECT_EQ(got.error_code, want.error_code) << i;
+    EXPECT_EQ(got.attempts, want.attempts) << i;
+    EXPECT_DOUBLE_EQ(got.queue_ms, want.queue_ms) << i;
+    EXPECT_DOUBLE_EQ(got.cold_start_ms, want.cold_start_ms) << i;
+    EXPECT_DOUBLE_EQ(got.upstream_ms, want.upstream_ms) << i;
+    EXPECT_DOUBLE_EQ(got.total_ms, want.total_ms) << i;
+    EXPECT_DOUBLE_EQ(got.cost_usd, want.cost_usd) << i;
+  }
+}
+
+TEST_F(StateStoreTest, AFailingRowInsideAMultiRowInsertFailsTheWholeBatch) {
+  raw_sql(file_, "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_requests "
+                 "WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END");
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 40; ++i) batch.push_back(audit_record(i == 5 ? "poison" : "ok-" + std::to_string(i), 1000 + i, "digits", 200));
+  ASSERT_FALSE(store().append_audit(batch).ok());
+  EXPECT_TRUE(store().query_audit({})->empty());
+}
+
 TEST_F(StateStoreTest, AuditWrittenOnOneConnectionIsVisibleOnAnother) {
   auto other = open_sqlite_store(file_);
   ASSERT_TRUE(other.ok()) << other.error().message;
