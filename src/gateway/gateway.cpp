@@ -541,28 +541,8 @@ std::int64_t unix_ns_at(const InferTrace& t, TimePoint at) {
 
 } // namespace
 
-void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& request, const InferTrace& t,
+void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& request, InferTrace& t,
                            const http::Reply& reply) {
-  if (options_.audit) {
-    registry::AuditRecord r;
-    r.request_id = t.request_id;
-    r.trace_id = t.trace_id;
-    r.time_unix_ms = t.started_unix_ns / 1'000'000;
-    r.endpoint = ep.config.name;
-    r.model_version = ep.manifest.version;
-    if (options_.audit_input_sha256) r.input_sha256 = sha256_hex(request.body());
-    r.tier = t.tier;
-    r.worker = t.worker;
-    r.status = static_cast<int>(reply.status);
-    r.error_code = t.error_code;
-    r.attempts = static_cast<int>(t.attempts.size());
-    r.queue_ms = to_ms(t.queue);
-    r.cold_start_ms = to_ms(t.cold_start);
-    r.upstream_ms = to_ms(t.upstream);
-    r.total_ms = to_ms(clock_.now() - t.started);
-    r.cost_usd = t.cost_usd;
-    options_.audit->submit(std::move(r));
-  }
   if (options_.tracer && t.sampled) export_spans(ep, t, reply);
   if (ep.slot != nullptr && ep.slot->observe) ep.slot->observe(ep, static_cast<int>(reply.status), to_ms(clock_.now() - t.started), reply.body);
   if (spdlog::should_log(spdlog::level::debug)) {
@@ -570,6 +550,27 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     spdlog::debug("{} {} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name,
                   std::string_view(request.target()), reply.status, t.tier, t.worker, t.attempts.size(),
                   to_ms(clock_.now() - t.started));
+  }
+  // Last, because the record takes the trace's strings instead of copying them.
+  if (options_.audit) {
+    registry::AuditRecord r;
+    r.request_id = std::move(t.request_id);
+    r.trace_id = std::move(t.trace_id);
+    r.time_unix_ms = t.started_unix_ns / 1'000'000;
+    r.endpoint = ep.config.name;
+    r.model_version = ep.manifest.version;
+    if (options_.audit_input_sha256) r.input_sha256 = sha256_hex(request.body());
+    r.tier = std::move(t.tier);
+    r.worker = std::move(t.worker);
+    r.status = static_cast<int>(reply.status);
+    r.error_code = std::move(t.error_code);
+    r.attempts = static_cast<int>(t.attempts.size());
+    r.queue_ms = to_ms(t.queue);
+    r.cold_start_ms = to_ms(t.cold_start);
+    r.upstream_ms = to_ms(t.upstream);
+    r.total_ms = to_ms(clock_.now() - t.started);
+    r.cost_usd = t.cost_usd;
+    options_.audit->submit(std::move(r));
   }
 }
 

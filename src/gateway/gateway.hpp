@@ -189,7 +189,9 @@ private:
   boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,
                                                      InferTrace& trace);
   void start_trace(const http::Request& request, InferTrace& trace);
-  void finish_trace(const EndpointRuntime& endpoint, const http::Request& request, const InferTrace& trace,
+  /// Exports the spans, feeds rollout analysis, then moves the trace's strings into the audit
+  /// record: `trace` is spent afterwards.
+  void finish_trace(const EndpointRuntime& endpoint, const http::Request& request, InferTrace& trace,
                     const http::Reply& reply);
   void export_spans(const EndpointRuntime& endpoint, const InferTrace& trace, const http::Reply& reply);
   http::Reply model_route(const EndpointRuntime& endpoint, bool ready_only);
