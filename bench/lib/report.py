@@ -114,6 +114,45 @@ def ratios(results):
     return out
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def rounds(runs_dir):
+    """Saturation CPU per request from the alternating rounds: per proxy, every round and the
+    median; per round, tandem over each other proxy; and the median of those ratios."""
+    out = {}
+    for payload in PAYLOADS:
+        per_round = {}
+        for name in os.listdir(runs_dir):
+            prefix = f"{payload}-"
+            if not name.startswith(prefix) or "-round-" not in name or not name.endswith(".json"):
+                continue
+            case, number = name[len(prefix):-5].split("-round-")
+            run = load(os.path.join(runs_dir, name))
+            cpu = group(run, "proxy").get("cpu_s_per_1k_requests")
+            per_round.setdefault(int(number), {})[case] = {"cpu_s_per_1k": cpu, "rps": run and run["achieved_rate"],
+                                                           "errors": run and run["errors"]}
+        if not per_round:
+            continue
+        numbers = sorted(per_round)
+        cases = {case: [per_round[n].get(case, {}).get("cpu_s_per_1k") for n in numbers] for case in PROXY_CASES}
+        result = {"rounds": len(numbers),
+                  "cpu_s_per_1k": cases,
+                  "median_cpu_s_per_1k": {case: median(v) for case, v in cases.items()},
+                  "errors": sum((per_round[n].get(c, {}).get("errors") or 0) for n in numbers for c in PROXY_CASES)}
+        for other in ("nginx", "haproxy"):
+            per = [ratio(t, o) for t, o in zip(cases["tandem"], cases[other])]
+            result[f"tandem_over_{other}_per_round"] = per
+            result[f"tandem_over_{other}_median"] = median(per)
+        out[payload] = result
+    return out
+
+
 def idle(runs_dir):
     base = load(os.path.join(runs_dir, "idle-baseline.json"))
     with_idle = load(os.path.join(runs_dir, "idle-with.json"))
@@ -139,7 +178,7 @@ def verdict(ok):
     return "meets target" if ok else "MISSES target"
 
 
-def markdown(meta, results, rats, idle_result):
+def markdown(meta, results, rats, idle_result, rounds_result=None):
     lines = []
     add = lines.append
     add(f"## Gateway benchmark — {meta.get('date', '')}")
@@ -163,6 +202,8 @@ def markdown(meta, results, rats, idle_result):
         "CPU: utime+stime of the proxy process(es) only (nginx: master + worker), per 1 000 requests of the phase.")
     add("")
     for payload, cases in results.items():
+        if not cases:
+            continue  # not measured in this run (BENCH_PAYLOADS)
         size = meta.get("payloads", {}).get(payload, {}).get("bytes")
         desc = "one row, 64 FP32 values" if payload == "digits" else "one row, 3×224×224 = 150 528 FP32 values"
         add(f"### {payload} ({desc}; request body {size} bytes)")
@@ -189,11 +230,31 @@ def markdown(meta, results, rats, idle_result):
         r = rats.get(payload, {})
         target = TARGET_CPU_VS_NGINX[payload]
         cpu_n = r.get("cpu_saturation_tandem_over_nginx")
+        rr = (rounds_result or {}).get(payload)
+        if rr:
+            n = rr["rounds"]
+            add(f"Proxy CPU s / 1k requests at saturation, {n} alternating rounds with every proxy up "
+                f"(the order rotates each round; {rr['errors']} errors):")
+            add("")
+            add("| | " + " | ".join(f"round {i + 1}" for i in range(n)) + " | median |")
+            add("| --- |" + " ---: |" * (n + 1))
+            for case in PROXY_CASES:
+                values = rr["cpu_s_per_1k"][case]
+                add(f"| {dict(CASES)[case]} | " + " | ".join(fmt(v, 4) for v in values)
+                    + f" | {fmt(rr['median_cpu_s_per_1k'][case], 4)} |")
+            for other, title in (("nginx", "nginx"), ("haproxy", "HAProxy")):
+                add(f"| tandem / {title} | " + " | ".join(fmt(v) + "×" for v in rr[f"tandem_over_{other}_per_round"])
+                    + f" | **{fmt(rr[f'tandem_over_{other}_median'])}×** |")
+            add("")
         add(f"Ratios ({payload}):")
         add("")
-        add(f"- proxy CPU per request, tandem / nginx: **{fmt(cpu_n)}×** at saturation, "
-            f"{fmt(r.get('cpu_rate_tandem_over_nginx'))}× at the fixed rate "
-            f"(target ≤ {target}×: {verdict(cpu_n is not None and cpu_n <= target)})")
+        if rr:
+            med = rr["tandem_over_nginx_median"]
+            add(f"- proxy CPU per request, tandem / nginx, median of {rr['rounds']} rounds: **{fmt(med)}×** "
+                f"(target ≤ {target}×: {verdict(med is not None and med <= target)})")
+        add(f"- proxy CPU per request, tandem / nginx, the single run above: **{fmt(cpu_n)}×** at saturation, "
+            f"{fmt(r.get('cpu_rate_tandem_over_nginx'))}× at the fixed rate"
+            + ("" if rr else f" (target ≤ {target}×: {verdict(cpu_n is not None and cpu_n <= target)})"))
         add(f"- proxy CPU per request, tandem / HAProxy: **{fmt(r.get('cpu_saturation_tandem_over_haproxy'))}×** at "
             f"saturation, {fmt(r.get('cpu_rate_tandem_over_haproxy'))}× at the fixed rate")
         add(f"- saturation throughput, tandem / nginx: {fmt(r.get('throughput_tandem_over_nginx'))}×; "
@@ -239,14 +300,16 @@ def main():
     results = summarise(runs_dir)
     rats = ratios(results)
     idle_result = idle(runs_dir)
+    rounds_result = rounds(runs_dir)
     raw = {}
     for name in sorted(os.listdir(runs_dir)):
         if name.endswith(".json"):
             raw[name[:-5]] = load(os.path.join(runs_dir, name))
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "gateway-results.json"), "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "results": results, "ratios": rats, "idle": idle_result, "runs": raw}, f, indent=1)
-    text = markdown(meta, results, rats, idle_result)
+        json.dump({"meta": meta, "results": results, "ratios": rats, "rounds": rounds_result, "idle": idle_result,
+                   "runs": raw}, f, indent=1)
+    text = markdown(meta, results, rats, idle_result, rounds_result)
     with open(os.path.join(out_dir, "gateway-results.md"), "w", encoding="utf-8") as f:
         f.write(text)
     sys.stdout.write(text)
