@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include "http/transfer_all.hpp"
 #include "http/wire.hpp"
 #include "protocol/v2_codec.hpp"
 
@@ -172,7 +173,7 @@ asio::awaitable<boost::system::error_code> read_sized_body(tcp::socket& socket, 
   buffer.consume(buffered);
   if (buffered == length) co_return boost::system::error_code{};
   auto [ec, n] = co_await asio::async_read(socket, asio::buffer(body.data() + buffered, length - buffered),
-                                           asio::as_tuple(asio::use_awaitable));
+                                           TransferAll{}, asio::as_tuple(asio::use_awaitable));
   (void)n;
   co_return ec;
 }
@@ -284,7 +285,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     std::size_t buffer_count = request.method() == bhttp::verb::head ? 1 : 2;
     arm(watch);  // a client too slow to read its reply is dropped like an idle one
     auto [write_ec, written] = co_await asio::async_write(
-        socket, std::span<const asio::const_buffer>(buffers.data(), buffer_count),
+        socket, std::span<const asio::const_buffer>(buffers.data(), buffer_count), TransferAll{},
         asio::as_tuple(asio::use_awaitable));
     (void)written;
     if (watch.expired) rejected_.with({"write_timeout"}).inc();

@@ -1,5 +1,6 @@
 #include "http/upstream_pool.hpp"
 
+#include "http/transfer_all.hpp"
 #include "http/wire.hpp"
 
 #include <array>
@@ -99,7 +100,8 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
     if (reused) arm(connection, deadline);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head.size()),
                                               asio::buffer(body.data(), body.size())};
-    auto [write_ec, written] = co_await asio::async_write(connection->socket, buffers, asio::as_tuple(asio::use_awaitable));
+    auto [write_ec, written] =
+        co_await asio::async_write(connection->socket, buffers, TransferAll{}, asio::as_tuple(asio::use_awaitable));
     (void)written;
     if (write_ec) {
       disarm(*connection);
