@@ -15,6 +15,10 @@ CASES = [("direct", "worker directly"), ("tandem", "tandem gateway"), ("nginx", 
          ("haproxy", "HAProxy")]
 PAYLOADS = ["digits", "wide"]
 PROXY_CASES = ("tandem", "nginx", "haproxy")
+# The rounds add tandem with server.audit.input_digest: none (no SHA-256 of each request body).
+ROUND_CASES = ("tandem", "tandem_nodigest", "nginx", "haproxy")
+ROUND_TITLES = {"tandem": "tandem gateway (default: audit with SHA-256 of the input)",
+                "tandem_nodigest": "tandem gateway, `audit.input_digest: none`", "nginx": "nginx", "haproxy": "HAProxy"}
 # Targets from the issue (benchmark targets, not tests).
 TARGET_CPU_VS_NGINX = {"digits": 1.0, "wide": 1.5}
 TARGET_ADDED_P99_MS = 0.5
@@ -140,15 +144,16 @@ def rounds(runs_dir):
         if not per_round:
             continue
         numbers = sorted(per_round)
-        cases = {case: [per_round[n].get(case, {}).get("cpu_s_per_1k") for n in numbers] for case in PROXY_CASES}
+        cases = {case: [per_round[n].get(case, {}).get("cpu_s_per_1k") for n in numbers] for case in ROUND_CASES}
         result = {"rounds": len(numbers),
                   "cpu_s_per_1k": cases,
                   "median_cpu_s_per_1k": {case: median(v) for case, v in cases.items()},
-                  "errors": sum((per_round[n].get(c, {}).get("errors") or 0) for n in numbers for c in PROXY_CASES)}
-        for other in ("nginx", "haproxy"):
-            per = [ratio(t, o) for t, o in zip(cases["tandem"], cases[other])]
-            result[f"tandem_over_{other}_per_round"] = per
-            result[f"tandem_over_{other}_median"] = median(per)
+                  "errors": sum((per_round[n].get(c, {}).get("errors") or 0) for n in numbers for c in ROUND_CASES)}
+        for mine in ("tandem", "tandem_nodigest"):
+            for other in ("nginx", "haproxy"):
+                per = [ratio(t, o) for t, o in zip(cases[mine], cases[other])]
+                result[f"{mine}_over_{other}_per_round"] = per
+                result[f"{mine}_over_{other}_median"] = median(per)
         out[payload] = result
     return out
 
@@ -238,20 +243,23 @@ def markdown(meta, results, rats, idle_result, rounds_result=None):
             add("")
             add("| | " + " | ".join(f"round {i + 1}" for i in range(n)) + " | median |")
             add("| --- |" + " ---: |" * (n + 1))
-            for case in PROXY_CASES:
+            for case in ROUND_CASES:
                 values = rr["cpu_s_per_1k"][case]
-                add(f"| {dict(CASES)[case]} | " + " | ".join(fmt(v, 4) for v in values)
+                add(f"| {ROUND_TITLES[case]} | " + " | ".join(fmt(v, 4) for v in values)
                     + f" | {fmt(rr['median_cpu_s_per_1k'][case], 4)} |")
-            for other, title in (("nginx", "nginx"), ("haproxy", "HAProxy")):
-                add(f"| tandem / {title} | " + " | ".join(fmt(v) + "×" for v in rr[f"tandem_over_{other}_per_round"])
-                    + f" | **{fmt(rr[f'tandem_over_{other}_median'])}×** |")
+            for mine, mine_title in (("tandem", "tandem"), ("tandem_nodigest", "tandem (`input_digest: none`)")):
+                for other, title in (("nginx", "nginx"), ("haproxy", "HAProxy")):
+                    add(f"| {mine_title} / {title} | "
+                        + " | ".join(fmt(v) + "×" for v in rr[f"{mine}_over_{other}_per_round"])
+                        + f" | **{fmt(rr[f'{mine}_over_{other}_median'])}×** |")
             add("")
         add(f"Ratios ({payload}):")
         add("")
         if rr:
             med = rr["tandem_over_nginx_median"]
             add(f"- proxy CPU per request, tandem / nginx, median of {rr['rounds']} rounds: **{fmt(med)}×** "
-                f"(target ≤ {target}×: {verdict(med is not None and med <= target)})")
+                f"(target ≤ {target}×: {verdict(med is not None and med <= target)}); with "
+                f"`audit.input_digest: none`: {fmt(rr['tandem_nodigest_over_nginx_median'])}×")
         add(f"- proxy CPU per request, tandem / nginx, the single run above: **{fmt(cpu_n)}×** at saturation, "
             f"{fmt(r.get('cpu_rate_tandem_over_nginx'))}× at the fixed rate"
             + ("" if rr else f" (target ≤ {target}×: {verdict(cpu_n is not None and cpu_n <= target)})"))
