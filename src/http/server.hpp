@@ -4,6 +4,7 @@
 // and answered with a clear error.
 #include "core/config.hpp"
 #include "core/status.hpp"
+#include "http/body_recycler.hpp"
 #include "http/types.hpp"
 #include "telemetry/metrics.hpp"
 
@@ -62,6 +63,7 @@ private:
   Family<Counter>& rejected_;
   // Oldest deadline first: every phase has the same timeout, so appending keeps the order.
   boost::intrusive::list<Watch, boost::intrusive::constant_time_size<false>> watched_;
+  BodyRecycler bodies_;
   asio::steady_timer sweeper_;
 };
 
