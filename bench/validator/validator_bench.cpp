@@ -43,10 +43,11 @@ int main(int argc, char** argv) {
     const std::string_view name(scan);
     const NumberScan chosen = name == "bytewise" ? NumberScan::bytewise
                               : name == "sse2"   ? NumberScan::sse2
-                                                 : NumberScan::avx2;
-    if ((name != "bytewise" && name != "sse2" && name != "avx2") ||
+                              : name == "avx2"   ? NumberScan::avx2
+                                                 : NumberScan::avx512;
+    if ((name != "bytewise" && name != "sse2" && name != "avx2" && name != "avx512") ||
         !tandem::v2::detail::set_number_scan(chosen)) {
-      std::fprintf(stderr, "VALIDATOR_SCAN=%s: unknown, or not supported here (bytewise, sse2, avx2)\n",
+      std::fprintf(stderr, "VALIDATOR_SCAN=%s: unknown, or not supported here (bytewise, sse2, avx2, avx512)\n",
                    scan);
       return 2;
     }

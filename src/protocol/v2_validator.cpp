@@ -436,6 +436,29 @@ struct Avx2Classifier {
   }
 };
 
+#define TANDEM_AVX512 __attribute__((target("avx512f,avx512bw,bmi,bmi2,lzcnt,popcnt")))
+
+// One 64-byte load, and each class is one compare straight into a mask register: no movemask,
+// no joining of halves. About a third fewer instructions per block than AVX2.
+struct Avx512Classifier {
+  TANDEM_AVX512 static std::uint64_t is(__m512i x, char c) { return _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(c)); }
+
+  TANDEM_AVX512 static BlockMasks classify(const char* p) {
+    const __m512i x = _mm512_loadu_si512(p);
+    BlockMasks m;
+    // x - '0' as an unsigned byte is below 10 exactly for the digits.
+    m.digit = _mm512_cmple_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(9));
+    m.zero = is(x, '0');
+    m.comma = is(x, ',');
+    m.dot = is(x, '.');
+    m.minus = is(x, '-');
+    // Whitespace inside a run of numbers is rare: tell it apart only when a byte is <= ' '.
+    if (_mm512_cmple_epu8_mask(x, _mm512_set1_epi8(' ')) != 0)
+      m.space = is(x, ' ') | is(x, '\t') | is(x, '\n') | is(x, '\r');
+    return m;
+  }
+};
+
 __attribute__((flatten)) const char* scan_blocks_sse2(const char* p, const char* e, bool reject_long_numbers,
                                                       std::size_t& elements) {
   return scan_number_blocks<Sse2Classifier>(p, e, reject_long_numbers, elements);
@@ -444,6 +467,17 @@ __attribute__((flatten)) const char* scan_blocks_sse2(const char* p, const char*
 TANDEM_AVX2 __attribute__((flatten)) const char*
 scan_blocks_avx2(const char* p, const char* e, bool reject_long_numbers, std::size_t& elements) {
   return scan_number_blocks<Avx2Classifier>(p, e, reject_long_numbers, elements);
+}
+
+TANDEM_AVX512 __attribute__((flatten)) const char*
+scan_blocks_avx512(const char* p, const char* e, bool reject_long_numbers, std::size_t& elements) {
+  return scan_number_blocks<Avx512Classifier>(p, e, reject_long_numbers, elements);
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init(); // needed when called from a static initialiser
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi") &&
+         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
 }
 
 bool cpu_has_avx2() {
@@ -458,6 +492,7 @@ BlockScanner scanner_for(detail::NumberScan scan) {
 #ifdef TANDEM_VALIDATOR_X86
   case detail::NumberScan::sse2: return scan_blocks_sse2;
   case detail::NumberScan::avx2: return cpu_has_avx2() ? scan_blocks_avx2 : nullptr;
+  case detail::NumberScan::avx512: return cpu_has_avx512() ? scan_blocks_avx512 : nullptr;
 #endif
   default: return nullptr;
   }
@@ -465,6 +500,7 @@ BlockScanner scanner_for(detail::NumberScan scan) {
 
 detail::NumberScan best_number_scan() {
 #ifdef TANDEM_VALIDATOR_X86
+  if (cpu_has_avx512()) return detail::NumberScan::avx512;
   return cpu_has_avx2() ? detail::NumberScan::avx2 : detail::NumberScan::sse2;
 #else
   return detail::NumberScan::bytewise;

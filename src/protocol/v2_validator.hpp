@@ -26,9 +26,9 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
 namespace detail {
 
 /// How the validator checks runs of numbers in float tensors: one byte at a time, or 64 bytes at
-/// a time with SSE2 or AVX2 compares. The best this CPU supports is chosen at start-up; the
-/// verdicts are the same either way.
-enum class NumberScan { bytewise, sse2, avx2 };
+/// a time with SSE2, AVX2 or AVX-512 (BW) compares. The best this CPU supports is chosen at
+/// start-up; the verdicts are the same either way.
+enum class NumberScan { bytewise, sse2, avx2, avx512 };
 NumberScan number_scan();
 /// For tests, to cover every variant. Returns false (and changes nothing) when this build or
 /// CPU cannot run `scan`. Not thread-safe: call only while nothing is being validated.

@@ -15,7 +15,10 @@ namespace tandem::v2 {
 namespace detail {
 // Found by argument-dependent lookup: names the variant in test listings instead of its bytes.
 void PrintTo(NumberScan scan, std::ostream* os) {
-  *os << (scan == NumberScan::bytewise ? "bytewise" : scan == NumberScan::sse2 ? "sse2" : "avx2");
+  *os << (scan == NumberScan::bytewise ? "bytewise"
+          : scan == NumberScan::sse2   ? "sse2"
+          : scan == NumberScan::avx2   ? "avx2"
+                                       : "avx512");
 }
 } // namespace detail
 
@@ -71,13 +74,14 @@ std::string scan_name(const ::testing::TestParamInfo<detail::NumberScan>& info) 
   case detail::NumberScan::bytewise: return "bytewise";
   case detail::NumberScan::sse2: return "sse2";
   case detail::NumberScan::avx2: return "avx2";
+  case detail::NumberScan::avx512: return "avx512";
   }
   return "unknown";
 }
 
 INSTANTIATE_TEST_SUITE_P(Scans, Validator,
                          ::testing::Values(detail::NumberScan::bytewise, detail::NumberScan::sse2,
-                                           detail::NumberScan::avx2),
+                                           detail::NumberScan::avx2, detail::NumberScan::avx512),
                          scan_name);
 
 std::string x_body(const std::string& datatype, const std::string& shape, const std::string& data,
