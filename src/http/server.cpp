@@ -182,7 +182,8 @@ asio::awaitable<boost::system::error_code> read_sized_body(tcp::socket& socket, 
 // Writes an error reply, then, because the client may still be sending its body, half-closes
 // and drains a bounded amount for a bounded time: closing with unread data makes the kernel
 // send RST, and the client might never read the reply.
-asio::awaitable<void> reply_and_linger(tcp::socket socket, const Reply& reply) {
+// Takes the connection's socket over: it is closed when this returns.
+asio::awaitable<void> reply_and_linger(tcp::socket& socket, const Reply& reply) {
   beast::tcp_stream stream(std::move(socket));
   const std::string head = response_head(reply, false);
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(reply.body)};
@@ -271,7 +272,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       }
       if (reply) {
         watch.unlink();
-        co_await reply_and_linger(std::move(socket), error_response);
+        co_await reply_and_linger(socket, error_response);
       }
       break;
     }

@@ -575,7 +575,10 @@ private:
     // retrying it on every element (say, a run of exponents) would cost more than it saves.
     const char* one_at_a_time_until = g_block_scanner == nullptr ? e : p;
     for (;;) {
-      if (p >= one_at_a_time_until) {
+      // Without a block scanner (the byte-at-a-time build), one_at_a_time_until is the end, and
+      // p reaches it when a body ends inside the data array: there is nothing to scan then, and
+      // calling the null scanner crashed.
+      if (g_block_scanner != nullptr && p >= one_at_a_time_until) {
         std::size_t elements = 0;
         p = g_block_scanner(p, e, check_float_range_, elements);
         count += elements;

@@ -155,6 +155,15 @@ TEST_P(Validator, AgreesWithTheDecoderOnHandWrittenCases) {
   for (const auto& body : bodies) expect_same(body, fp);
 }
 
+TEST_P(Validator, AgreesOnBodiesThatEndInsideTheDataArray) {
+  auto fp = schema_with(DataType::FP32, {-1, 4});
+  const std::string whole = x_body("FP32", "[1,4]", "[1,2,3,4]");
+  const auto data_at = whole.find("[1,2,3,4]");
+  ASSERT_NE(data_at, std::string::npos);
+  // Cut right after the bracket, after each element and after each comma.
+  for (std::size_t end = data_at + 1; end <= data_at + 9; ++end) expect_same(whole.substr(0, end), fp);
+}
+
 TEST_P(Validator, AgreesOnIntegerBoolAndBytesTypes) {
   for (auto type : {DataType::INT8, DataType::UINT8, DataType::INT16, DataType::UINT16, DataType::INT32,
                     DataType::UINT32, DataType::INT64, DataType::UINT64}) {
