@@ -39,7 +39,7 @@ TEST(BodyRecycler, HoldsAtMostItsCountAndBytes) {
   BodyRecycler bodies;
   for (std::size_t i = 0; i < BodyRecycler::kMaxSpare + 3; ++i) bodies.give_back(std::string(1u << 20, 'x'));
   EXPECT_EQ(bodies.held(), BodyRecycler::kMaxSpare);
-  bodies.give_back(std::string(BodyRecycler::kMaxBodyBytes + 1, 'x'));  // too large to keep at all
+  bodies.give_back(std::string(BodyRecycler::kMaxBodyBytes + 1, 'x')); // too large to keep at all
   EXPECT_EQ(bodies.held(), BodyRecycler::kMaxSpare);
 
   BodyRecycler big;
