@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 namespace tandem::testing {
@@ -185,29 +186,33 @@ TEST(AuditTest, KillNineLosesAtMostTheUnflushedBatchAndNeverCorruptsTheDatabase)
   if (!::testing::Test::HasFailure()) fs::remove_all(dir, ec);
 }
 
+// Sends one digits request with this request id and waits until its audit record can be read.
+std::optional<json::object> audited_request(ServerProcess& server, const std::string& id) {
+  auto client = server.client();
+  auto rows = load_heldout();
+  if (client.post("/v2/models/digits/infer", infer_body(rows, 0, 1), {{"x-request-id", id}}).status != 200)
+    return std::nullopt;
+  HttpResult found;
+  if (!wait_until([&] { return (found = client.get("/admin/v1/requests/" + id)).status == 200; }, 5s))
+    return std::nullopt;
+  return json::parse(found.body).as_object();
+}
+
 TEST(AuditTest, WithInputDigestNoneRecordsCarryNoInputHash) {
   ServerProcess server(digits_endpoint(1), "  audit: {input_digest: none, flush_interval: 50ms}\n");
   ASSERT_TRUE(server.wait_ready(1));
-  auto client = server.client();
-  auto rows = load_heldout();
-  ASSERT_EQ(client.post("/v2/models/digits/infer", infer_body(rows, 0, 1), {{"x-request-id", "unhashed"}}).status,
-            200);
-  HttpResult one;
-  ASSERT_TRUE(wait_until([&] { return (one = client.get("/admin/v1/requests/unhashed")).status == 200; }, 5s));
-  const auto record = json::parse(one.body).as_object();
-  EXPECT_EQ(record.at("input_sha256").as_string(), "");
-  EXPECT_EQ(record.at("status").as_int64(), 200);
-  EXPECT_EQ(record.at("tier").as_string(), "dedicated");
+  const auto record = audited_request(server, "unhashed");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->at("input_sha256").as_string(), "");
+  EXPECT_EQ(record->at("status").as_int64(), 200);
+  EXPECT_EQ(record->at("tier").as_string(), "dedicated");
 }
 
 TEST(AuditTest, RecordsOlderThanTheRetentionPeriodAreDeleted) {
   ServerProcess server(digits_endpoint(1), "  audit: {retention: 2s, flush_interval: 50ms}\n");
   ASSERT_TRUE(server.wait_ready(1));
+  ASSERT_TRUE(audited_request(server, "old-one").has_value());
   auto client = server.client();
-  auto rows = load_heldout();
-  ASSERT_EQ(client.post("/v2/models/digits/infer", infer_body(rows, 0, 1), {{"x-request-id", "old-one"}}).status,
-            200);
-  ASSERT_TRUE(wait_until([&] { return client.get("/admin/v1/requests/old-one").status == 200; }, 5s));
   // Retention runs every half period; the record is gone within a few seconds.
   EXPECT_TRUE(wait_until([&] { return client.get("/admin/v1/requests/old-one").status == 404; }, 10s));
   EXPECT_GE(metric_value(client.get("/metrics").body, R"(tandem_audit_records_total{outcome="expired"})").value_or(0),

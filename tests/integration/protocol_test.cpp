@@ -137,12 +137,20 @@ TEST_F(ProtocolTest, KeepAliveServesManyRequestsOnOneConnection) {
 namespace tandem::testing {
 namespace {
 
-TEST(Connections, IdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout) {
-  ServerProcess server(digits_endpoint(1), "  limits: {idle_timeout: 300ms}\n");
-  namespace asio = boost::asio;
+namespace asio = boost::asio;
+
+// A server whose connections may stay idle (or take to send a request) 300 ms, and a raw
+// connection to it.
+struct ShortIdleTimeout {
+  ServerProcess server{digits_endpoint(1), "  limits: {idle_timeout: 300ms}\n"};
   asio::io_context io;
-  asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address(server.host()), server.port()});
+  asio::ip::tcp::socket socket{io};
+  ShortIdleTimeout() { socket.connect({asio::ip::make_address(server.host()), server.port()}); }
+};
+
+TEST(Connections, IdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout) {
+  ShortIdleTimeout setup;
+  auto& socket = setup.socket;
   const std::string request = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
   asio::write(socket, asio::buffer(request));
   char buffer[1024];
@@ -160,11 +168,8 @@ TEST(Connections, IdleKeepAliveConnectionsAreClosedAfterTheIdleTimeout) {
 }
 
 TEST(Connections, AClientThatStopsHalfwayThroughItsHeadersIsDroppedAfterTheIdleTimeout) {
-  ServerProcess server(digits_endpoint(1), "  limits: {idle_timeout: 300ms}\n");
-  namespace asio = boost::asio;
-  asio::io_context io;
-  asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address(server.host()), server.port()});
+  ShortIdleTimeout setup;
+  auto& socket = setup.socket;
   // Part of a request, then nothing: the server must not wait for the rest forever.
   const std::string partial = "POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Le";
   asio::write(socket, asio::buffer(partial));
@@ -176,7 +181,7 @@ TEST(Connections, AClientThatStopsHalfwayThroughItsHeadersIsDroppedAfterTheIdleT
   EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message() << " after " << n << " bytes";
   EXPECT_GE(waited, std::chrono::milliseconds(250));
   EXPECT_LT(waited, std::chrono::milliseconds(1500));
-  auto metrics = server.client().get("/metrics").body;
+  auto metrics = setup.server.client().get("/metrics").body;
   EXPECT_EQ(metric_value(metrics, "tandem_http_rejected_total{reason=\"read_timeout\"}").value_or(0), 1);
   // The connection limit's gauge counts it as closed.
   EXPECT_EQ(metric_value(metrics, "tandem_http_connections").value_or(-1), 1);  // the scrape's own
