@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
 #include "http/wire.hpp"
 #include "protocol/v2_codec.hpp"
@@ -137,30 +138,6 @@ namespace {
 // one read, and all that an idle connection keeps of its buffer.
 constexpr std::size_t kIdleReadBytes = 512;
 
-// Parses a request head from what `buffer` holds, reading more only when it must. The idle read
-// has usually fetched the whole request already, so this is one put() and no further read:
-// Beast's async_read_header would still go through a composed operation and post its
-// completion through the scheduler.
-asio::awaitable<boost::system::error_code> read_head(tcp::socket& socket, beast::flat_buffer& buffer,
-                                                     bhttp::request_parser<AppendStringBody>& parser) {
-  for (;;) {
-    boost::system::error_code ec;
-    if (buffer.size() > 0) {
-      buffer.consume(parser.put(buffer.data(), ec));
-      if (ec != bhttp::error::need_more) co_return ec;  // the head is complete, or it is malformed
-    }
-    auto [read_ec, n] = co_await socket.async_read_some(buffer.prepare(beast::read_size(buffer, 65536)),
-                                                        asio::as_tuple(asio::use_awaitable));
-    if (read_ec == asio::error::eof) {
-      if (!parser.got_some()) co_return bhttp::error::end_of_stream;
-      parser.put_eof(ec);  // a partial head
-      co_return ec;
-    }
-    if (read_ec) co_return read_ec;
-    buffer.commit(n);
-  }
-}
-
 // Reads a body of known length straight into the request's string: the kernel's copy is the
 // only one, in reads as large as what remains. Beast's parser reads 64 KiB at a time into its
 // buffer and copies each piece into the body; on a 1.3 MB request that copy was 13 % of the
@@ -228,7 +205,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     parser = std::make_unique<bhttp::request_parser<AppendStringBody>>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    read_ec = co_await read_head(socket, buffer, *parser);
+    // The idle read has usually fetched the whole head: one put(), no further read.
+    read_ec = co_await parse_buffered(socket, buffer, *parser, [](const auto& p) { return p.is_header_done(); });
     if (!read_ec) {
       const auto& head = parser->get();
       if (beast::iequals(head[bhttp::field::expect], "100-continue")) {

@@ -1,40 +1,12 @@
 #include "http/upstream_pool.hpp"
 
+#include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
 #include "http/wire.hpp"
 
 #include <array>
 
 namespace tandem::http {
-
-namespace {
-// Reads one whole response: parses what the buffer holds, reads more until it is complete.
-// A small response arrives in one read and is parsed by one put(); Beast's async_read would
-// run the same parser inside composed operations that cost more than the parsing.
-asio::awaitable<boost::system::error_code> read_response(tcp::socket& socket, beast::flat_buffer& buffer,
-                                                         bhttp::response_parser<bhttp::string_body>& parser) {
-  parser.eager(true);
-  for (;;) {
-    boost::system::error_code ec;
-    if (buffer.size() > 0) {
-      const std::size_t used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (parser.is_done()) co_return boost::system::error_code{};
-      if (ec && ec != bhttp::error::need_more) co_return ec;
-      if (!ec && used > 0 && buffer.size() > 0) continue;
-    }
-    auto [read_ec, n] = co_await socket.async_read_some(buffer.prepare(beast::read_size(buffer, 65536)),
-                                                        asio::as_tuple(asio::use_awaitable));
-    if (read_ec == asio::error::eof) {
-      if (!parser.got_some()) co_return bhttp::error::end_of_stream;
-      parser.put_eof(ec);  // complete if the body runs to the end of the connection
-      co_return ec;
-    }
-    if (read_ec) co_return read_ec;
-    buffer.commit(n);
-  }
-}
-} // namespace
 
 UpstreamPool::UpstreamPool(asio::any_io_executor executor, const tcp::endpoint& endpoint,
                            std::size_t max_idle, std::size_t max_response_bytes)
@@ -115,7 +87,9 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
     }
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(max_response_bytes_);
-    auto read_ec = co_await read_response(connection->socket, connection->buffer, parser);
+    parser.eager(true);  // header and body in one put()
+    auto read_ec = co_await parse_buffered(connection->socket, connection->buffer, parser,
+                                           [](const auto& p) { return p.is_done(); });
     disarm(*connection);
     if (read_ec) {
       if (connection->timed_out)
