@@ -200,8 +200,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       buffer.commit(n);
     }
     arm(watch);  // the whole request within the idle timeout
-    std::string sized_body;
-    bool body_read_directly = false;
+    std::string sized_body;  // a body of known length, read past the parser
     parser = std::make_unique<bhttp::request_parser<AppendStringBody>>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
@@ -219,7 +218,6 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       if (auto length = parser->content_length(); !read_ec && !parser->is_done() && length) {
         sized_body = bodies_.take(static_cast<std::size_t>(*length));
         read_ec = co_await read_sized_body(socket, buffer, sized_body);
-        body_read_directly = true;
       } else if (!read_ec && !parser->is_done()) {  // chunked
         std::tie(read_ec, std::ignore) =
             co_await bhttp::async_read(socket, buffer, *parser, asio::as_tuple(asio::use_awaitable));
@@ -256,7 +254,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     }
     Request request = parser->release();
     parser.reset();
-    if (body_read_directly) request.body() = std::move(sized_body);
+    if (!sized_body.empty()) request.body() = std::move(sized_body);
     watch.unlink();  // the handler has the request's own deadline
     Reply reply = co_await handler_(request);
     const bool keep_alive = request.keep_alive() && !stopping_ && request.version() >= 11;
@@ -270,7 +268,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         asio::as_tuple(asio::use_awaitable));
     (void)written;
     if (watch.expired) rejected_.with({"write_timeout"}).inc();
-    if (body_read_directly) bodies_.give_back(std::move(request.body()));
+    bodies_.give_back(std::move(request.body()));  // kept only if large and within the bounds
     if (write_ec || watch.expired || !keep_alive) break;
   }
   watch.unlink();
