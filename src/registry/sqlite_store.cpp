@@ -1,12 +1,17 @@
 #include "registry/sqlite_store.hpp"
 
+#include "registry/audit_blocks.hpp"
+
 #include <boost/json.hpp>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <string_view>
+#include <tuple>
 
 namespace tandem::registry {
 namespace {
@@ -121,6 +126,28 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_finished ON jobs (finished_unix_ms);
 )sql"},
+    // The rows of audit_requests move into blocks (see audit_blocks.hpp) in C++ after this
+    // script; then that table goes.
+    Migration{5, "audit records in blocks",
+              R"sql(
+CREATE TABLE audit_blocks (
+  seq INTEGER PRIMARY KEY,
+  first_time_unix_ms BIGINT NOT NULL,
+  last_time_unix_ms BIGINT NOT NULL,
+  records INTEGER NOT NULL,
+  endpoints TEXT NOT NULL,
+  records_json TEXT NOT NULL
+);
+CREATE INDEX audit_blocks_by_first_time ON audit_blocks (first_time_unix_ms);
+CREATE INDEX audit_blocks_by_last_time ON audit_blocks (last_time_unix_ms);
+CREATE TABLE audit_request_ids (
+  request_id TEXT NOT NULL,
+  time_unix_ms BIGINT NOT NULL,
+  block_seq BIGINT NOT NULL
+);
+CREATE INDEX audit_request_ids_by_id ON audit_request_ids (request_id);
+CREATE INDEX audit_request_ids_by_time ON audit_request_ids (time_unix_ms);
+)sql"},
 };
 
 std::int64_t now_unix_ms() {
@@ -169,6 +196,12 @@ public:
     const auto* p = sqlite3_column_text(stmt_, column);
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
              : std::string();
+  }
+  /// The column's text without a copy; valid until the next step() or reset().
+  [[nodiscard]] std::string_view text_view(int column) const {
+    const auto* p = sqlite3_column_text(stmt_, column);
+    return p ? std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+             : std::string_view();
   }
   [[nodiscard]] std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
   [[nodiscard]] double real(int column) const { return sqlite3_column_double(stmt_, column); }
@@ -223,24 +256,25 @@ constexpr const char* kAuditColumns =
     "request_id, trace_id, time_unix_ms, endpoint, model_version, input_sha256, tier, worker, status, error_code, "
     "attempts, queue_ms, cold_start_ms, upstream_ms, total_ms, cost_usd";
 
-AuditRecord read_audit(const Statement& s) {
+/// The record in kAuditColumns order from column `first` on.
+AuditRecord read_audit(const Statement& s, int first) {
   AuditRecord r;
-  r.request_id = s.text(0);
-  r.trace_id = s.text(1);
-  r.time_unix_ms = s.int64(2);
-  r.endpoint = s.text(3);
-  r.model_version = s.text(4);
-  r.input_sha256 = s.text(5);
-  r.tier = s.text(6);
-  r.worker = s.text(7);
-  r.status = static_cast<int>(s.int64(8));
-  r.error_code = s.text(9);
-  r.attempts = static_cast<int>(s.int64(10));
-  r.queue_ms = s.real(11);
-  r.cold_start_ms = s.real(12);
-  r.upstream_ms = s.real(13);
-  r.total_ms = s.real(14);
-  r.cost_usd = s.real(15);
+  r.request_id = s.text(first);
+  r.trace_id = s.text(first + 1);
+  r.time_unix_ms = s.int64(first + 2);
+  r.endpoint = s.text(first + 3);
+  r.model_version = s.text(first + 4);
+  r.input_sha256 = s.text(first + 5);
+  r.tier = s.text(first + 6);
+  r.worker = s.text(first + 7);
+  r.status = static_cast<int>(s.int64(first + 8));
+  r.error_code = s.text(first + 9);
+  r.attempts = static_cast<int>(s.int64(first + 10));
+  r.queue_ms = s.real(first + 11);
+  r.cold_start_ms = s.real(first + 12);
+  r.upstream_ms = s.real(first + 13);
+  r.total_ms = s.real(first + 14);
+  r.cost_usd = s.real(first + 15);
   return r;
 }
 
@@ -319,6 +353,7 @@ public:
         continue;
       }
       auto s = exec(m.sql, "migration " + std::to_string(m.version) + " (" + m.description + ")");
+      if (s && m.version == 5) s = move_audit_rows_into_blocks();
       if (s) {
         Statement insert(db_, "INSERT INTO schema_migrations (version, description, applied_unix_ms) VALUES (?, ?, ?)");
         insert.bind(1, m.version).bind(2, std::string_view(m.description)).bind(3, now_unix_ms());
@@ -457,24 +492,7 @@ public:
   Status append_audit(std::span<const AuditRecord> records) override {
     if (records.empty()) return Ok{};
     if (auto b = exec("BEGIN IMMEDIATE", "starting audit batch"); !b) return b;
-    // Whole groups of rows go in one multi-row INSERT: a statement's fixed cost (start, halt,
-    // reset) was about a quarter of the writer's instructions per record. The rest one by one.
-    Statement group(db_, audit_insert_sql(kAuditRowsPerInsert));
-    Statement single(db_, audit_insert_sql(1));
-    Status result = Ok{};
-    if (!group.prepared() || !single.prepared()) result = failure("preparing audit insert");
-    std::size_t i = 0;
-    for (; result && i + kAuditRowsPerInsert <= records.size(); i += kAuditRowsPerInsert) {
-      for (std::size_t row = 0; row < kAuditRowsPerInsert; ++row)
-        bind_audit_row(group, static_cast<int>(row * kAuditColumnCount), records[i + row]);
-      if (group.step() != SQLITE_DONE) result = failure("inserting audit records");
-      group.reset();
-    }
-    for (; result && i < records.size(); ++i) {
-      bind_audit_row(single, 0, records[i]);
-      if (single.step() != SQLITE_DONE) result = failure("inserting audit record");
-      single.reset();
-    }
+    Status result = write_audit_blocks(records);
     if (!result) {
       (void)exec("ROLLBACK", "rolling back audit batch");
       return result;
@@ -482,67 +500,124 @@ public:
     return exec("COMMIT", "committing audit batch");
   }
 
-  static constexpr std::size_t kAuditColumnCount = 16;
-  static constexpr std::size_t kAuditRowsPerInsert = 32;  // 512 parameters, well under SQLite's limit
-
-  static std::string audit_insert_sql(std::size_t rows) {
-    std::string one_row = "(?";
-    for (std::size_t column = 1; column < kAuditColumnCount; ++column) one_row += ",?";
-    one_row += ")";
-    std::string sql = std::string("INSERT INTO audit_requests (") + kAuditColumns + ") VALUES ";
-    for (std::size_t row = 0; row < rows; ++row) {
-      if (row > 0) sql += ',';
-      sql += one_row;
-    }
-    return sql;
-  }
-
-  /// Binds one record to the 16 parameters after `offset`. The records outlive the statement's
-  /// step(): their text is bound in place.
-  static void bind_audit_row(Statement& s, int offset, const AuditRecord& r) {
-    s.bind_borrowed(offset + 1, r.request_id).bind_borrowed(offset + 2, r.trace_id).bind(offset + 3, r.time_unix_ms);
-    s.bind_borrowed(offset + 4, r.endpoint).bind_borrowed(offset + 5, r.model_version);
-    s.bind_borrowed(offset + 6, r.input_sha256).bind_borrowed(offset + 7, r.tier).bind_borrowed(offset + 8, r.worker);
-    s.bind(offset + 9, r.status).bind_borrowed(offset + 10, r.error_code).bind(offset + 11, r.attempts);
-    s.bind(offset + 12, r.queue_ms).bind(offset + 13, r.cold_start_ms).bind(offset + 14, r.upstream_ms);
-    s.bind(offset + 15, r.total_ms).bind(offset + 16, r.cost_usd);
-  }
-
   Result<std::vector<AuditRecord>> query_audit(const AuditQuery& q) override {
-    std::string sql = std::string("SELECT ") + kAuditColumns + " FROM audit_requests WHERE time_unix_ms >= ?";
-    if (q.before_unix_ms > 0) sql += " AND time_unix_ms < ?";
-    if (!q.endpoint.empty()) sql += " AND endpoint = ?";
-    if (q.status >= 100) sql += " AND status = ?";
-    else if (q.status > 0) sql += " AND status >= ? AND status < ?";
-    sql += q.oldest_first ? " ORDER BY time_unix_ms ASC, seq ASC LIMIT ?" : " ORDER BY time_unix_ms DESC, seq DESC LIMIT ?";
+    if (q.limit == 0) return std::vector<AuditRecord>{};
+    const auto limit = q.limit < 0 ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(q.limit);
+    // Blocks overlap in time a little (a slow request lands in a later block), so blocks are
+    // read in order of their latest (newest first) or earliest (oldest first) record, and the
+    // scan stops once the next block cannot hold anything better than the limit already has.
+    std::string sql = "SELECT seq, first_time_unix_ms, last_time_unix_ms, records_json FROM audit_blocks "
+                      "WHERE last_time_unix_ms >= ?";
+    if (q.before_unix_ms > 0) sql += " AND first_time_unix_ms < ?";
+    if (!q.endpoint.empty()) sql += " AND instr(endpoints, ?) > 0";
+    sql += q.oldest_first ? " ORDER BY first_time_unix_ms ASC, seq ASC" : " ORDER BY last_time_unix_ms DESC, seq DESC";
     Statement s(db_, sql);
     if (!s.prepared()) return failure("preparing audit query");
     int i = 1;
     s.bind(i++, q.since_unix_ms);
     if (q.before_unix_ms > 0) s.bind(i++, q.before_unix_ms);
-    if (!q.endpoint.empty()) s.bind(i++, q.endpoint);
-    if (q.status >= 100) {
-      s.bind(i++, q.status);
-    } else if (q.status > 0) {
-      s.bind(i++, q.status * 100);
-      s.bind(i++, q.status * 100 + 100);
-    }
-    s.bind(i, q.limit);
-    std::vector<AuditRecord> out;
+    const std::string framed_endpoint = "\n" + q.endpoint + "\n";
+    if (!q.endpoint.empty()) s.bind(i, framed_endpoint);
+    const auto matches = [&](const AuditRecord& r) {
+      if (r.time_unix_ms < q.since_unix_ms) return false;
+      if (q.before_unix_ms > 0 && r.time_unix_ms >= q.before_unix_ms) return false;
+      if (!q.endpoint.empty() && r.endpoint != q.endpoint) return false;
+      if (q.status >= 100) return r.status == q.status;
+      if (q.status > 0) return r.status >= q.status * 100 && r.status < q.status * 100 + 100;
+      return true;
+    };
+    // Kept as a heap whose top is the worst of those kept: (time, block, place) decides.
+    struct Kept {
+      std::int64_t time_unix_ms;
+      std::int64_t block_seq;
+      std::size_t place;
+      AuditRecord record;
+    };
+    const auto before = [&](const Kept& a, const Kept& b) {  // true when a comes first in the answer
+      const auto ka = std::tie(a.time_unix_ms, a.block_seq, a.place);
+      const auto kb = std::tie(b.time_unix_ms, b.block_seq, b.place);
+      return q.oldest_first ? ka < kb : ka > kb;
+    };
+    std::vector<Kept> kept;
     int rc = 0;
-    while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_audit(s));
+    while ((rc = s.step()) == SQLITE_ROW) {
+      if (kept.size() == limit) {
+        const std::int64_t worst = kept.front().time_unix_ms;
+        if (q.oldest_first ? s.int64(1) > worst : s.int64(2) < worst) {
+          rc = SQLITE_DONE;
+          break;
+        }
+      }
+      const std::int64_t block_seq = s.int64(0);
+      auto records = parse_audit_block_json(s.text_view(3));
+      if (!records) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(block_seq) + ": " + records.error().message);
+      for (std::size_t place = 0; place < records->size(); ++place) {
+        AuditRecord& r = (*records)[place];
+        if (!matches(r)) continue;
+        Kept candidate{r.time_unix_ms, block_seq, place, {}};
+        if (kept.size() == limit) {
+          if (!before(candidate, kept.front())) continue;
+          std::pop_heap(kept.begin(), kept.end(), before);
+          kept.pop_back();
+        }
+        candidate.record = std::move(r);
+        kept.push_back(std::move(candidate));
+        std::push_heap(kept.begin(), kept.end(), before);
+      }
+    }
     if (rc != SQLITE_DONE) return failure("querying audit records");
+    std::sort_heap(kept.begin(), kept.end(), before);
+    std::vector<AuditRecord> out;
+    out.reserve(kept.size());
+    for (Kept& k : kept) out.push_back(std::move(k.record));
     return out;
   }
 
   Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) override {
-    return find_one(std::string("SELECT ") + kAuditColumns +
-                        " FROM audit_requests WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
-                    request_id, read_audit, "request " + request_id);
+    // Ids the gateway made carry their arrival time, which bounds the blocks to look in; ids a
+    // client chose have a row in audit_request_ids. With duplicates, the newest wins.
+    std::optional<std::pair<std::int64_t, AuditRecord>> newest;
+    const auto search = [&](Statement& s, const char* what) -> Status {
+      int rc = 0;
+      while ((rc = s.step()) == SQLITE_ROW) {
+        const std::int64_t block_seq = s.int64(0);
+        if (newest && newest->first > block_seq) continue;
+        auto records = parse_audit_block_json(s.text_view(1));
+        if (!records) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(block_seq) + ": " + records.error().message);
+        for (auto r = records->rbegin(); r != records->rend(); ++r) {
+          if (r->request_id != request_id) continue;
+          newest.emplace(block_seq, std::move(*r));
+          break;
+        }
+      }
+      if (rc != SQLITE_DONE) return failure(std::string("looking up request ") + request_id + " " + what);
+      return Ok{};
+    };
+    if (auto time = time_in_request_id(request_id)) {
+      Statement s(db_, "SELECT seq, records_json FROM audit_blocks WHERE first_time_unix_ms BETWEEN ? AND ? "
+                       "AND last_time_unix_ms >= ? ORDER BY seq");
+      if (!s.prepared()) return failure("preparing the lookup of request " + request_id);
+      s.bind(1, *time - kAuditBlockSpanMaxMs).bind(2, *time).bind(3, *time);
+      if (auto found = search(s, "by time"); !found) return found.error();
+    }
+    Statement s(db_, "SELECT b.seq, b.records_json FROM audit_request_ids i JOIN audit_blocks b ON b.seq = i.block_seq "
+                     "WHERE i.request_id = ? ORDER BY b.seq");
+    if (!s.prepared()) return failure("preparing the lookup of request " + request_id);
+    s.bind(1, request_id);
+    if (auto found = search(s, "by id"); !found) return found.error();
+    if (!newest) return std::optional<AuditRecord>{};
+    return std::optional<AuditRecord>(std::move(newest->second));
   }
 
   Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) override {
-    return delete_where("DELETE FROM audit_requests WHERE time_unix_ms < ?", cutoff_unix_ms, "expired audit records");
+    if (auto b = exec("BEGIN IMMEDIATE", "starting audit retention"); !b) return b.error();
+    auto deleted = delete_audit_blocks_before(cutoff_unix_ms);
+    if (!deleted) {
+      (void)exec("ROLLBACK", "rolling back audit retention");
+      return deleted;
+    }
+    if (auto c = exec("COMMIT", "committing audit retention"); !c) return c.error();
+    return deleted;
   }
 
   Status in_transaction(const std::function<Status()>& work) override {
@@ -614,6 +689,124 @@ public:
   }
 
 private:
+  /// Writes `records` as blocks, and an id row for each record whose id does not carry its
+  /// time. In the caller's transaction.
+  Status write_audit_blocks(std::span<const AuditRecord> records) {
+    if (!insert_audit_block_) {
+      insert_audit_block_ = std::make_unique<Statement>(
+          db_, "INSERT INTO audit_blocks (first_time_unix_ms, last_time_unix_ms, records, endpoints, records_json) "
+               "VALUES (?, ?, ?, ?, ?)");
+      insert_audit_request_id_ = std::make_unique<Statement>(
+          db_, "INSERT INTO audit_request_ids (request_id, time_unix_ms, block_seq) VALUES (?, ?, ?)");
+    }
+    if (!insert_audit_block_->prepared() || !insert_audit_request_id_->prepared()) {
+      Error error = failure("preparing audit insert");
+      insert_audit_block_.reset();
+      insert_audit_request_id_.reset();
+      return error;
+    }
+    Statement& block_insert = *insert_audit_block_;
+    Statement& id_insert = *insert_audit_request_id_;
+    for (const AuditBlock& block : make_audit_blocks(records)) {
+      block_insert.bind(1, block.first_time_unix_ms).bind(2, block.last_time_unix_ms);
+      block_insert.bind(3, static_cast<std::int64_t>(block.records)).bind_borrowed(4, block.endpoints);
+      block_insert.bind_borrowed(5, block.records_json);
+      const int rc = block_insert.step();
+      block_insert.reset();
+      if (rc != SQLITE_DONE) return failure("inserting audit records");
+      const std::int64_t block_seq = sqlite3_last_insert_rowid(db_);
+      for (const AuditRecord* r : block.foreign_ids) {
+        id_insert.bind_borrowed(1, r->request_id).bind(2, r->time_unix_ms).bind(3, block_seq);
+        const int id_rc = id_insert.step();
+        id_insert.reset();
+        if (id_rc != SQLITE_DONE) return failure("indexing audit request id " + r->request_id);
+      }
+    }
+    return Ok{};
+  }
+
+  /// Retention, in the caller's transaction: whole blocks before the cutoff go; a block the
+  /// cutoff falls inside is written again with its newer records only.
+  Result<std::int64_t> delete_audit_blocks_before(std::int64_t cutoff_unix_ms) {
+    std::int64_t deleted = 0;
+    {
+      Statement count(db_, "SELECT COALESCE(SUM(records), 0) FROM audit_blocks WHERE last_time_unix_ms < ?");
+      if (!count.prepared()) return failure("preparing the count of expired audit records");
+      count.bind(1, cutoff_unix_ms);
+      if (count.step() != SQLITE_ROW) return failure("counting expired audit records");
+      deleted = count.int64(0);
+    }
+    if (auto d = delete_where("DELETE FROM audit_blocks WHERE last_time_unix_ms < ?", cutoff_unix_ms,
+                              "expired audit records");
+        !d)
+      return d.error();
+    if (auto d = delete_where("DELETE FROM audit_request_ids WHERE time_unix_ms < ?", cutoff_unix_ms,
+                              "expired audit request ids");
+        !d)
+      return d.error();
+    struct Straddling {
+      std::int64_t seq;
+      std::vector<AuditRecord> newer;
+    };
+    std::vector<Straddling> straddling;
+    {
+      Statement s(db_, "SELECT seq, records_json FROM audit_blocks WHERE first_time_unix_ms < ?");
+      if (!s.prepared()) return failure("preparing the trim of audit blocks");
+      s.bind(1, cutoff_unix_ms);
+      int rc = 0;
+      while ((rc = s.step()) == SQLITE_ROW) {
+        auto records = parse_audit_block_json(s.text_view(1));
+        if (!records) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(s.int64(0)) + ": " + records.error().message);
+        Straddling block{s.int64(0), {}};
+        for (AuditRecord& r : *records) {
+          if (r.time_unix_ms < cutoff_unix_ms) ++deleted;
+          else block.newer.push_back(std::move(r));
+        }
+        straddling.push_back(std::move(block));
+      }
+      if (rc != SQLITE_DONE) return failure("reading audit blocks to trim");
+    }
+    for (const Straddling& block : straddling) {
+      // The records of a block are in time order, so the newer ones stay one block.
+      auto rewritten = make_audit_blocks(block.newer);
+      Statement u(db_, "UPDATE audit_blocks SET first_time_unix_ms = ?, last_time_unix_ms = ?, records = ?, "
+                       "endpoints = ?, records_json = ? WHERE seq = ?");
+      if (!u.prepared()) return failure("preparing the trim of audit blocks");
+      if (rewritten.size() != 1) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(block.seq) + " is not in time order");
+      const AuditBlock& b = rewritten.front();
+      u.bind(1, b.first_time_unix_ms).bind(2, b.last_time_unix_ms).bind(3, static_cast<std::int64_t>(b.records));
+      u.bind(4, b.endpoints).bind(5, b.records_json).bind(6, block.seq);
+      if (u.step() != SQLITE_DONE) return failure("trimming audit block " + std::to_string(block.seq));
+    }
+    return deleted;
+  }
+
+  /// Migration 5: the one-row-per-request audit table becomes blocks, oldest first, then goes.
+  Status move_audit_rows_into_blocks() {
+    constexpr int kRowsPerRead = 4096;
+    std::int64_t after_seq = 0;
+    for (;;) {
+      std::vector<AuditRecord> rows;
+      {
+        Statement s(db_, std::string("SELECT seq, ") + kAuditColumns +
+                             " FROM audit_requests WHERE seq > ? ORDER BY seq LIMIT ?");
+        if (!s.prepared()) return failure("preparing to move audit records into blocks");
+        s.bind(1, after_seq).bind(2, kRowsPerRead);
+        int rc = 0;
+        while ((rc = s.step()) == SQLITE_ROW) {
+          after_seq = s.int64(0);
+          rows.push_back(read_audit(s, 1));
+        }
+        if (rc != SQLITE_DONE) return failure("reading audit records to move into blocks");
+      }
+      if (rows.empty()) break;
+      if (auto w = write_audit_blocks(rows); !w) return w;
+    }
+    insert_audit_block_.reset();
+    insert_audit_request_id_.reset();
+    return exec("DROP TABLE audit_requests", "dropping the audit table moved into blocks");
+  }
+
   /// The one row `sql` (with one `?`) selects for `key`, read by `read`; nullopt when none.
   template <typename Key, typename Reader>
   auto find_one(const std::string& sql, const Key& key, Reader read, const std::string& what)
@@ -640,6 +833,8 @@ private:
 
   sqlite3* db_;
   std::unique_ptr<Statement> save_job_statement_;
+  std::unique_ptr<Statement> insert_audit_block_;
+  std::unique_ptr<Statement> insert_audit_request_id_;
 };
 
 } // namespace

@@ -53,7 +53,7 @@ std::int64_t audit_rows(const fs::path& db_file) {
   std::int64_t count = -1;
   if (sqlite3_open_v2(db_file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM audit_requests", -1, &stmt, nullptr) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, "SELECT COALESCE(SUM(records), 0) FROM audit_blocks", -1, &stmt, nullptr) == SQLITE_OK &&
         sqlite3_step(stmt) == SQLITE_ROW)
       count = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);

@@ -203,8 +203,8 @@ TEST_F(AuditWriterTest, FullBacklogDropsAndCountsWithoutBlocking) {
 }
 
 TEST_F(AuditWriterTest, FailedBatchIsCountedAndTheWriterCarriesOn) {
-  RawConnection(file_).exec("CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_requests "
-                            "WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+  RawConnection(file_).exec("CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_blocks "
+                            "WHEN NEW.records_json LIKE '%[\"poison\",%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
   auto writer = start(options());
   ASSERT_NE(writer, nullptr);
   ASSERT_TRUE(writer->submit(record("poison", now_unix_ms())));

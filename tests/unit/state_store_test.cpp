@@ -1,6 +1,9 @@
 // The SQLite state store against real database files, one fresh temporary directory per test.
 #include "registry/sqlite_store.hpp"
 
+#include "core/ids.hpp"
+#include "registry/audit_blocks.hpp"
+
 #include <gtest/gtest.h>
 #include "support/store_fixture.hpp"
 #include <sqlite3.h>
@@ -43,6 +46,11 @@ std::string raw_sql(const fs::path& file, const std::string& sql) {
 }
 
 using StateStoreTest = tandem::testing::FreshStoreTest;
+
+/// A constraint another tool might add: it refuses the block that holds the record 'poison'.
+constexpr const char* kRefusePoisonTrigger =
+    "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_blocks "
+    "WHEN NEW.records_json LIKE '%[\"poison\",%' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END";
 
 ModelVersionRecord version_record(const std::string& name, const std::string& digest,
                                   std::int64_t created_ms) {
@@ -92,6 +100,8 @@ AuditRecord audit_record(const std::string& id, std::int64_t time_ms, const std:
   r.cost_usd = 1.097e-6;
   return r;
 }
+
+using Ids = std::vector<std::string>;
 
 std::vector<std::string> ids_of(const std::vector<AuditRecord>& records) {
   std::vector<std::string> out;
@@ -171,6 +181,45 @@ TEST_F(StateStoreTest, StoreFromANewerSchemaIsRefusedNamingBothVersions) {
   EXPECT_NE(message.find("schema version " + std::to_string(newer)), std::string::npos) << message;
   EXPECT_NE(message.find("(" + std::to_string(latest_schema_version()) + ")"), std::string::npos) << message;
   EXPECT_NE(message.find("newer"), std::string::npos) << message;
+}
+
+TEST(StateStoreMigration, AuditRowsOfAnOlderStoreMoveIntoBlocksAndStayFindable) {
+  // A store at schema version 4 kept one row per request; the audit part of it is enough here.
+  TempDir dir;
+  const fs::path file = dir.path() / "tandem.db";
+  IdGenerator ids(3);
+  const std::string gateway_id = ids.next_time_ordered(2000);
+  std::ofstream{file};  // an empty file is an empty database
+  raw_sql(file, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+                "applied_unix_ms BIGINT NOT NULL);"
+                "INSERT INTO schema_migrations VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0);"
+                "CREATE TABLE audit_requests (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL, trace_id TEXT NOT NULL, "
+                "time_unix_ms BIGINT NOT NULL, endpoint TEXT NOT NULL, model_version TEXT NOT NULL, "
+                "input_sha256 TEXT NOT NULL, tier TEXT NOT NULL, worker TEXT NOT NULL, status INTEGER NOT NULL, "
+                "error_code TEXT NOT NULL, attempts INTEGER NOT NULL, queue_ms DOUBLE PRECISION NOT NULL, "
+                "cold_start_ms DOUBLE PRECISION NOT NULL, upstream_ms DOUBLE PRECISION NOT NULL, "
+                "total_ms DOUBLE PRECISION NOT NULL, cost_usd DOUBLE PRECISION NOT NULL);"
+                "CREATE INDEX audit_by_request_id ON audit_requests (request_id);"
+                "INSERT INTO audit_requests (request_id, trace_id, time_unix_ms, endpoint, model_version, input_sha256, "
+                "tier, worker, status, error_code, attempts, queue_ms, cold_start_ms, upstream_ms, total_ms, cost_usd) "
+                "VALUES ('late', 't1', 3000, 'digits', 'v1', 'h1', 'dedicated', 'w-1', 200, '', 1, 0.5, 0, 1.5, 2.0, 1e-6),"
+                " ('" + gateway_id + "', 't2', 2000, 'other', 'v1', 'h2', 'serverless', 'w-2', 503, 'upstream_error', 2, "
+                "0.25, 900.5, 3.0, 904.0, 2.5e-6),"
+                " ('tie', 't3', 3000, 'digits', 'v1', 'h3', 'dedicated', 'w-1', 200, '', 1, 0, 0, 1, 1, 0)");
+  auto opened = open_sqlite_store(file);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  StateStore& store = **opened;
+  EXPECT_EQ(*store.schema_version(), latest_schema_version());
+  EXPECT_EQ(raw_sql(file, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_requests'"), "0");
+  // Equal times keep the old rows' order: 'tie' was written after 'late'.
+  EXPECT_EQ(ids_of(*store.query_audit({})), (Ids{"tie", "late", gateway_id}));
+  auto moved = store.find_audit(gateway_id);
+  ASSERT_TRUE(moved.ok() && moved->has_value());
+  EXPECT_EQ((*moved)->tier, "serverless");
+  EXPECT_EQ((*moved)->error_code, "upstream_error");
+  EXPECT_DOUBLE_EQ((*moved)->cold_start_ms, 900.5);
+  EXPECT_DOUBLE_EQ((*moved)->cost_usd, 2.5e-6);
+  EXPECT_TRUE(store.find_audit("late")->has_value());
 }
 
 TEST(StateStoreMigration, FileThatIsNotADatabaseGivesAClearError) {
@@ -398,8 +447,6 @@ protected:
   }
 };
 
-using Ids = std::vector<std::string>;
-
 TEST_F(AuditStoreTest, RecordRoundTripsEveryField) {
   auto found = store().find_audit("r3");
   ASSERT_TRUE(found.ok()) << found.error().message;
@@ -528,8 +575,7 @@ TEST_F(StateStoreTest, AppendingAnEmptyBatchIsANoOp) {
 
 TEST_F(StateStoreTest, AuditBatchIsAllOrNothing) {
   // A trigger (as a constraint another tool might add) makes one row of the batch fail.
-  raw_sql(file_, "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_requests "
-                 "WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END");
+  raw_sql(file_, kRefusePoisonTrigger);
   const std::vector<AuditRecord> batch = {audit_record("ok-1", 1000, "digits", 200),
                                           audit_record("poison", 2000, "digits", 200),
                                           audit_record("ok-2", 3000, "digits", 200)};
@@ -545,9 +591,9 @@ TEST_F(StateStoreTest, AuditBatchIsAllOrNothing) {
   EXPECT_EQ(ids_of(*store().query_audit({})), Ids{"ok-3"});
 }
 
-TEST_F(StateStoreTest, ABatchSpanningSeveralMultiRowInsertsKeepsEveryRecordExactly) {
-  // 70 records: two whole groups of rows per INSERT and six written one at a time. Every record
-  // differs in every field, so a row bound at the wrong offset cannot go unnoticed.
+TEST_F(StateStoreTest, ABatchKeepsEveryFieldOfEveryRecordExactly) {
+  // Every record differs in every field, so a column written at the wrong place cannot go
+  // unnoticed.
   std::vector<AuditRecord> batch;
   for (int i = 0; i < 70; ++i) {
     auto r = audit_record("req-" + std::to_string(i), 1000 + i, i % 2 == 0 ? "digits" : "other", 200 + i);
@@ -595,13 +641,106 @@ TEST_F(StateStoreTest, ABatchSpanningSeveralMultiRowInsertsKeepsEveryRecordExact
   }
 }
 
-TEST_F(StateStoreTest, AFailingRowInsideAMultiRowInsertFailsTheWholeBatch) {
-  raw_sql(file_, "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_requests "
-                 "WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END");
+TEST_F(StateStoreTest, AFailingBlockAfterGoodOnesFailsTheWholeBatch) {
+  raw_sql(file_, kRefusePoisonTrigger);
+  // 600 records make three blocks; the poisoned record is in the last, after two were written.
   std::vector<AuditRecord> batch;
-  for (int i = 0; i < 40; ++i) batch.push_back(audit_record(i == 5 ? "poison" : "ok-" + std::to_string(i), 1000 + i, "digits", 200));
+  for (int i = 0; i < 600; ++i) batch.push_back(audit_record(i == 590 ? "poison" : "ok-" + std::to_string(i), 1000 + i, "digits", 200));
   ASSERT_FALSE(store().append_audit(batch).ok());
   EXPECT_TRUE(store().query_audit({})->empty());
+  EXPECT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM audit_blocks"), "0");
+}
+
+TEST_F(StateStoreTest, AuditRecordsAreStoredInTimeOrderedBlocksOfBoundedSizeAndSpan) {
+  // Appended in completion order: every tenth request took 30 s and arrived that much earlier.
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 700; ++i) {
+    const std::int64_t arrived = 100'000 + i * 10 - (i % 10 == 0 ? 30'000 : 0);
+    batch.push_back(audit_record("req-" + std::to_string(i), arrived, i % 3 == 0 ? "other" : "digits", 200));
+  }
+  ASSERT_TRUE(store().append_audit(batch).ok());
+  EXPECT_EQ(raw_sql(file_, "SELECT SUM(records) FROM audit_blocks"), "700");
+  EXPECT_EQ(raw_sql(file_, "SELECT MAX(records) FROM audit_blocks"), std::to_string(kAuditBlockRecordsMax));
+  EXPECT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM audit_blocks WHERE last_time_unix_ms - first_time_unix_ms > " +
+                               std::to_string(kAuditBlockSpanMaxMs)),
+            "0");
+  // Inside a block, records are in arrival order; the endpoint list names each endpoint once.
+  EXPECT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM audit_blocks b, json_each(b.records_json) r "
+                           "WHERE r.value ->> 2 < b.first_time_unix_ms OR r.value ->> 2 > b.last_time_unix_ms"),
+            "0");
+  EXPECT_EQ(raw_sql(file_, "SELECT endpoints FROM audit_blocks ORDER BY seq DESC LIMIT 1"), "\ndigits\nother\n");
+
+  // Across blocks, queries come back in order with limits that end inside a block.
+  AuditQuery q;
+  q.limit = 300;
+  auto newest = store().query_audit(q);
+  ASSERT_TRUE(newest.ok()) << newest.error().message;
+  ASSERT_EQ(newest->size(), 300u);
+  for (std::size_t i = 1; i < newest->size(); ++i)
+    EXPECT_GE((*newest)[i - 1].time_unix_ms, (*newest)[i].time_unix_ms) << i;
+  EXPECT_EQ(newest->front().request_id, "req-699");
+  q.oldest_first = true;
+  q.endpoint = "other";
+  q.limit = 5;
+  auto oldest = store().query_audit(q);
+  ASSERT_TRUE(oldest.ok()) << oldest.error().message;
+  // The slow requests (every tenth) arrived first; of those, the ones at "other" are i % 3 == 0.
+  EXPECT_EQ(ids_of(*oldest), (Ids{"req-0", "req-30", "req-60", "req-90", "req-120"}));
+}
+
+TEST_F(StateStoreTest, RequestsAreFoundByGatewayIdsWithoutAnIndexRowAndByClientIdsWithOne) {
+  IdGenerator ids(7);
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 300; ++i) {
+    const std::int64_t arrived = 1'795'900'000'000 + i * 7;
+    batch.push_back(audit_record(ids.next_time_ordered(arrived), arrived, "digits", 200));
+  }
+  // A client's own id, and one shaped like the gateway's whose time is not the arrival time.
+  batch.push_back(audit_record("client-chose-this", 1'795'900'000'500, "digits", 201));
+  batch.push_back(audit_record(ids.next_time_ordered(5), 1'795'900'000'600, "digits", 202));
+  ASSERT_TRUE(store().append_audit(batch).ok());
+  EXPECT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM audit_request_ids"), "2");
+  for (const auto& want : {batch[0], batch[150], batch[299], batch[300], batch[301]}) {
+    auto found = store().find_audit(want.request_id);
+    ASSERT_TRUE(found.ok()) << found.error().message;
+    ASSERT_TRUE(found->has_value()) << want.request_id;
+    EXPECT_EQ((*found)->time_unix_ms, want.time_unix_ms);
+    EXPECT_EQ((*found)->status, want.status);
+  }
+  auto missing = store().find_audit(ids.next_time_ordered(1'795'900'000'100));
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_F(StateStoreTest, RetentionTrimsABlockTheCutoffFallsInside) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(audit_record("r" + std::to_string(i), 1000 + i * 100, i < 5 ? "old" : "new", 200));
+  batch.push_back(audit_record("client-id", 1100, "old", 200));
+  ASSERT_TRUE(store().append_audit(batch).ok());
+  ASSERT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM audit_blocks"), "1");
+  auto deleted = store().delete_audit_before(1450);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
+  EXPECT_EQ(*deleted, 6);  // r0..r4 and client-id
+  AuditQuery q;
+  q.oldest_first = true;
+  EXPECT_EQ(ids_of(*store().query_audit(q)), (Ids{"r5", "r6", "r7", "r8", "r9"}));
+  EXPECT_EQ(raw_sql(file_, "SELECT first_time_unix_ms || ' ' || records || ' ' || endpoints FROM audit_blocks"),
+            "1500 5 \nnew\n");
+  // These ids carry no time, so each has an index row; the expired one's went too.
+  EXPECT_EQ(raw_sql(file_, "SELECT COUNT(*) FROM audit_request_ids"), "5");
+  EXPECT_FALSE(store().find_audit("client-id")->has_value());
+  EXPECT_FALSE(store().find_audit("r4")->has_value());
+  EXPECT_EQ((*store().find_audit("r7"))->time_unix_ms, 1700);
+}
+
+TEST_F(StateStoreTest, AMalformedBlockIsAnErrorNamingIt) {
+  ASSERT_TRUE(store().append_audit(std::vector<AuditRecord>{audit_record("x", 1000, "digits", 200)}).ok());
+  raw_sql(file_, "UPDATE audit_blocks SET records_json = '[[\"x\",\"t\",1000]]'");
+  auto rows = store().query_audit({});
+  ASSERT_FALSE(rows.ok());
+  EXPECT_NE(rows.error().message.find("audit block 1"), std::string::npos) << rows.error().message;
+  EXPECT_NE(rows.error().message.find("3 columns"), std::string::npos) << rows.error().message;
+  EXPECT_FALSE(store().find_audit("x").ok());
 }
 
 TEST_F(StateStoreTest, AuditWrittenOnOneConnectionIsVisibleOnAnother) {

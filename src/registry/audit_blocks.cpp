@@ -1,0 +1,369 @@
+#include "registry/audit_blocks.hpp"
+
+#include <boost/json/basic_parser_impl.hpp>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+namespace tandem::registry {
+namespace {
+
+constexpr std::size_t kColumns = std::size(kAuditRecordColumns);
+
+/// Length of the valid UTF-8 sequence starting at `at`, 0 if the bytes there are not one
+/// (overlong forms, surrogates and code points past U+10FFFF included).
+std::size_t utf8_sequence_length(std::string_view s, std::size_t at) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(at);
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (at + length > s.size()) return 0;
+  if (byte(at + 1) < low || byte(at + 1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i)
+    if (byte(at + i) < 0x80 || byte(at + i) > 0xBF) return 0;
+  return length;
+}
+
+/// Bytes that go into a JSON string as they are: printable ASCII but the quote and backslash.
+constexpr std::array<bool, 256> kPlainJsonByte = [] {
+  std::array<bool, 256> plain{};
+  for (std::size_t c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
+/// Hex digit values, -1 for anything else.
+constexpr std::array<std::int8_t, 256> kHexDigit = [] {
+  std::array<std::int8_t, 256> value{};
+  value.fill(-1);
+  for (int c = 0; c < 10; ++c) value[static_cast<std::size_t>('0' + c)] = static_cast<std::int8_t>(c);
+  for (int c = 0; c < 6; ++c) value[static_cast<std::size_t>('a' + c)] = static_cast<std::int8_t>(10 + c);
+  return value;
+}();
+
+/// Whether the 8 bytes at `p` are all plain: none below 0x20, none from 0x80, no quote, no
+/// backslash. Bit tricks on one 64-bit word: a high bit set in a lane marks a hit.
+bool all_plain_json_bytes(const char* p) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  std::uint64_t w = 0;
+  std::memcpy(&w, p, 8);
+  const auto zero_lane = [&](std::uint64_t x) { return (x - ones) & ~x & highs; };
+  const std::uint64_t control = (w - ones * 0x20) & ~w & highs;  // lanes below 0x20 (or >= 0x80)
+  const std::uint64_t special = zero_lane(w ^ (ones * '"')) | zero_lane(w ^ (ones * '\\'));
+  return ((w & highs) | control | special) == 0;
+}
+
+void append_json_string(std::string_view s, std::string& out) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t plain_from = 0;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    // Eight bytes at a time while they are all plain (ids and digests are hex: always).
+    while (i + 8 <= s.size() && all_plain_json_bytes(s.data() + i)) i += 8;
+    while (i < s.size() && kPlainJsonByte[static_cast<unsigned char>(s[i])]) ++i;
+    if (i == s.size()) break;
+    const auto c = static_cast<unsigned char>(s[i]);
+    out.append(s.data() + plain_from, i - plain_from);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20) {
+      const char escaped[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+      out.append(escaped, sizeof escaped);
+      ++i;
+    } else if (const std::size_t length = utf8_sequence_length(s, i); length > 0) {
+      out.append(s.data() + i, length);
+      i += length;
+    } else {
+      out.append("\xEF\xBF\xBD");  // U+FFFD: JSON text must be UTF-8
+      ++i;
+    }
+    plain_from = i;
+  }
+  out.append(s.data() + plain_from, s.size() - plain_from);
+  out.push_back('"');
+}
+
+void append_integer(std::int64_t value, std::string& out) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+void append_real(double value, std::string& out) {
+  if (!std::isfinite(value)) {
+    out.append("null");
+    return;
+  }
+  char digits[32];  // the shortest text that reads back as the same double
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+/// Reads records_json with Boost.JSON's tokenizer. Numbers are read again from their own text
+/// with std::from_chars: Boost 1.81's parser may round a double off by one unit in the last
+/// place, and a stored figure must read back exactly.
+class BlockReader {
+public:
+  static constexpr std::size_t max_object_size = 0;
+  static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_key_size = 0;
+  static constexpr std::size_t max_string_size = 4096;
+
+  std::vector<AuditRecord> records;
+  std::string problem;
+
+  bool on_document_begin(boost::json::error_code&) { return true; }
+  bool on_document_end(boost::json::error_code& ec) {
+    if (depth_ != 0) return fail(ec, "the block ends inside a record");
+    return true;
+  }
+  bool on_array_begin(boost::json::error_code& ec) {
+    if (++depth_ > 2) return fail(ec, "a record holds an array");
+    if (depth_ == 2) {
+      records.emplace_back();
+      column_ = 0;
+    }
+    return true;
+  }
+  bool on_array_end(std::size_t, boost::json::error_code& ec) {
+    if (depth_ == 2 && column_ != kColumns)
+      return fail(ec, "record " + std::to_string(records.size()) + " has " + std::to_string(column_) +
+                          " columns, not " + std::to_string(kColumns));
+    --depth_;
+    return true;
+  }
+  bool on_object_begin(boost::json::error_code& ec) { return fail(ec, "a block holds an object"); }
+  bool on_object_end(std::size_t, boost::json::error_code& ec) { return fail(ec, "a block holds an object"); }
+  bool on_key_part(boost::json::string_view, std::size_t, boost::json::error_code& ec) {
+    return fail(ec, "a block holds an object");
+  }
+  bool on_key(boost::json::string_view, std::size_t, boost::json::error_code& ec) {
+    return fail(ec, "a block holds an object");
+  }
+  bool on_string_part(boost::json::string_view s, std::size_t, boost::json::error_code&) {
+    text_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_string(boost::json::string_view s, std::size_t, boost::json::error_code& ec) {
+    text_.append(s.data(), s.size());
+    if (!in_record(ec)) return false;
+    std::string* field = text_field();
+    if (field == nullptr) return fail(ec, "column " + column_name() + " holds text");
+    *field = std::move(text_);
+    text_.clear();
+    ++column_;
+    return true;
+  }
+  bool on_number_part(boost::json::string_view s, boost::json::error_code&) {
+    text_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_int64(std::int64_t, boost::json::string_view s, boost::json::error_code& ec) { return number(s, ec); }
+  bool on_uint64(std::uint64_t, boost::json::string_view s, boost::json::error_code& ec) { return number(s, ec); }
+  bool on_double(double, boost::json::string_view s, boost::json::error_code& ec) { return number(s, ec); }
+  bool on_bool(bool, boost::json::error_code& ec) {
+    if (!in_record(ec)) return false;
+    return fail(ec, "column " + column_name() + " holds a boolean");
+  }
+  bool on_null(boost::json::error_code& ec) {
+    if (!in_record(ec)) return false;
+    double* field = real_field();
+    if (field == nullptr) return fail(ec, "column " + column_name() + " holds null");
+    *field = std::numeric_limits<double>::quiet_NaN();
+    ++column_;
+    return true;
+  }
+  bool on_comment_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
+
+private:
+  bool fail(boost::json::error_code& ec, std::string what) {
+    if (problem.empty()) problem = std::move(what);
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return false;
+  }
+  [[nodiscard]] bool in_record(boost::json::error_code& ec) {
+    if (depth_ != 2) return fail(ec, "a value outside any record");
+    if (column_ >= kColumns) return fail(ec, "record " + std::to_string(records.size()) + " has too many columns");
+    return true;
+  }
+  std::string column_name() const {
+    return column_ < kColumns ? std::string(kAuditRecordColumns[column_]) : "past the last";
+  }
+  std::string* text_field() {
+    if (depth_ != 2 || records.empty()) return nullptr;
+    AuditRecord& r = records.back();
+    switch (column_) {
+    case 0: return &r.request_id;
+    case 1: return &r.trace_id;
+    case 3: return &r.endpoint;
+    case 4: return &r.model_version;
+    case 5: return &r.input_sha256;
+    case 6: return &r.tier;
+    case 7: return &r.worker;
+    case 9: return &r.error_code;
+    default: return nullptr;
+    }
+  }
+  double* real_field() {
+    if (depth_ != 2 || records.empty()) return nullptr;
+    AuditRecord& r = records.back();
+    switch (column_) {
+    case 11: return &r.queue_ms;
+    case 12: return &r.cold_start_ms;
+    case 13: return &r.upstream_ms;
+    case 14: return &r.total_ms;
+    case 15: return &r.cost_usd;
+    default: return nullptr;
+    }
+  }
+  bool number(boost::json::string_view last_part, boost::json::error_code& ec) {
+    text_.append(last_part.data(), last_part.size());
+    const std::string digits = std::move(text_);
+    text_.clear();
+    if (!in_record(ec)) return false;
+    const char* first = digits.data();
+    const char* last = digits.data() + digits.size();
+    AuditRecord& r = records.back();
+    bool whole = false;
+    if (double* field = real_field(); field != nullptr) {
+      auto [end, e] = std::from_chars(first, last, *field);
+      whole = e == std::errc{} && end == last;
+    } else if (column_ == 2) {
+      auto [end, e] = std::from_chars(first, last, r.time_unix_ms);
+      whole = e == std::errc{} && end == last;
+    } else if (column_ == 8 || column_ == 10) {
+      int& field = column_ == 8 ? r.status : r.attempts;
+      auto [end, e] = std::from_chars(first, last, field);
+      whole = e == std::errc{} && end == last;
+    } else {
+      return fail(ec, "column " + column_name() + " holds a number");
+    }
+    if (!whole) return fail(ec, "column " + column_name() + " holds " + digits + ", not a number of its kind");
+    ++column_;
+    return true;
+  }
+
+  int depth_ = 0;
+  std::size_t column_ = 0;
+  std::string text_;
+};
+
+} // namespace
+
+void append_audit_record_json(const AuditRecord& r, std::string& out) {
+  out.push_back('[');
+  append_json_string(r.request_id, out);
+  out.push_back(',');
+  append_json_string(r.trace_id, out);
+  out.push_back(',');
+  append_integer(r.time_unix_ms, out);
+  out.push_back(',');
+  append_json_string(r.endpoint, out);
+  out.push_back(',');
+  append_json_string(r.model_version, out);
+  out.push_back(',');
+  append_json_string(r.input_sha256, out);
+  out.push_back(',');
+  append_json_string(r.tier, out);
+  out.push_back(',');
+  append_json_string(r.worker, out);
+  out.push_back(',');
+  append_integer(r.status, out);
+  out.push_back(',');
+  append_json_string(r.error_code, out);
+  out.push_back(',');
+  append_integer(r.attempts, out);
+  for (double value : {r.queue_ms, r.cold_start_ms, r.upstream_ms, r.total_ms, r.cost_usd}) {
+    out.push_back(',');
+    append_real(value, out);
+  }
+  out.push_back(']');
+}
+
+std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) {
+  std::vector<std::uint32_t> order(records.size());
+  std::iota(order.begin(), order.end(), 0U);
+  // Completion order is almost arrival order: a stable sort of nearly sorted input is cheap.
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return records[a].time_unix_ms < records[b].time_unix_ms;
+  });
+  std::vector<AuditBlock> blocks;
+  AuditBlock* block = nullptr;
+  std::vector<std::string_view> endpoints;  // those of the block being filled
+  for (std::uint32_t index : order) {
+    const AuditRecord& r = records[index];
+    if (block == nullptr || block->records == kAuditBlockRecordsMax ||
+        r.time_unix_ms - block->first_time_unix_ms > kAuditBlockSpanMaxMs) {
+      if (block != nullptr) block->records_json.push_back(']');
+      block = &blocks.emplace_back();
+      endpoints.clear();
+      block->first_time_unix_ms = r.time_unix_ms;
+      block->endpoints = "\n";
+      block->records_json.reserve(std::min<std::size_t>(records.size(), kAuditBlockRecordsMax) * 320);
+      block->records_json.push_back('[');
+    } else {
+      block->records_json.push_back(',');
+    }
+    block->last_time_unix_ms = r.time_unix_ms;
+    ++block->records;
+    append_audit_record_json(r, block->records_json);
+    // Blocks hold few endpoints, and neighbours mostly share one: a look along the short list.
+    if (std::find(endpoints.begin(), endpoints.end(), r.endpoint) == endpoints.end()) {
+      endpoints.push_back(r.endpoint);
+      block->endpoints += r.endpoint;
+      block->endpoints += '\n';
+    }
+    if (time_in_request_id(r.request_id) != r.time_unix_ms) block->foreign_ids.push_back(&r);
+  }
+  if (block != nullptr) block->records_json.push_back(']');
+  return blocks;
+}
+
+Result<std::vector<AuditRecord>> parse_audit_block_json(std::string_view records_json) {
+  boost::json::basic_parser<BlockReader> parser{boost::json::parse_options{}};
+  boost::json::error_code ec;
+  parser.write_some(false, records_json.data(), records_json.size(), ec);
+  if (ec) {
+    std::string what = parser.handler().problem.empty() ? ec.message() : parser.handler().problem;
+    return make_error(ErrorCode::internal, "malformed audit block: " + what);
+  }
+  return std::move(parser.handler().records);
+}
+
+std::optional<std::int64_t> time_in_request_id(std::string_view id) {
+  if (id.size() != 32) return std::nullopt;
+  std::int64_t time = 0;
+  int invalid = 0;
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const std::int8_t digit = kHexDigit[static_cast<unsigned char>(id[i])];
+    invalid |= digit;  // -1 sets the sign bit
+    if (i < 12) time = time * 16 + digit;
+  }
+  if (invalid < 0) return std::nullopt;
+  return time;
+}
+
+} // namespace tandem::registry

@@ -1,0 +1,174 @@
+#include "registry/audit_blocks.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tandem::registry {
+namespace {
+
+AuditRecord plain_record() {
+  AuditRecord r;
+  r.request_id = "req-1";
+  r.trace_id = std::string(32, 'a');
+  r.time_unix_ms = 1'795'900'000'123;
+  r.endpoint = "digits";
+  r.model_version = "0123456789ab";
+  r.input_sha256 = std::string(64, 'c');
+  r.tier = "dedicated";
+  r.worker = "digits-ded-0";
+  r.status = 200;
+  r.attempts = 1;
+  r.queue_ms = 0.008382;
+  r.upstream_ms = 1.856212;
+  r.total_ms = 1.957854;
+  r.cost_usd = 1.097e-6;
+  return r;
+}
+
+std::string block_of(const AuditRecord& r) {
+  std::string json = "[";
+  append_audit_record_json(r, json);
+  return json + "]";
+}
+
+/// Whether SQLite's own JSON functions accept the text (users query blocks with json_each).
+bool sqlite_reads_as_json(const std::string& text) {
+  sqlite3* db = nullptr;
+  sqlite3_open(":memory:", &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "SELECT json_valid(?)", -1, &s, nullptr);
+  sqlite3_bind_text(s, 1, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  const bool valid = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1;
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return valid;
+}
+
+TEST(AuditBlocks, ARecordIsOneJsonArrayInColumnOrder) {
+  EXPECT_EQ(block_of(plain_record()),
+            "[[\"req-1\",\"" + std::string(32, 'a') + "\",1795900000123,\"digits\",\"0123456789ab\",\"" +
+                std::string(64, 'c') + "\",\"dedicated\",\"digits-ded-0\",200,\"\",1,0.008382,0,1.856212,1.957854,"
+                "1.097e-06]]");
+}
+
+TEST(AuditBlocks, TextThatNeedsEscapingRoundTripsAndIsValidJsonForSqlite) {
+  AuditRecord r = plain_record();
+  r.request_id = "quote\" backslash\\ tab\t newline\n nul" + std::string(1, '\0') + " del\x7f";
+  r.endpoint = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80";  // two-, three- and four-byte UTF-8
+  r.error_code = std::string(300, 'e');
+  const std::string json = block_of(r);
+  EXPECT_TRUE(sqlite_reads_as_json(json)) << json;
+  auto back = parse_audit_block_json(json);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].request_id, r.request_id);
+  EXPECT_EQ((*back)[0].endpoint, r.endpoint);
+  EXPECT_EQ((*back)[0].error_code, r.error_code);
+}
+
+TEST(AuditBlocks, ASpecialByteIsEscapedWhereverItFallsInAWordOfEight) {
+  // Plain runs are scanned eight bytes at a time: put each kind of byte at every place.
+  for (const char special : {'"', '\\', '\n', '\x1f', '\x7f', ' ', '~'}) {
+    for (std::size_t at = 0; at < 24; ++at) {
+      AuditRecord r = plain_record();
+      r.trace_id = std::string(24, 'f');
+      r.trace_id[at] = special;
+      const std::string json = block_of(r);
+      ASSERT_TRUE(sqlite_reads_as_json(json)) << json;
+      auto back = parse_audit_block_json(json);
+      ASSERT_TRUE(back.ok()) << back.error().message;
+      ASSERT_EQ((*back)[0].trace_id, r.trace_id) << int{special} << " at " << at;
+    }
+  }
+}
+
+TEST(AuditBlocks, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
+  AuditRecord r = plain_record();
+  // A lone continuation byte, an overlong '/', a UTF-16 surrogate, a code point past U+10FFFF
+  // and a sequence cut short by the end of the text.
+  r.worker = std::string("a\x80") + "b\xC0\xAF" + "c\xED\xA0\x80" + "d\xF4\x90\x80\x80" + "e\xE2\x82";
+  const std::string json = block_of(r);
+  EXPECT_TRUE(sqlite_reads_as_json(json)) << json;
+  auto back = parse_audit_block_json(json);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const std::string bad = "\xEF\xBF\xBD";
+  EXPECT_EQ((*back)[0].worker, "a" + bad + "b" + bad + bad + "c" + bad + bad + bad + "d" + bad + bad + bad + bad +
+                                   "e" + bad + bad);
+}
+
+TEST(AuditBlocks, EveryDoubleReadsBackExactlyAndNonFiniteOnesAsNaN) {
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> ms(0, 120'000);
+  std::uniform_real_distribution<double> exponent(-12, 2);
+  for (int i = 0; i < 2000; ++i) {
+    AuditRecord r = plain_record();
+    r.queue_ms = ms(rng);
+    r.cold_start_ms = std::nextafter(ms(rng), 0.0);
+    r.upstream_ms = ms(rng) / 3;
+    r.total_ms = -ms(rng);
+    r.cost_usd = std::pow(10.0, exponent(rng));
+    auto back = parse_audit_block_json(block_of(r));
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    const AuditRecord& b = (*back)[0];
+    ASSERT_EQ(b.queue_ms, r.queue_ms);
+    ASSERT_EQ(b.cold_start_ms, r.cold_start_ms);
+    ASSERT_EQ(b.upstream_ms, r.upstream_ms);
+    ASSERT_EQ(b.total_ms, r.total_ms);
+    ASSERT_EQ(b.cost_usd, r.cost_usd);
+  }
+  AuditRecord r = plain_record();
+  r.queue_ms = std::numeric_limits<double>::infinity();
+  r.cost_usd = std::numeric_limits<double>::quiet_NaN();
+  const std::string json = block_of(r);
+  EXPECT_TRUE(sqlite_reads_as_json(json)) << json;
+  auto back = parse_audit_block_json(json);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_TRUE(std::isnan((*back)[0].queue_ms));
+  EXPECT_TRUE(std::isnan((*back)[0].cost_usd));
+}
+
+TEST(AuditBlocks, TextThatIsNotABlockIsAnErrorSayingWhatIsWrong) {
+  const std::string record = block_of(plain_record());
+  const std::string one = record.substr(1, record.size() - 2);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "incomplete"},
+      {"{}", "object"},
+      {"[" + one, "incomplete"},
+      {"[[\"a\",\"b\",1]]", "3 columns, not 16"},
+      {"[" + one.substr(0, one.size() - 1) + ",7]]", "too many columns"},
+      {"[[1" + one.substr(one.find(',')) + "]", "column request_id holds a number"},
+      {"[[[\"nested\"]]]", "a record holds an array"},
+      {"[\"loose\"]", "outside any record"},
+      {"[[\"a\",\"b\",12.5,\"d\",\"v\",\"h\",\"t\",\"w\",200,\"\",1,0,0,0,0,0]]", "time_unix_ms holds 12.5"},
+      {"[[\"a\",\"b\",1,\"d\",\"v\",\"h\",\"t\",\"w\",true,\"\",1,0,0,0,0,0]]", "status holds a boolean"},
+      {"[[\"a\",\"b\",1,\"d\",\"v\",\"h\",\"t\",\"w\",99999999999,\"\",1,0,0,0,0,0]]", "status holds 99999999999"},
+      {"[[\"a\",null,1,\"d\",\"v\",\"h\",\"t\",\"w\",200,\"\",1,0,0,0,0,0]]", "trace_id holds null"},
+  };
+  for (const auto& [text, expected] : cases) {
+    auto parsed = parse_audit_block_json(text);
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_NE(parsed.error().message.find(expected), std::string::npos)
+        << text << " gave: " << parsed.error().message;
+  }
+}
+
+TEST(AuditBlocks, OnlyThirtyTwoLowercaseHexDigitsCarryATime) {
+  EXPECT_EQ(time_in_request_id("01a2241a278a933f8a0c677f67227b63"), 0x01a2241a278aLL);
+  EXPECT_EQ(time_in_request_id("000000000000ffffffffffffffffffff"), 0);
+  EXPECT_FALSE(time_in_request_id("01A2241A278A933F8A0C677F67227B63"));
+  EXPECT_FALSE(time_in_request_id("01a2241a278a933f8a0c677f67227b6"));
+  EXPECT_FALSE(time_in_request_id("01a2241a278a933f8a0c677f67227b6g"));
+  EXPECT_FALSE(time_in_request_id("req-1"));
+  EXPECT_FALSE(time_in_request_id(""));
+}
+
+TEST(AuditBlocks, AnEmptyBatchMakesNoBlock) { EXPECT_TRUE(make_audit_blocks({}).empty()); }
+
+} // namespace
+} // namespace tandem::registry
