@@ -417,7 +417,39 @@ http::Reply Gateway::error_response(const Error& error, const std::string& endpo
   return res;
 }
 
+namespace {
+
+/// An awaitable that is ready with `reply`.
+asio::awaitable<http::Reply> reply_now(http::Reply reply) { co_return reply; }
+
+} // namespace
+
 asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
+  // Not a coroutine itself: an inference request, the hot path, goes straight to infer()
+  // without a coroutine frame of its own (this one is large enough that Asio cannot recycle
+  // it, so it cost a malloc and a free per request). Everything else is route()'s.
+  if (request.method() == verb::post) {
+    if (auto path = v2::parse_model_path(v2::strip_query(request.target()));
+        path && path->action == v2::ModelAction::infer) {
+      if (auto it = by_name_.find(path->name); it != by_name_.end()) {
+        EndpointRuntime& ep = pick(*it->second, request, path->version);
+        if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
+          return reply_now(no_such_version(ep, path->version));
+        return infer(ep, request);
+      }
+    }
+  }
+  return route(request);
+}
+
+http::Reply Gateway::no_such_version(const EndpointRuntime& ep, std::string_view version) {
+  return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
+                                                   v2::quote_value(version) + " (serving " + ep.manifest.version +
+                                                   ")"},
+                        "", "");
+}
+
+asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
   std::string_view target = v2::strip_query(request.target());
   auto only_get = [&]() -> std::optional<http::Reply> {
     if (request.method() == verb::get || request.method() == verb::head) return std::nullopt;
@@ -466,10 +498,7 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
       co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(path->name)}, "", "");
     EndpointRuntime& ep = pick(*it->second, request, path->version);
     if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
-      co_return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
-                                                          v2::quote_value(path->version) + " (serving " +
-                                                          ep.manifest.version + ")"},
-                               "", "");
+      co_return no_such_version(ep, path->version);
     if (path->action == v2::ModelAction::infer) {
       if (request.method() != verb::post) {
         auto res = error_response({ErrorCode::method_not_allowed,

@@ -184,6 +184,9 @@ private:
                                                 const std::string& worker_prefix);
   EndpointRuntime& pick(EndpointSlot& slot, const http::Request& request, std::string_view version);
   void control(EndpointRuntime& endpoint, TimePoint now);
+  /// Every request but an inference POST to a known endpoint (those go straight to infer()).
+  boost::asio::awaitable<http::Reply> route(http::Request& request);
+  http::Reply no_such_version(const EndpointRuntime& endpoint, std::string_view version);
   boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request,
                                             std::optional<TimePoint> deadline = std::nullopt);
   boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,

@@ -72,53 +72,79 @@ bool all_plain_json_bytes(const char* p) {
   return ((w & highs) | control | special) == 0;
 }
 
-void append_json_string(std::string_view s, std::string& out) {
+/// The most bytes write_json_string() writes for `s`: every byte escaped as \u00XX, quotes.
+constexpr std::size_t json_string_bound(std::string_view s) { return 6 * s.size() + 2; }
+
+/// Writes `s` as a JSON string at `out`; returns the end. Room: json_string_bound(s).
+char* write_json_string(std::string_view s, char* out) {
   static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t plain_from = 0;
+  *out++ = '"';
   std::size_t i = 0;
   while (i < s.size()) {
+    const std::size_t plain_from = i;
     // Eight bytes at a time while they are all plain (ids and digests are hex: always).
     while (i + 8 <= s.size() && all_plain_json_bytes(s.data() + i)) i += 8;
     while (i < s.size() && kPlainJsonByte[static_cast<unsigned char>(s[i])]) ++i;
+    std::memcpy(out, s.data() + plain_from, i - plain_from);
+    out += i - plain_from;
     if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
-    out.append(s.data() + plain_from, i - plain_from);
     if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
+      *out++ = '\\';
+      *out++ = static_cast<char>(c);
       ++i;
     } else if (c < 0x20) {
       const char escaped[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-      out.append(escaped, sizeof escaped);
+      std::memcpy(out, escaped, sizeof escaped);
+      out += sizeof escaped;
       ++i;
     } else if (const std::size_t length = utf8_sequence_length(s, i); length > 0) {
-      out.append(s.data() + i, length);
+      std::memcpy(out, s.data() + i, length);
+      out += length;
       i += length;
     } else {
-      out.append("\xEF\xBF\xBD");  // U+FFFD: JSON text must be UTF-8
+      std::memcpy(out, "\xEF\xBF\xBD", 3);  // U+FFFD: JSON text must be UTF-8
+      out += 3;
       ++i;
     }
-    plain_from = i;
   }
-  out.append(s.data() + plain_from, s.size() - plain_from);
-  out.push_back('"');
+  *out++ = '"';
+  return out;
 }
 
-void append_integer(std::int64_t value, std::string& out) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  out.append(digits, end);
-}
+constexpr std::size_t kNumberBound = 32;
 
-void append_real(double value, std::string& out) {
+char* write_integer(std::int64_t value, char* out) { return std::to_chars(out, out + kNumberBound, value).ptr; }
+
+/// Writes `value` so that it reads back as the same double. Durations are whole nanoseconds in
+/// milliseconds: when the value is n / 10^6 exactly, n is written with a decimal point (an
+/// integer conversion; the text reads back as the same double, both being the double nearest
+/// n / 10^6). Anything else gets the shortest exact text, which costs about ten times as much.
+char* write_real(double value, char* out) {
   if (!std::isfinite(value)) {
-    out.append("null");
-    return;
+    std::memcpy(out, "null", 4);
+    return out + 4;
   }
-  char digits[32];  // the shortest text that reads back as the same double
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  out.append(digits, end);
+  constexpr double kScale = 1e6;
+  if (const double scaled = value * kScale; std::fabs(scaled) < 9e15) {
+    const auto n = static_cast<std::int64_t>(std::llround(scaled));
+    if (static_cast<double>(n) / kScale == value && (n != 0 || !std::signbit(value))) {
+      std::uint64_t magnitude = n < 0 ? 0 - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+      if (n < 0) *out++ = '-';
+      out = std::to_chars(out, out + kNumberBound, magnitude / 1'000'000).ptr;
+      if (std::uint64_t fraction = magnitude % 1'000'000; fraction != 0) {
+        char digits[6];
+        for (int d = 5; d >= 0; --d, fraction /= 10) digits[d] = static_cast<char>('0' + fraction % 10);
+        int length = 6;
+        while (digits[length - 1] == '0') --length;
+        *out++ = '.';
+        std::memcpy(out, digits, static_cast<std::size_t>(length));
+        out += length;
+      }
+      return out;
+    }
+  }
+  return std::to_chars(out, out + kNumberBound, value).ptr;
 }
 
 /// Reads records_json with Boost.JSON's tokenizer. Numbers are read again from their own text
@@ -274,33 +300,43 @@ private:
 } // namespace
 
 void append_audit_record_json(const AuditRecord& r, std::string& out) {
-  out.push_back('[');
-  append_json_string(r.request_id, out);
-  out.push_back(',');
-  append_json_string(r.trace_id, out);
-  out.push_back(',');
-  append_integer(r.time_unix_ms, out);
-  out.push_back(',');
-  append_json_string(r.endpoint, out);
-  out.push_back(',');
-  append_json_string(r.model_version, out);
-  out.push_back(',');
-  append_json_string(r.input_sha256, out);
-  out.push_back(',');
-  append_json_string(r.tier, out);
-  out.push_back(',');
-  append_json_string(r.worker, out);
-  out.push_back(',');
-  append_integer(r.status, out);
-  out.push_back(',');
-  append_json_string(r.error_code, out);
-  out.push_back(',');
-  append_integer(r.attempts, out);
+  const std::string_view texts[] = {r.request_id, r.trace_id, r.endpoint, r.model_version,
+                                    r.input_sha256, r.tier, r.worker, r.error_code};
+  std::size_t bound = 2 + kColumns + 8 * kNumberBound;  // brackets, commas, numbers
+  for (std::string_view text : texts) bound += json_string_bound(text);
+  // Written through a pointer into space made once: appending piece by piece cost more than
+  // the text itself.
+  const std::size_t start = out.size();
+  out.resize(start + bound);
+  char* p = out.data() + start;
+  *p++ = '[';
+  p = write_json_string(r.request_id, p);
+  *p++ = ',';
+  p = write_json_string(r.trace_id, p);
+  *p++ = ',';
+  p = write_integer(r.time_unix_ms, p);
+  *p++ = ',';
+  p = write_json_string(r.endpoint, p);
+  *p++ = ',';
+  p = write_json_string(r.model_version, p);
+  *p++ = ',';
+  p = write_json_string(r.input_sha256, p);
+  *p++ = ',';
+  p = write_json_string(r.tier, p);
+  *p++ = ',';
+  p = write_json_string(r.worker, p);
+  *p++ = ',';
+  p = write_integer(r.status, p);
+  *p++ = ',';
+  p = write_json_string(r.error_code, p);
+  *p++ = ',';
+  p = write_integer(r.attempts, p);
   for (double value : {r.queue_ms, r.cold_start_ms, r.upstream_ms, r.total_ms, r.cost_usd}) {
-    out.push_back(',');
-    append_real(value, out);
+    *p++ = ',';
+    p = write_real(value, p);
   }
-  out.push_back(']');
+  *p++ = ']';
+  out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) {

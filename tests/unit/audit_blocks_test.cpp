@@ -122,6 +122,28 @@ TEST(AuditBlocks, EveryDoubleReadsBackExactlyAndNonFiniteOnesAsNaN) {
     ASSERT_EQ(b.total_ms, r.total_ms);
     ASSERT_EQ(b.cost_usd, r.cost_usd);
   }
+  // Durations are whole nanoseconds in milliseconds: those take a cheaper path, exact too.
+  std::uniform_int_distribution<std::int64_t> ns(-5'000'000'000'000, 5'000'000'000'000);
+  for (int i = 0; i < 20000; ++i) {
+    const double value = static_cast<double>(ns(rng)) / 1e6;
+    AuditRecord r = plain_record();
+    r.queue_ms = value;
+    r.total_ms = static_cast<double>(i) / 1e6;
+    auto back = parse_audit_block_json(block_of(r));
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    ASSERT_EQ((*back)[0].queue_ms, value) << block_of(r);
+    ASSERT_EQ((*back)[0].total_ms, r.total_ms) << block_of(r);
+  }
+  AuditRecord zeros = plain_record();
+  zeros.queue_ms = -0.0;
+  zeros.cold_start_ms = 0.000001;
+  zeros.upstream_ms = -2.5;
+  zeros.total_ms = 1e300;
+  EXPECT_NE(block_of(zeros).find(",-0,0.000001,-2.5,1e+300,"), std::string::npos) << block_of(zeros);
+  auto back_zeros = parse_audit_block_json(block_of(zeros));
+  ASSERT_TRUE(back_zeros.ok());
+  EXPECT_TRUE(std::signbit((*back_zeros)[0].queue_ms));
+
   AuditRecord r = plain_record();
   r.queue_ms = std::numeric_limits<double>::infinity();
   r.cost_usd = std::numeric_limits<double>::quiet_NaN();
