@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 
 namespace tandem::gateway {
@@ -26,6 +27,27 @@ namespace {
 // A decimal with `precision` digits after the point (snprintf's %.*f, without its locale work).
 std::string fixed(double value, int precision) {
   char buffer[48];
+  // Header values (milliseconds, dollars) are small: rounded to an integer of the last place
+  // and printed with integer arithmetic, a tenth of the cost of a fixed-precision double
+  // conversion. Ties may round the other way than that conversion would; a header does not mind.
+  static constexpr std::int64_t kPowers[] = {1, 10, 100, 1'000, 10'000, 100'000, 1'000'000, 10'000'000,
+                                             100'000'000, 1'000'000'000};
+  if (precision >= 0 && precision <= 9 && std::isfinite(value) &&
+      std::fabs(value) * static_cast<double>(kPowers[precision]) < 9e15) {
+    const std::int64_t scale = kPowers[precision];
+    const std::int64_t scaled = std::llround(value * static_cast<double>(scale));
+    const std::uint64_t magnitude = scaled < 0 ? 0 - static_cast<std::uint64_t>(scaled) : static_cast<std::uint64_t>(scaled);
+    char* p = buffer;
+    if (scaled < 0) *p++ = '-';
+    p = std::to_chars(p, buffer + sizeof buffer, magnitude / static_cast<std::uint64_t>(scale)).ptr;
+    if (precision > 0) {
+      *p++ = '.';
+      std::uint64_t fraction = magnitude % static_cast<std::uint64_t>(scale);
+      for (int d = precision - 1; d >= 0; --d, fraction /= 10) p[d] = static_cast<char>('0' + fraction % 10);
+      p += precision;
+    }
+    return std::string(buffer, p);
+  }
   auto r = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, precision);
   return std::string(buffer, r.ptr);
 }
@@ -920,11 +942,11 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
     const TimePoint upstream_done = clock_.now();
     record.finished = upstream_done;
     t.upstream += upstream_done - upstream_started;
-    if (response) record.status = static_cast<int>(response->result_int());
+    if (response) record.status = static_cast<int>(response->status);
     auto& tier = ep.tier(used);
     const double cost = tier.cost->attribute(upstream_done, upstream_done - upstream_started, lease->sharing());
     t.cost_usd += cost;
-    const bool success = response && response->result_int() < 500;
+    const bool success = response && response->status < 500;
     lease->report(success);
     if (success) {
       tier.observe_service(to_ms(upstream_done - upstream_started));
@@ -932,13 +954,11 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
       if (preferred && used != *preferred && ep.tier(*preferred).pool)
         spillovers_.with({ep.config.name, std::string(policy::to_string(*preferred)), tier_label,
                           failed_tier == *preferred ? "fallback" : "saturated"}).inc();
-      int status = static_cast<int>(response->result_int());
+      int status = static_cast<int>(response->status);
       http::Reply out;
-      out.status = response->result_int();
-      auto content_type = (*response)[field::content_type];
-      if (!content_type.empty() && content_type != "application/json")
-        out.content_type.assign(content_type.data(), content_type.size());
-      out.body = std::move(response->body());
+      out.status = response->status;
+      if (response->content_type != "application/json") out.content_type = std::move(response->content_type);
+      out.body = std::move(response->body);
       out.set("x-request-id", request_id);
       out.set("x-tandem-tier", tier_label);
       out.set("x-tandem-worker", lease->worker_id());
@@ -959,8 +979,8 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
     std::string reason;
     if (response) {
       last_error = {ErrorCode::upstream_error, "worker " + lease->worker_id() + " answered " +
-                                                   std::to_string(response->result_int()) + ": " +
-                                                   response->body().substr(0, 512)};
+                                                   std::to_string(response->status) + ": " +
+                                                   response->body.substr(0, 512)};
       reason = "worker_status";
     } else {
       last_error = response.error();

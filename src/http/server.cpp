@@ -3,6 +3,7 @@
 #include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
 #include "http/wire.hpp"
+#include "http/write_now.hpp"
 #include "protocol/v2_codec.hpp"
 
 #include <algorithm>
@@ -185,6 +186,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   connections_gauge_.inc();
   Watch watch;
   watch.socket = &socket;
+  boost::system::error_code mode_ec;
+  socket.non_blocking(true, mode_ec);  // for write_now(); asynchronous operations do not mind
   beast::flat_buffer buffer;
   std::unique_ptr<bhttp::request_parser<AppendStringBody>> parser;
   for (;;) {
@@ -258,15 +261,20 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     watch.unlink();  // the handler has the request's own deadline
     Reply reply = co_await handler_(request);
     const bool keep_alive = request.keep_alive() && !stopping_ && request.version() >= 11;
-    const std::string head = response_head(reply, keep_alive);
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(reply.body)};
+    const ResponseHead head(reply, keep_alive);
+    std::array<asio::const_buffer, ResponseHead::kBuffers + 1> buffers;
+    std::copy(head.buffers().begin(), head.buffers().end(), buffers.begin());
+    buffers.back() = asio::buffer(reply.body);
     // HEAD: the length of the body a GET would get, and no body.
-    std::size_t buffer_count = request.method() == bhttp::verb::head ? 1 : 2;
+    std::size_t buffer_count = request.method() == bhttp::verb::head ? buffers.size() - 1 : buffers.size();
     arm(watch);  // a client too slow to read its reply is dropped like an idle one
-    auto [write_ec, written] = co_await asio::async_write(
-        socket, std::span<const asio::const_buffer>(buffers.data(), buffer_count), TransferAll{},
-        asio::as_tuple(asio::use_awaitable));
-    (void)written;
+    beast::buffers_suffix<std::span<const asio::const_buffer>> unsent(
+        std::span<const asio::const_buffer>(buffers.data(), buffer_count));
+    boost::system::error_code write_ec;
+    unsent.consume(write_now(socket, unsent, write_ec));
+    if (!write_ec && beast::buffer_bytes(unsent) > 0)
+      std::tie(write_ec, std::ignore) =
+          co_await asio::async_write(socket, unsent, TransferAll{}, asio::as_tuple(asio::use_awaitable));
     if (watch.expired) rejected_.with({"write_timeout"}).inc();
     bodies_.give_back(std::move(request.body()));  // kept only if large and within the bounds
     if (write_ec || watch.expired || !keep_alive) break;

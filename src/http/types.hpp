@@ -5,6 +5,9 @@
 
 #include "http/append_string_body.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace tandem::http {
 
 namespace asio = boost::asio;
@@ -13,8 +16,6 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 using Request = bhttp::request<AppendStringBody>;
-/// A parsed response (from a worker).
-using Response = bhttp::response<bhttp::string_body>;
 
 /// What a handler answers. Headers are kept as preformatted lines: a reply is built once and
 /// written once, so a field container (one allocation per field) would be pure overhead.
@@ -26,9 +27,21 @@ struct Reply {
   std::string body;
 
   void set(std::string_view name, std::string_view value) {
-    // A gateway reply carries a dozen x-tandem-* lines: one allocation instead of five growths.
-    if (headers.empty()) headers.reserve(kHeadersReserveBytes);
-    headers.append(name).append(": ").append(value).append("\r\n");
+    // A gateway reply carries a dozen x-tandem-* lines: one allocation instead of five growths,
+    // and one resize and four copies per line instead of four appends.
+    const std::size_t at = headers.size();
+    const std::size_t length = name.size() + value.size() + 4;
+    if (headers.capacity() < at + length) headers.reserve(std::max(kHeadersReserveBytes, 2 * (at + length)));
+    headers.resize(at + length);
+    char* p = headers.data() + at;
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    *p++ = ':';
+    *p++ = ' ';
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '\r';
+    *p = '\n';
   }
   /// The value of a header set with set() (linear search: for tests and rare paths).
   [[nodiscard]] std::string_view header(std::string_view name) const;

@@ -3,8 +3,10 @@
 #include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
 #include "http/wire.hpp"
+#include "http/write_now.hpp"
 
 #include <array>
+#include <tuple>
 
 namespace tandem::http {
 
@@ -38,7 +40,7 @@ void UpstreamPool::close() {
   idle_.clear();
 }
 
-asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std::string_view body,
+asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view head, std::string_view body,
                                                      std::chrono::steady_clock::time_point deadline) {
   bool fresh_only = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -68,13 +70,17 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       }
       boost::system::error_code opt_ec;
       connection->socket.set_option(tcp::no_delay(true), opt_ec);
+      connection->socket.non_blocking(true, opt_ec);  // for write_now()
     }
     if (reused) arm(connection, deadline);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head.size()),
                                               asio::buffer(body.data(), body.size())};
-    auto [write_ec, written] =
-        co_await asio::async_write(connection->socket, buffers, TransferAll{}, asio::as_tuple(asio::use_awaitable));
-    (void)written;
+    beast::buffers_suffix<std::array<asio::const_buffer, 2>> unsent(buffers);
+    boost::system::error_code write_ec;
+    unsent.consume(write_now(connection->socket, unsent, write_ec));
+    if (!write_ec && beast::buffer_bytes(unsent) > 0)
+      std::tie(write_ec, std::ignore) = co_await asio::async_write(connection->socket, unsent, TransferAll{},
+                                                                   asio::as_tuple(asio::use_awaitable));
     if (write_ec) {
       disarm(*connection);
       if (connection->timed_out)
@@ -85,7 +91,7 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       }
       co_return make_error(ErrorCode::upstream_error, "sending to worker failed: " + write_ec.message());
     }
-    bhttp::response_parser<bhttp::string_body> parser;
+    UpstreamResponseParser parser;
     parser.body_limit(max_response_bytes_);
     parser.eager(true);  // header and body in one put()
     auto read_ec = co_await parse_buffered(connection->socket, connection->buffer, parser,
@@ -103,8 +109,8 @@ asio::awaitable<Result<Response>> UpstreamPool::send(std::string_view head, std:
       }
       co_return make_error(ErrorCode::upstream_error, "reading the worker's response failed: " + read_ec.message());
     }
-    Response response = parser.release();
-    if (response.keep_alive() && !closed_ && !connection->timed_out && idle_.size() < max_idle_ &&
+    UpstreamResponse response = std::move(parser.response);
+    if (response.keep_alive && !closed_ && !connection->timed_out && idle_.size() < max_idle_ &&
         connection->buffer.size() == 0) {
       connection->idle_since = std::chrono::steady_clock::now();
       idle_.push_back(std::move(connection));

@@ -4,6 +4,7 @@
 // (that is not an application retry: the request never reached the worker).
 #include "core/status.hpp"
 #include "http/types.hpp"
+#include "http/upstream_response.hpp"
 
 #include <chrono>
 #include <memory>
@@ -22,7 +23,7 @@ public:
   /// Sends the request and reads the response before the deadline. Errors:
   /// timeout (deadline passed), upstream_error (connect/transport failure).
   /// `head` is a complete request head (see wire.hpp), `body` goes after it uncopied.
-  asio::awaitable<Result<Response>> send(std::string_view head, std::string_view body,
+  asio::awaitable<Result<UpstreamResponse>> send(std::string_view head, std::string_view body,
                                          std::chrono::steady_clock::time_point deadline);
   void close();
 

@@ -256,7 +256,7 @@ asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint
     static const std::string probe_head = "GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     auto response = co_await probe.send(probe_head, {}, steady_clock::now() + std::chrono::milliseconds(250));
     if (slots_[index].generation != generation) co_return;
-    if (response && response->result_int() == 200) {
+    if (response && response->status == 200) {
       mark_ready(index, generation, endpoint);
       co_return;
     }
