@@ -1,6 +1,7 @@
 #include "gateway/gateway.hpp"
 
 #include "core/logging.hpp"
+#include "core/decimal.hpp"
 #include "core/sha256.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/rollout_manager.hpp"
@@ -22,36 +23,6 @@ namespace tandem::gateway {
 
 namespace asio = boost::asio;
 using http::bhttp::field;
-
-namespace {
-// A decimal with `precision` digits after the point (snprintf's %.*f, without its locale work).
-std::string fixed(double value, int precision) {
-  char buffer[48];
-  // Header values (milliseconds, dollars) are small: rounded to an integer of the last place
-  // and printed with integer arithmetic, a tenth of the cost of a fixed-precision double
-  // conversion. Ties may round the other way than that conversion would; a header does not mind.
-  static constexpr std::int64_t kPowers[] = {1, 10, 100, 1'000, 10'000, 100'000, 1'000'000, 10'000'000,
-                                             100'000'000, 1'000'000'000};
-  if (precision >= 0 && precision <= 9 && std::isfinite(value) &&
-      std::fabs(value) * static_cast<double>(kPowers[precision]) < 9e15) {
-    const std::int64_t scale = kPowers[precision];
-    const std::int64_t scaled = std::llround(value * static_cast<double>(scale));
-    const std::uint64_t magnitude = scaled < 0 ? 0 - static_cast<std::uint64_t>(scaled) : static_cast<std::uint64_t>(scaled);
-    char* p = buffer;
-    if (scaled < 0) *p++ = '-';
-    p = std::to_chars(p, buffer + sizeof buffer, magnitude / static_cast<std::uint64_t>(scale)).ptr;
-    if (precision > 0) {
-      *p++ = '.';
-      std::uint64_t fraction = magnitude % static_cast<std::uint64_t>(scale);
-      for (int d = precision - 1; d >= 0; --d, fraction /= 10) p[d] = static_cast<char>('0' + fraction % 10);
-      p += precision;
-    }
-    return std::string(buffer, p);
-  }
-  auto r = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, precision);
-  return std::string(buffer, r.ptr);
-}
-} // namespace
 
 using http::bhttp::verb;
 
@@ -865,7 +836,7 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
           if (!t.route_candidates.empty()) t.route_candidates += "; ";
           t.route_candidates += std::string(name) + " ready=" + std::to_string(state->ready_workers) +
                                 " free=" + std::to_string(state->free_slots()) +
-                                " predicted_wait_ms=" + (wait ? fixed(*wait, 1) : std::string("unavailable"));
+                                " predicted_wait_ms=" + (wait ? fixed_decimal(*wait, 1) : std::string("unavailable"));
         }
       }
     }
@@ -963,9 +934,9 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
       out.set("x-tandem-tier", tier_label);
       out.set("x-tandem-worker", lease->worker_id());
       out.set("x-tandem-model-version", ep.manifest.version);
-      out.set("x-tandem-queue-ms", fixed(to_ms(queue_wait), 3));
-      if (auto cold = lease->cold_start()) out.set("x-tandem-cold-start-ms", fixed(to_ms(*cold), 3));
-      out.set("x-tandem-cost-usd", fixed(cost, 9));
+      out.set("x-tandem-queue-ms", fixed_decimal(to_ms(queue_wait), 3));
+      if (auto cold = lease->cold_start()) out.set("x-tandem-cold-start-ms", fixed_decimal(to_ms(*cold), 3));
+      out.set("x-tandem-cost-usd", fixed_decimal(cost, 9));
       if (attempt > 0) out.set("x-tandem-attempts", std::to_string(attempt + 1));
       if (status == 200) {
         tier.requests_ok->inc();
