@@ -11,13 +11,14 @@ std::string fixed_decimal(double value, int precision) {
   // Header values (milliseconds, dollars) are small: rounded to an integer of the last place
   // and printed with integer arithmetic, a tenth of the cost of a fixed-precision double
   // conversion. Ties may round the other way than that conversion would; a header does not mind.
-  static constexpr std::int64_t kPowers[] = {1, 10, 100, 1'000, 10'000, 100'000, 1'000'000, 10'000'000,
-                                             100'000'000, 1'000'000'000};
+  static constexpr std::int64_t kPowers[] = {1,       10,        100,        1'000,       10'000,
+                                             100'000, 1'000'000, 10'000'000, 100'000'000, 1'000'000'000};
   if (precision >= 0 && precision <= 9 && std::isfinite(value) &&
       std::fabs(value) * static_cast<double>(kPowers[precision]) < 9e15) {
     const std::int64_t scale = kPowers[precision];
     const std::int64_t scaled = std::llround(value * static_cast<double>(scale));
-    const std::uint64_t magnitude = scaled < 0 ? 0 - static_cast<std::uint64_t>(scaled) : static_cast<std::uint64_t>(scaled);
+    const std::uint64_t magnitude =
+        scaled < 0 ? 0 - static_cast<std::uint64_t>(scaled) : static_cast<std::uint64_t>(scaled);
     char* p = buffer;
     if (scaled < 0) *p++ = '-';
     p = std::to_chars(p, buffer + sizeof buffer, magnitude / static_cast<std::uint64_t>(scale)).ptr;

@@ -12,9 +12,9 @@ namespace tandem::http {
 
 struct UpstreamResponse {
   unsigned status = 0;
-  std::string content_type;  // as sent; empty when the worker sent none
+  std::string content_type; // as sent; empty when the worker sent none
   std::string body;
-  bool keep_alive = false;  // the connection may carry another request
+  bool keep_alive = false; // the connection may carry another request
 };
 
 /// Parses one response into `response`. Limits are the base class's (body_limit,
@@ -34,7 +34,8 @@ private:
     if (name == bhttp::field::content_type) response.content_type.assign(value.data(), value.size());
   }
   void on_header_impl(boost::system::error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length, boost::system::error_code&) override {
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                         boost::system::error_code&) override {
     if (content_length) response.body.reserve(static_cast<std::size_t>(*content_length));
   }
   std::size_t on_body_impl(boost::core::string_view body, boost::system::error_code&) override {
@@ -42,7 +43,8 @@ private:
     return body.size();
   }
   void on_chunk_header_impl(std::uint64_t, boost::core::string_view, boost::system::error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, boost::core::string_view body, boost::system::error_code&) override {
+  std::size_t on_chunk_body_impl(std::uint64_t, boost::core::string_view body,
+                                 boost::system::error_code&) override {
     response.body.append(body.data(), body.size());
     return body.size();
   }

@@ -54,8 +54,8 @@ constexpr std::array<bool, 256> kPlainJsonByte = [] {
 constexpr std::array<std::int8_t, 256> kHexDigit = [] {
   std::array<std::int8_t, 256> value{};
   value.fill(-1);
-  for (int c = 0; c < 10; ++c) value[static_cast<std::size_t>('0' + c)] = static_cast<std::int8_t>(c);
-  for (int c = 0; c < 6; ++c) value[static_cast<std::size_t>('a' + c)] = static_cast<std::int8_t>(10 + c);
+  for (std::size_t c = 0; c < 10; ++c) value['0' + c] = static_cast<std::int8_t>(c);
+  for (std::size_t c = 0; c < 6; ++c) value['a' + c] = static_cast<std::int8_t>(10 + c);
   return value;
 }();
 
@@ -67,13 +67,15 @@ bool all_plain_json_bytes(const char* p) {
   std::uint64_t w = 0;
   std::memcpy(&w, p, 8);
   const auto zero_lane = [&](std::uint64_t x) { return (x - ones) & ~x & highs; };
-  const std::uint64_t control = (w - ones * 0x20) & ~w & highs;  // lanes below 0x20 (or >= 0x80)
+  const std::uint64_t control = (w - ones * 0x20) & ~w & highs; // lanes below 0x20 (or >= 0x80)
   const std::uint64_t special = zero_lane(w ^ (ones * '"')) | zero_lane(w ^ (ones * '\\'));
   return ((w & highs) | control | special) == 0;
 }
 
 /// The most bytes write_json_string() writes for `s`: every byte escaped as \u00XX, quotes.
-constexpr std::size_t json_string_bound(std::string_view s) { return 6 * s.size() + 2; }
+constexpr std::size_t json_string_bound(std::string_view s) {
+  return 6 * s.size() + 2;
+}
 
 /// Writes `s` as a JSON string at `out`; returns the end. Room: json_string_bound(s).
 char* write_json_string(std::string_view s, char* out) {
@@ -103,7 +105,7 @@ char* write_json_string(std::string_view s, char* out) {
       out += length;
       i += length;
     } else {
-      std::memcpy(out, "\xEF\xBF\xBD", 3);  // U+FFFD: JSON text must be UTF-8
+      std::memcpy(out, "\xEF\xBF\xBD", 3); // U+FFFD: JSON text must be UTF-8
       out += 3;
       ++i;
     }
@@ -114,7 +116,9 @@ char* write_json_string(std::string_view s, char* out) {
 
 constexpr std::size_t kNumberBound = 32;
 
-char* write_integer(std::int64_t value, char* out) { return std::to_chars(out, out + kNumberBound, value).ptr; }
+char* write_integer(std::int64_t value, char* out) {
+  return std::to_chars(out, out + kNumberBound, value).ptr;
+}
 
 /// Writes `value` so that it reads back as the same double. Durations are whole nanoseconds in
 /// milliseconds: when the value is n / 10^6 exactly, n is written with a decimal point (an
@@ -122,8 +126,8 @@ char* write_integer(std::int64_t value, char* out) { return std::to_chars(out, o
 /// n / 10^6). Anything else gets the shortest exact text, which costs about ten times as much.
 char* write_real(double value, char* out) {
   if (!std::isfinite(value)) {
-    std::memcpy(out, "null", 4);
-    return out + 4;
+    static constexpr std::string_view kNull = "null";
+    return std::copy(kNull.begin(), kNull.end(), out);
   }
   constexpr double kScale = 1e6;
   if (const double scaled = value * kScale; std::fabs(scaled) < 9e15) {
@@ -206,8 +210,12 @@ public:
     text_.append(s.data(), s.size());
     return true;
   }
-  bool on_int64(std::int64_t, boost::json::string_view s, boost::json::error_code& ec) { return number(s, ec); }
-  bool on_uint64(std::uint64_t, boost::json::string_view s, boost::json::error_code& ec) { return number(s, ec); }
+  bool on_int64(std::int64_t, boost::json::string_view s, boost::json::error_code& ec) {
+    return number(s, ec);
+  }
+  bool on_uint64(std::uint64_t, boost::json::string_view s, boost::json::error_code& ec) {
+    return number(s, ec);
+  }
   bool on_double(double, boost::json::string_view s, boost::json::error_code& ec) { return number(s, ec); }
   bool on_bool(bool, boost::json::error_code& ec) {
     if (!in_record(ec)) return false;
@@ -232,7 +240,8 @@ private:
   }
   [[nodiscard]] bool in_record(boost::json::error_code& ec) {
     if (depth_ != 2) return fail(ec, "a value outside any record");
-    if (column_ >= kColumns) return fail(ec, "record " + std::to_string(records.size()) + " has too many columns");
+    if (column_ >= kColumns)
+      return fail(ec, "record " + std::to_string(records.size()) + " has too many columns");
     return true;
   }
   std::string column_name() const {
@@ -287,7 +296,8 @@ private:
     } else {
       return fail(ec, "column " + column_name() + " holds a number");
     }
-    if (!whole) return fail(ec, "column " + column_name() + " holds " + digits + ", not a number of its kind");
+    if (!whole)
+      return fail(ec, "column " + column_name() + " holds " + digits + ", not a number of its kind");
     ++column_;
     return true;
   }
@@ -300,9 +310,9 @@ private:
 } // namespace
 
 void append_audit_record_json(const AuditRecord& r, std::string& out) {
-  const std::string_view texts[] = {r.request_id, r.trace_id, r.endpoint, r.model_version,
-                                    r.input_sha256, r.tier, r.worker, r.error_code};
-  std::size_t bound = 2 + kColumns + 8 * kNumberBound;  // brackets, commas, numbers
+  const std::string_view texts[] = {r.request_id,   r.trace_id, r.endpoint, r.model_version,
+                                    r.input_sha256, r.tier,     r.worker,   r.error_code};
+  std::size_t bound = 2 + kColumns + 8 * kNumberBound; // brackets, commas, numbers
   for (std::string_view text : texts) bound += json_string_bound(text);
   // Written through a pointer into space made once: appending piece by piece cost more than
   // the text itself.
@@ -348,7 +358,7 @@ std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) 
   });
   std::vector<AuditBlock> blocks;
   AuditBlock* block = nullptr;
-  std::vector<std::string_view> endpoints;  // those of the block being filled
+  std::vector<std::string_view> endpoints; // those of the block being filled
   for (std::uint32_t index : order) {
     const AuditRecord& r = records[index];
     if (block == nullptr || block->records == kAuditBlockRecordsMax ||
@@ -395,7 +405,7 @@ std::optional<std::int64_t> time_in_request_id(std::string_view id) {
   int invalid = 0;
   for (std::size_t i = 0; i < id.size(); ++i) {
     const std::int8_t digit = kHexDigit[static_cast<unsigned char>(id[i])];
-    invalid |= digit;  // -1 sets the sign bit
+    invalid |= digit; // -1 sets the sign bit
     if (i < 12) time = time * 16 + digit;
   }
   if (invalid < 0) return std::nullopt;

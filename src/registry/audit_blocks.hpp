@@ -24,9 +24,9 @@ constexpr std::int64_t kAuditBlockSpanMaxMs = 10'000;
 
 /// Column order of a record inside `records_json`.
 inline constexpr const char* kAuditRecordColumns[] = {
-    "request_id", "trace_id",   "time_unix_ms", "endpoint", "model_version", "input_sha256",
-    "tier",       "worker",     "status",       "error_code", "attempts",    "queue_ms",
-    "cold_start_ms", "upstream_ms", "total_ms", "cost_usd"};
+    "request_id",    "trace_id",    "time_unix_ms", "endpoint",   "model_version", "input_sha256",
+    "tier",          "worker",      "status",       "error_code", "attempts",      "queue_ms",
+    "cold_start_ms", "upstream_ms", "total_ms",     "cost_usd"};
 
 /// One block, ready to store.
 struct AuditBlock {

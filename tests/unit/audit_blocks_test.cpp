@@ -53,14 +53,15 @@ bool sqlite_reads_as_json(const std::string& text) {
 TEST(AuditBlocks, ARecordIsOneJsonArrayInColumnOrder) {
   EXPECT_EQ(block_of(plain_record()),
             "[[\"req-1\",\"" + std::string(32, 'a') + "\",1795900000123,\"digits\",\"0123456789ab\",\"" +
-                std::string(64, 'c') + "\",\"dedicated\",\"digits-ded-0\",200,\"\",1,0.008382,0,1.856212,1.957854,"
+                std::string(64, 'c') +
+                "\",\"dedicated\",\"digits-ded-0\",200,\"\",1,0.008382,0,1.856212,1.957854,"
                 "1.097e-06]]");
 }
 
 TEST(AuditBlocks, TextThatNeedsEscapingRoundTripsAndIsValidJsonForSqlite) {
   AuditRecord r = plain_record();
   r.request_id = "quote\" backslash\\ tab\t newline\n nul" + std::string(1, '\0') + " del\x7f";
-  r.endpoint = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80";  // two-, three- and four-byte UTF-8
+  r.endpoint = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"; // two-, three- and four-byte UTF-8
   r.error_code = std::string(300, 'e');
   const std::string json = block_of(r);
   EXPECT_TRUE(sqlite_reads_as_json(json)) << json;
@@ -98,8 +99,8 @@ TEST(AuditBlocks, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
   auto back = parse_audit_block_json(json);
   ASSERT_TRUE(back.ok()) << back.error().message;
   const std::string bad = "\xEF\xBF\xBD";
-  EXPECT_EQ((*back)[0].worker, "a" + bad + "b" + bad + bad + "c" + bad + bad + bad + "d" + bad + bad + bad + bad +
-                                   "e" + bad + bad);
+  EXPECT_EQ((*back)[0].worker, "a" + bad + "b" + bad + bad + "c" + bad + bad + bad + "d" + bad + bad + bad +
+                                   bad + "e" + bad + bad);
 }
 
 TEST(AuditBlocks, EveryDoubleReadsBackExactlyAndNonFiniteOnesAsNaN) {
@@ -169,7 +170,8 @@ TEST(AuditBlocks, TextThatIsNotABlockIsAnErrorSayingWhatIsWrong) {
       {"[\"loose\"]", "outside any record"},
       {"[[\"a\",\"b\",12.5,\"d\",\"v\",\"h\",\"t\",\"w\",200,\"\",1,0,0,0,0,0]]", "time_unix_ms holds 12.5"},
       {"[[\"a\",\"b\",1,\"d\",\"v\",\"h\",\"t\",\"w\",true,\"\",1,0,0,0,0,0]]", "status holds a boolean"},
-      {"[[\"a\",\"b\",1,\"d\",\"v\",\"h\",\"t\",\"w\",99999999999,\"\",1,0,0,0,0,0]]", "status holds 99999999999"},
+      {"[[\"a\",\"b\",1,\"d\",\"v\",\"h\",\"t\",\"w\",99999999999,\"\",1,0,0,0,0,0]]",
+       "status holds 99999999999"},
       {"[[\"a\",null,1,\"d\",\"v\",\"h\",\"t\",\"w\",200,\"\",1,0,0,0,0,0]]", "trace_id holds null"},
   };
   for (const auto& [text, expected] : cases) {
@@ -190,7 +192,9 @@ TEST(AuditBlocks, OnlyThirtyTwoLowercaseHexDigitsCarryATime) {
   EXPECT_FALSE(time_in_request_id(""));
 }
 
-TEST(AuditBlocks, AnEmptyBatchMakesNoBlock) { EXPECT_TRUE(make_audit_blocks({}).empty()); }
+TEST(AuditBlocks, AnEmptyBatchMakesNoBlock) {
+  EXPECT_TRUE(make_audit_blocks({}).empty());
+}
 
 } // namespace
 } // namespace tandem::registry

@@ -99,7 +99,8 @@ TEST(UpstreamResponseParser, ChunkedBodiesAndConnectionClose) {
 TEST(UpstreamResponseParser, ABodyOverTheLimitIsRefusedBeforeItIsRead) {
   UpstreamResponseParser parser;
   parser.body_limit(8);
-  EXPECT_EQ(feed(parser, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n123456789", 4096), bhttp::error::body_limit);
+  EXPECT_EQ(feed(parser, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n123456789", 4096),
+            bhttp::error::body_limit);
   EXPECT_TRUE(parser.response.body.empty());
 }
 
