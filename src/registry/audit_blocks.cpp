@@ -376,6 +376,7 @@ std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) 
     block->last_time_unix_ms = r.time_unix_ms;
     ++block->records;
     append_audit_record_json(r, block->records_json);
+    block->status_classes |= status_class_bit(r.status);
     // Blocks hold few endpoints, and neighbours mostly share one: a look along the short list.
     if (std::find(endpoints.begin(), endpoints.end(), r.endpoint) == endpoints.end()) {
       endpoints.push_back(r.endpoint);
@@ -386,6 +387,10 @@ std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) 
   }
   if (block != nullptr) block->records_json.push_back(']');
   return blocks;
+}
+
+std::int64_t status_class_bit(int status) {
+  return std::int64_t{1} << (status >= 100 && status < 600 ? status / 100 : 0);
 }
 
 Result<std::vector<AuditRecord>> parse_audit_block_json(std::string_view records_json) {

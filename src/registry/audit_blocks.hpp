@@ -36,11 +36,17 @@ struct AuditBlock {
   /// Every endpoint in the block, each between newlines ("\ndigits\nother\n"), so that a query
   /// for one endpoint skips blocks without it by a substring test.
   std::string endpoints;
+  /// Which status classes the block holds: bit c for statuses c00..c99 (bit 0 for anything
+  /// outside 100..599). A query for failures skips the blocks without any.
+  std::int64_t status_classes = 0;
   std::string records_json;
   /// The records whose request id does not carry their arrival time (ids the client chose):
   /// they need an index row of their own to be found by id.
   std::vector<const AuditRecord*> foreign_ids;
 };
+
+/// The status_classes bit of `status`.
+std::int64_t status_class_bit(int status);
 
 /// Cuts `records` (any order) into blocks: sorted by arrival time, ties in the order given,
 /// each block at most kAuditBlockRecordsMax records spanning at most kAuditBlockSpanMaxMs.

@@ -136,6 +136,7 @@ CREATE TABLE audit_blocks (
   last_time_unix_ms BIGINT NOT NULL,
   records INTEGER NOT NULL,
   endpoints TEXT NOT NULL,
+  status_classes INTEGER NOT NULL,
   records_json TEXT NOT NULL
 );
 CREATE INDEX audit_blocks_by_first_time ON audit_blocks (first_time_unix_ms);
@@ -510,6 +511,9 @@ public:
                       "WHERE last_time_unix_ms >= ?";
     if (q.before_unix_ms > 0) sql += " AND first_time_unix_ms < ?";
     if (!q.endpoint.empty()) sql += " AND instr(endpoints, ?) > 0";
+    // A status filter reads only the blocks that hold that class of status (failures are rare).
+    const int status_class = q.status >= 100 ? q.status / 100 : q.status;
+    if (q.status > 0) sql += " AND (status_classes & ?) != 0";
     sql += q.oldest_first ? " ORDER BY first_time_unix_ms ASC, seq ASC" : " ORDER BY last_time_unix_ms DESC, seq DESC";
     Statement s(db_, sql);
     if (!s.prepared()) return failure("preparing audit query");
@@ -517,7 +521,8 @@ public:
     s.bind(i++, q.since_unix_ms);
     if (q.before_unix_ms > 0) s.bind(i++, q.before_unix_ms);
     const std::string framed_endpoint = "\n" + q.endpoint + "\n";
-    if (!q.endpoint.empty()) s.bind(i, framed_endpoint);
+    if (!q.endpoint.empty()) s.bind(i++, framed_endpoint);
+    if (q.status > 0) s.bind(i, status_class_bit(status_class * 100));
     const auto matches = [&](const AuditRecord& r) {
       if (r.time_unix_ms < q.since_unix_ms) return false;
       if (q.before_unix_ms > 0 && r.time_unix_ms >= q.before_unix_ms) return false;
@@ -694,8 +699,8 @@ private:
   Status write_audit_blocks(std::span<const AuditRecord> records) {
     if (!insert_audit_block_) {
       insert_audit_block_ = std::make_unique<Statement>(
-          db_, "INSERT INTO audit_blocks (first_time_unix_ms, last_time_unix_ms, records, endpoints, records_json) "
-               "VALUES (?, ?, ?, ?, ?)");
+          db_, "INSERT INTO audit_blocks (first_time_unix_ms, last_time_unix_ms, records, endpoints, status_classes, "
+               "records_json) VALUES (?, ?, ?, ?, ?, ?)");
       insert_audit_request_id_ = std::make_unique<Statement>(
           db_, "INSERT INTO audit_request_ids (request_id, time_unix_ms, block_seq) VALUES (?, ?, ?)");
     }
@@ -710,7 +715,7 @@ private:
     for (const AuditBlock& block : make_audit_blocks(records)) {
       block_insert.bind(1, block.first_time_unix_ms).bind(2, block.last_time_unix_ms);
       block_insert.bind(3, static_cast<std::int64_t>(block.records)).bind_borrowed(4, block.endpoints);
-      block_insert.bind_borrowed(5, block.records_json);
+      block_insert.bind(5, block.status_classes).bind_borrowed(6, block.records_json);
       const int rc = block_insert.step();
       block_insert.reset();
       if (rc != SQLITE_DONE) return failure("inserting audit records");
@@ -770,12 +775,12 @@ private:
       // The records of a block are in time order, so the newer ones stay one block.
       auto rewritten = make_audit_blocks(block.newer);
       Statement u(db_, "UPDATE audit_blocks SET first_time_unix_ms = ?, last_time_unix_ms = ?, records = ?, "
-                       "endpoints = ?, records_json = ? WHERE seq = ?");
+                       "endpoints = ?, status_classes = ?, records_json = ? WHERE seq = ?");
       if (!u.prepared()) return failure("preparing the trim of audit blocks");
       if (rewritten.size() != 1) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(block.seq) + " is not in time order");
       const AuditBlock& b = rewritten.front();
       u.bind(1, b.first_time_unix_ms).bind(2, b.last_time_unix_ms).bind(3, static_cast<std::int64_t>(b.records));
-      u.bind(4, b.endpoints).bind(5, b.records_json).bind(6, block.seq);
+      u.bind(4, b.endpoints).bind(5, b.status_classes).bind(6, b.records_json).bind(7, block.seq);
       if (u.step() != SQLITE_DONE) return failure("trimming audit block " + std::to_string(block.seq));
     }
     return deleted;

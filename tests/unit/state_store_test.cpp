@@ -733,6 +733,35 @@ TEST_F(StateStoreTest, RetentionTrimsABlockTheCutoffFallsInside) {
   EXPECT_EQ((*store().find_audit("r7"))->time_unix_ms, 1700);
 }
 
+TEST_F(StateStoreTest, StatusAndEndpointFiltersReadOnlyTheBlocksThatCanMatch) {
+  // Arrivals 20 s apart: one block each.
+  const std::vector<AuditRecord> batch = {audit_record("ok", 1000, "digits", 200),
+                                          audit_record("failed", 21000, "digits", 503),
+                                          audit_record("refused", 41000, "other", 429)};
+  ASSERT_TRUE(store().append_audit(batch).ok());
+  EXPECT_EQ(raw_sql(file_, "SELECT group_concat(status_classes, ' ') FROM (SELECT status_classes FROM audit_blocks "
+                           "ORDER BY seq)"),
+            "4 32 16");
+  // Spoil the 2xx block: queries that cannot match it never read it.
+  raw_sql(file_, "UPDATE audit_blocks SET records_json = 'not json' WHERE status_classes = 4");
+  AuditQuery q;
+  q.status = 5;
+  const auto query_ids = [&](const AuditQuery& query) {
+    auto rows = store().query_audit(query);
+    EXPECT_TRUE(rows.ok()) << (rows.ok() ? "" : rows.error().message);
+    return rows.ok() ? ids_of(*rows) : Ids{};
+  };
+  EXPECT_EQ(query_ids(q), Ids{"failed"});
+  q.status = 503;
+  EXPECT_EQ(query_ids(q), Ids{"failed"});
+  q.status = 0;
+  q.endpoint = "other";
+  EXPECT_EQ(query_ids(q), Ids{"refused"});
+  q.endpoint.clear();
+  q.status = 2;
+  EXPECT_FALSE(store().query_audit(q).ok());
+}
+
 TEST_F(StateStoreTest, AMalformedBlockIsAnErrorNamingIt) {
   ASSERT_TRUE(store().append_audit(std::vector<AuditRecord>{audit_record("x", 1000, "digits", 200)}).ok());
   raw_sql(file_, "UPDATE audit_blocks SET records_json = '[[\"x\",\"t\",1000]]'");
