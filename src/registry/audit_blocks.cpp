@@ -1,5 +1,7 @@
 #include "registry/audit_blocks.hpp"
 
+#include "core/json_text.hpp"
+
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
@@ -15,41 +17,6 @@ namespace {
 
 constexpr std::size_t kColumns = std::size(kAuditRecordColumns);
 
-/// Length of the valid UTF-8 sequence starting at `at`, 0 if the bytes there are not one
-/// (overlong forms, surrogates and code points past U+10FFFF included).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t at) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char lead = byte(at);
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (at + length > s.size()) return 0;
-  if (byte(at + 1) < low || byte(at + 1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i)
-    if (byte(at + i) < 0x80 || byte(at + i) > 0xBF) return 0;
-  return length;
-}
-
-/// Bytes that go into a JSON string as they are: printable ASCII but the quote and backslash.
-constexpr std::array<bool, 256> kPlainJsonByte = [] {
-  std::array<bool, 256> plain{};
-  for (std::size_t c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
-  return plain;
-}();
-
 /// Hex digit values, -1 for anything else.
 constexpr std::array<std::int8_t, 256> kHexDigit = [] {
   std::array<std::int8_t, 256> value{};
@@ -58,61 +25,6 @@ constexpr std::array<std::int8_t, 256> kHexDigit = [] {
   for (std::size_t c = 0; c < 6; ++c) value['a' + c] = static_cast<std::int8_t>(10 + c);
   return value;
 }();
-
-/// Whether the 8 bytes at `p` are all plain: none below 0x20, none from 0x80, no quote, no
-/// backslash. Bit tricks on one 64-bit word: a high bit set in a lane marks a hit.
-bool all_plain_json_bytes(const char* p) {
-  constexpr std::uint64_t ones = 0x0101010101010101ULL;
-  constexpr std::uint64_t highs = 0x8080808080808080ULL;
-  std::uint64_t w = 0;
-  std::memcpy(&w, p, 8);
-  const auto zero_lane = [&](std::uint64_t x) { return (x - ones) & ~x & highs; };
-  const std::uint64_t control = (w - ones * 0x20) & ~w & highs; // lanes below 0x20 (or >= 0x80)
-  const std::uint64_t special = zero_lane(w ^ (ones * '"')) | zero_lane(w ^ (ones * '\\'));
-  return ((w & highs) | control | special) == 0;
-}
-
-/// The most bytes write_json_string() writes for `s`: every byte escaped as \u00XX, quotes.
-constexpr std::size_t json_string_bound(std::string_view s) {
-  return 6 * s.size() + 2;
-}
-
-/// Writes `s` as a JSON string at `out`; returns the end. Room: json_string_bound(s).
-char* write_json_string(std::string_view s, char* out) {
-  static constexpr char hex[] = "0123456789abcdef";
-  *out++ = '"';
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const std::size_t plain_from = i;
-    // Eight bytes at a time while they are all plain (ids and digests are hex: always).
-    while (i + 8 <= s.size() && all_plain_json_bytes(s.data() + i)) i += 8;
-    while (i < s.size() && kPlainJsonByte[static_cast<unsigned char>(s[i])]) ++i;
-    std::memcpy(out, s.data() + plain_from, i - plain_from);
-    out += i - plain_from;
-    if (i == s.size()) break;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      *out++ = '\\';
-      *out++ = static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20) {
-      const char escaped[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-      std::memcpy(out, escaped, sizeof escaped);
-      out += sizeof escaped;
-      ++i;
-    } else if (const std::size_t length = utf8_sequence_length(s, i); length > 0) {
-      std::memcpy(out, s.data() + i, length);
-      out += length;
-      i += length;
-    } else {
-      std::memcpy(out, "\xEF\xBF\xBD", 3); // U+FFFD: JSON text must be UTF-8
-      out += 3;
-      ++i;
-    }
-  }
-  *out++ = '"';
-  return out;
-}
 
 constexpr std::size_t kNumberBound = 32;
 

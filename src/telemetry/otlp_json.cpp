@@ -1,5 +1,7 @@
 #include "telemetry/otlp_json.hpp"
 
+#include "core/json_text.hpp"
+
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -15,90 +17,9 @@ namespace {
 // The text is the same as the DOM serializer wrote (same key order and escapes), except for the
 // spelling of a double's exponent ("2.5e-01", not "2.5E-1").
 
-/// Length of the valid UTF-8 sequence at the start of `text`, or 0 (overlong forms,
-/// surrogates and code points above U+10FFFF are invalid, as in RFC 3629).
-std::size_t utf8_sequence_length(const unsigned char* text, std::size_t size) {
-  const unsigned char lead = text[0];
-  if (lead < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char low = 0x80; // bounds of the second byte
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;  // overlong
-    if (lead == 0xED) high = 0x9F; // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;  // overlong
-    if (lead == 0xF4) high = 0x8F; // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (size < length || text[1] < low || text[1] > high) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (text[i] < 0x80 || text[i] > 0xBF) return 0;
-  }
-  return length;
-}
-
 /// Appends `text` as a quoted JSON string. Span names and attribute values can carry client
-/// input, and invalid UTF-8 would make the collector reject the whole batch, so each bad byte
-/// becomes U+FFFD. Escapes are those of Boost.JSON's serializer: \" \\ \b \f \n \r \t, other
-/// control bytes as \u00XX (lowercase hex); everything else, DEL included, is copied.
-void append_string(std::string& out, std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
-  // Bytes that leave the fast path: control bytes, '"', '\\' and every non-ASCII byte. One
-  // table load per byte; almost all of a span's text (hex ids, names, keys) is plain ASCII.
-  static constexpr auto special = [] {
-    std::array<bool, 256> table{};
-    for (std::size_t c = 0; c < 256; ++c) table[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
-    return table;
-  }();
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* const end = p + text.size();
-  const auto* run = p; // start of the bytes not yet copied
-  const auto flush = [&](const unsigned char* upto) {
-    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(upto - run));
-  };
-  out.push_back('"');
-  while (p < end) {
-    const unsigned char c = *p;
-    if (!special[c]) {
-      ++p;
-      continue;
-    }
-    if (c >= 0x80) {
-      const std::size_t length = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
-      if (length != 0) {
-        p += length;
-        continue;
-      }
-      flush(p);
-      out.append("\xEF\xBF\xBD");
-    } else {
-      flush(p);
-      switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default: {
-        const char escaped[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-        out.append(escaped, sizeof escaped);
-      }
-      }
-    }
-    ++p;
-    run = p;
-  }
-  flush(p);
-  out.push_back('"');
-}
+/// input, and invalid UTF-8 would make the collector reject the whole batch: see json_text.hpp.
+void append_string(std::string& out, std::string_view text) { append_json_string(out, text); }
 
 void append_int(std::string& out, std::int64_t value) {
   char buffer[24];
