@@ -2,6 +2,8 @@
 
 #include "protocol/v2_codec.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 #include <bit>
 #include <charconv>
@@ -51,7 +53,9 @@ struct InputFacts {
   bool shape_present = false;
   bool shape_is_array = false;
   std::string shape_error;  // "expected integers" / "dimensions must be >= 0"
-  std::vector<std::int64_t> shape;
+  // Inline room for the usual ranks and input counts: the validator runs on every request, and
+  // each std::vector here was a malloc and a free.
+  boost::container::small_vector<std::int64_t, 8> shape;
   bool data_present = false;
   bool data_is_array = false;
   const char* data_begin = nullptr;  // the data array, to scan once datatype and shape are known
@@ -760,8 +764,8 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
   std::string id;
   Kind inputs_kind = Kind::absent;
   Kind outputs_kind = Kind::absent;
-  std::vector<InputFacts> inputs;
-  std::vector<OutputFacts> outputs;
+  boost::container::small_vector<InputFacts, 2> inputs;
+  boost::container::small_vector<OutputFacts, 2> outputs;
 
   auto object_members = [&](auto&& on_key) -> bool {
     // At '{'. Calls on_key(key) positioned at the value; on_key must consume the value.
@@ -943,7 +947,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
   if (inputs_kind == Kind::other) return invalid("inputs: expected an array");
   if (inputs.empty()) return invalid("inputs: must not be empty");
 
-  std::vector<bool> seen(schema.inputs.size(), false);
+  boost::container::small_vector<bool, 8> seen(schema.inputs.size(), false);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const std::string field = "inputs[" + std::to_string(i) + "]";
     const auto& f = inputs[i];
@@ -971,12 +975,12 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
       if (spec.shape[d] != -1 && spec.shape[d] != f.shape[d]) shape_ok = false;
     if (!shape_ok)
       return invalid(field + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" + spec.name +
-                     "\", got " + shape_to_string(f.shape, false));
+                     "\", got " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false));
     constexpr std::int64_t max_elements = std::int64_t{1} << 31;
     std::int64_t elements = 1;
     for (auto d : f.shape) {
       if (d > 0 && elements > max_elements / d)
-        return invalid(field + ".shape: " + shape_to_string(f.shape, false) + " has more than " +
+        return invalid(field + ".shape: " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " has more than " +
                        std::to_string(max_elements) + " elements");
       elements *= d;
     }
@@ -1005,7 +1009,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     }
     if (static_cast<std::int64_t>(count) != elements)
       return invalid(field + ".data: has " + std::to_string(count) + " elements but shape " +
-                     shape_to_string(f.shape, false) + " needs " + std::to_string(elements));
+                     shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " needs " + std::to_string(elements));
   }
   for (std::size_t k = 0; k < schema.inputs.size(); ++k)
     if (!seen[k]) return invalid("inputs: missing input \"" + schema.inputs[k].name + "\"");
