@@ -871,22 +871,29 @@ asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::
         continue;
       }
       const TimePoint wait_started = clock_.now();
-      auto waited = co_await tier.pool->acquire(deadline, avoid_here);
+      // A free slot is taken at once: acquire() is a coroutine of its own (a frame and a
+      // resumption per request), there for waiting.
+      std::optional<Error> wait_error;
+      lease = tier.pool->try_acquire(avoid_here);
+      if (!lease) {
+        auto waited = co_await tier.pool->acquire(deadline, avoid_here);
+        if (waited) lease = std::move(*waited);
+        else wait_error = waited.error();
+      }
       const TimePoint wait_ended = clock_.now();
       const Duration waited_for = wait_ended - wait_started;
       queue_wait += waited_for;
       if (!t.queue_wait) t.queue_wait.emplace(wait_started, wait_ended);
       else t.queue_wait->second = wait_ended;
       tier.queue_wait->observe(to_seconds(waited_for));
-      if (!waited) {
-        last_error = waited.error();
+      if (wait_error) {
+        last_error = std::move(*wait_error);
         tier_label = std::string(policy::to_string(step.tier));
         if (last_error.code == ErrorCode::overloaded) {
           rejected_.with({ep.config.name, "queue_full"}).inc();
         }
         break;
       }
-      lease = std::move(*waited);
     }
     if (!lease) {
       if (low_priority && last_error.code == ErrorCode::unavailable) {
