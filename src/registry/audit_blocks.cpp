@@ -71,7 +71,8 @@ public:
   static constexpr std::size_t max_object_size = 0;
   static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
   static constexpr std::size_t max_key_size = 0;
-  static constexpr std::size_t max_string_size = 4096;
+  // A bound, not an expectation: ids are at most 128 bytes and the other texts are labels.
+  static constexpr std::size_t max_string_size = std::size_t{1} << 20;
 
   std::vector<AuditRecord> records;
   std::string problem;
