@@ -1,5 +1,7 @@
 #include "registry/audit_blocks.hpp"
 
+#include "support/audit_record.hpp"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -12,24 +14,7 @@
 namespace tandem::registry {
 namespace {
 
-AuditRecord plain_record() {
-  AuditRecord r;
-  r.request_id = "req-1";
-  r.trace_id = std::string(32, 'a');
-  r.time_unix_ms = 1'795'900'000'123;
-  r.endpoint = "digits";
-  r.model_version = "0123456789ab";
-  r.input_sha256 = std::string(64, 'c');
-  r.tier = "dedicated";
-  r.worker = "digits-ded-0";
-  r.status = 200;
-  r.attempts = 1;
-  r.queue_ms = 0.008382;
-  r.upstream_ms = 1.856212;
-  r.total_ms = 1.957854;
-  r.cost_usd = 1.097e-6;
-  return r;
-}
+AuditRecord plain_record() { return tandem::testing::audit_record("req-1", 1'795'900'000'123, "digits", 200); }
 
 std::string block_of(const AuditRecord& r) {
   std::string json = "[";
@@ -52,10 +37,8 @@ bool sqlite_reads_as_json(const std::string& text) {
 
 TEST(AuditBlocks, ARecordIsOneJsonArrayInColumnOrder) {
   EXPECT_EQ(block_of(plain_record()),
-            "[[\"req-1\",\"" + std::string(32, 'a') + "\",1795900000123,\"digits\",\"0123456789ab\",\"" +
-                std::string(64, 'c') +
-                "\",\"dedicated\",\"digits-ded-0\",200,\"\",1,0.008382,0,1.856212,1.957854,"
-                "1.097e-06]]");
+            "[[\"req-1\",\"" + std::string(32, 'a') + "\",1795900000123,\"digits\",\"digits@0123456789ab\",\"" +
+                std::string(64, 'c') + "\",\"dedicated\",\"w-1\",200,\"\",1,0.25,0,1.5,2.125,1.097e-06]]");
 }
 
 TEST(AuditBlocks, TextThatNeedsEscapingRoundTripsAndIsValidJsonForSqlite) {

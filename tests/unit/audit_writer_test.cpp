@@ -4,6 +4,7 @@
 #include "registry/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
+#include "support/audit_record.hpp"
 #include "support/store_fixture.hpp"
 #include "support/wait_until.hpp"
 #include <sqlite3.h>
@@ -54,18 +55,11 @@ std::int64_t now_unix_ms() {
       .count();
 }
 
+/// A record that differs from the shared one where the writer test checks what it stored.
 AuditRecord record(const std::string& id, std::int64_t time_ms) {
-  AuditRecord r;
-  r.request_id = id;
-  r.trace_id = std::string(32, 'b');
-  r.time_unix_ms = time_ms;
-  r.endpoint = "digits";
-  r.model_version = "digits@0123456789ab";
-  r.input_sha256 = std::string(64, 'c');
+  AuditRecord r = tandem::testing::audit_record(id, time_ms, "digits", 200);
   r.tier = "serverless";
   r.worker = "w-7";
-  r.status = 200;
-  r.attempts = 1;
   r.total_ms = 3.5;
   return r;
 }

@@ -5,6 +5,7 @@
 #include "registry/audit_blocks.hpp"
 
 #include <gtest/gtest.h>
+#include "support/audit_record.hpp"
 #include "support/store_fixture.hpp"
 #include <sqlite3.h>
 
@@ -79,27 +80,7 @@ std::string digest_of(const std::string& prefix, char fill) {
   return prefix + std::string(64 - prefix.size(), fill);
 }
 
-AuditRecord audit_record(const std::string& id, std::int64_t time_ms, const std::string& endpoint,
-                         int status) {
-  AuditRecord r;
-  r.request_id = id;
-  r.trace_id = std::string(32, 'a');
-  r.time_unix_ms = time_ms;
-  r.endpoint = endpoint;
-  r.model_version = "digits@0123456789ab";
-  r.input_sha256 = std::string(64, 'c');
-  r.tier = "dedicated";
-  r.worker = "w-1";
-  r.status = status;
-  r.error_code = status >= 400 ? "upstream_error" : "";
-  r.attempts = 1;
-  r.queue_ms = 0.25;
-  r.cold_start_ms = 0;
-  r.upstream_ms = 1.5;
-  r.total_ms = 2.125;
-  r.cost_usd = 1.097e-6;
-  return r;
-}
+using tandem::testing::audit_record;
 
 using Ids = std::vector<std::string>;
 
