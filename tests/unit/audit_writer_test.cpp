@@ -133,6 +133,7 @@ TEST_F(AuditWriterTest, RecordsFromSeveralThreadsAreAllWritten) {
   ASSERT_NE(writer, nullptr);
   const auto now = now_unix_ms();
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   std::atomic<int> refused{0};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -230,7 +231,7 @@ TEST_F(AuditWriterTest, RetentionAtStartDeletesExpiredRecordsAndKeepsRecentOnes)
 
 TEST_F(AuditWriterTest, ShortRetentionPeriodApplies) {
   const auto now = now_unix_ms();
-  std::vector<AuditRecord> existing = {record("two-hours-ago", now - 2 * 3600 * 1000),
+  std::vector<AuditRecord> existing = {record("two-hours-ago", now - 2LL * 3600 * 1000),
                                        record("a-minute-ago", now - 60'000)};
   ASSERT_TRUE(store_->append_audit(existing).ok());
   auto o = options();

@@ -86,6 +86,7 @@ using Ids = std::vector<std::string>;
 
 std::vector<std::string> ids_of(const std::vector<AuditRecord>& records) {
   std::vector<std::string> out;
+  out.reserve(records.size());
   for (const auto& r : records) out.push_back(r.request_id);
   return out;
 }
@@ -129,6 +130,7 @@ TEST(StateStoreMigration, ConnectionsOpenedAtOnceOnANewFileAllSucceed) {
     std::vector<std::string> errors(kThreads);
     std::vector<int> versions(kThreads, -1);
     std::vector<std::thread> threads;
+    threads.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         start.arrive_and_wait();
@@ -170,7 +172,7 @@ TEST(StateStoreMigration, AuditRowsOfAnOlderStoreMoveIntoBlocksAndStayFindable) 
   const fs::path file = dir.path() / "tandem.db";
   IdGenerator ids(3);
   const std::string gateway_id = ids.next_time_ordered(2000);
-  std::ofstream{file};  // an empty file is an empty database
+  { const std::ofstream empty(file); }  // an empty file is an empty database
   raw_sql(file, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
                 "applied_unix_ms BIGINT NOT NULL);"
                 "INSERT INTO schema_migrations VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0);"
@@ -421,7 +423,7 @@ protected:
     ASSERT_TRUE(appended.ok()) << appended.error().message;
   }
 
-  std::vector<std::string> query(AuditQuery q) {
+  std::vector<std::string> query(const AuditQuery& q) {
     auto rows = store().query_audit(q);
     EXPECT_TRUE(rows.ok()) << (rows.ok() ? "" : rows.error().message);
     return rows.ok() ? ids_of(*rows) : std::vector<std::string>{};
@@ -626,6 +628,7 @@ TEST_F(StateStoreTest, AFailingBlockAfterGoodOnesFailsTheWholeBatch) {
   raw_sql(file_, kRefusePoisonTrigger);
   // 600 records make three blocks; the poisoned record is in the last, after two were written.
   std::vector<AuditRecord> batch;
+  batch.reserve(600);
   for (int i = 0; i < 600; ++i) batch.push_back(audit_record(i == 590 ? "poison" : "ok-" + std::to_string(i), 1000 + i, "digits", 200));
   ASSERT_FALSE(store().append_audit(batch).ok());
   EXPECT_TRUE(store().query_audit({})->empty());
@@ -672,8 +675,9 @@ TEST_F(StateStoreTest, AuditRecordsAreStoredInTimeOrderedBlocksOfBoundedSizeAndS
 TEST_F(StateStoreTest, RequestsAreFoundByGatewayIdsWithoutAnIndexRowAndByClientIdsWithOne) {
   IdGenerator ids(7);
   std::vector<AuditRecord> batch;
+  batch.reserve(302);
   for (int i = 0; i < 300; ++i) {
-    const std::int64_t arrived = 1'795'900'000'000 + i * 7;
+    const std::int64_t arrived = 1'795'900'000'000 + std::int64_t{i} * 7;
     batch.push_back(audit_record(ids.next_time_ordered(arrived), arrived, "digits", 200));
   }
   // A client's own id, and one shaped like the gateway's whose time is not the arrival time.
@@ -695,6 +699,7 @@ TEST_F(StateStoreTest, RequestsAreFoundByGatewayIdsWithoutAnIndexRowAndByClientI
 
 TEST_F(StateStoreTest, RetentionTrimsABlockTheCutoffFallsInside) {
   std::vector<AuditRecord> batch;
+  batch.reserve(11);
   for (int i = 0; i < 10; ++i) batch.push_back(audit_record("r" + std::to_string(i), 1000 + i * 100, i < 5 ? "old" : "new", 200));
   batch.push_back(audit_record("client-id", 1100, "old", 200));
   ASSERT_TRUE(store().append_audit(batch).ok());
