@@ -16,13 +16,11 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cmath>
 #include <cstdio>
 
 namespace tandem::gateway {
 
 namespace asio = boost::asio;
-using http::bhttp::field;
 
 using http::bhttp::verb;
 

@@ -512,7 +512,6 @@ public:
     if (q.before_unix_ms > 0) sql += " AND first_time_unix_ms < ?";
     if (!q.endpoint.empty()) sql += " AND instr(endpoints, ?) > 0";
     // A status filter reads only the blocks that hold that class of status (failures are rare).
-    const int status_class = q.status >= 100 ? q.status / 100 : q.status;
     if (q.status > 0) sql += " AND (status_classes & ?) != 0";
     sql += q.oldest_first ? " ORDER BY first_time_unix_ms ASC, seq ASC" : " ORDER BY last_time_unix_ms DESC, seq DESC";
     Statement s(db_, sql);
@@ -522,7 +521,7 @@ public:
     if (q.before_unix_ms > 0) s.bind(i++, q.before_unix_ms);
     const std::string framed_endpoint = "\n" + q.endpoint + "\n";
     if (!q.endpoint.empty()) s.bind(i++, framed_endpoint);
-    if (q.status > 0) s.bind(i, status_class_bit(status_class * 100));
+    if (q.status > 0) s.bind(i, status_class_bit(q.status >= 100 ? q.status : q.status * 100));
     const auto matches = [&](const AuditRecord& r) {
       if (r.time_unix_ms < q.since_unix_ms) return false;
       if (q.before_unix_ms > 0 && r.time_unix_ms >= q.before_unix_ms) return false;
@@ -554,8 +553,8 @@ public:
         }
       }
       const std::int64_t block_seq = s.int64(0);
-      auto records = parse_audit_block_json(s.text_view(3));
-      if (!records) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(block_seq) + ": " + records.error().message);
+      auto records = read_audit_block(block_seq, s.text_view(3));
+      if (!records) return records.error();
       for (std::size_t place = 0; place < records->size(); ++place) {
         AuditRecord& r = (*records)[place];
         if (!matches(r)) continue;
@@ -587,8 +586,8 @@ public:
       while ((rc = s.step()) == SQLITE_ROW) {
         const std::int64_t block_seq = s.int64(0);
         if (newest && newest->first > block_seq) continue;
-        auto records = parse_audit_block_json(s.text_view(1));
-        if (!records) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(block_seq) + ": " + records.error().message);
+        auto records = read_audit_block(block_seq, s.text_view(1));
+        if (!records) return records.error();
         for (auto r = records->rbegin(); r != records->rend(); ++r) {
           if (r->request_id != request_id) continue;
           newest.emplace(block_seq, std::move(*r));
@@ -694,6 +693,14 @@ public:
   }
 
 private:
+  /// The records of block `seq`, or an error naming the block.
+  static Result<std::vector<AuditRecord>> read_audit_block(std::int64_t seq, std::string_view records_json) {
+    auto records = parse_audit_block_json(records_json);
+    if (!records)
+      return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(seq) + ": " + records.error().message);
+    return records;
+  }
+
   /// Writes `records` as blocks, and an id row for each record whose id does not carry its
   /// time. In the caller's transaction.
   Status write_audit_blocks(std::span<const AuditRecord> records) {
@@ -760,8 +767,8 @@ private:
       s.bind(1, cutoff_unix_ms);
       int rc = 0;
       while ((rc = s.step()) == SQLITE_ROW) {
-        auto records = parse_audit_block_json(s.text_view(1));
-        if (!records) return make_error(ErrorCode::internal, "state store: audit block " + std::to_string(s.int64(0)) + ": " + records.error().message);
+        auto records = read_audit_block(s.int64(0), s.text_view(1));
+        if (!records) return records.error();
         Straddling block{s.int64(0), {}};
         for (AuditRecord& r : *records) {
           if (r.time_unix_ms < cutoff_unix_ms) ++deleted;
