@@ -1,7 +1,7 @@
 #pragma once
 // How the audit trail is laid out in the state store. One row per request cost the writer
-// about 3 µs of CPU per record (a 16-column insert and three index updates); a row that holds a
-// block of up to 256 records, in time order, costs a tenth of that per record and stays
+// 3.2–3.9 µs of CPU per record (a 16-column insert and three index updates); a row that holds a
+// block of up to 256 records, in time order, costs about a third of that per record, and stays
 // queryable with plain SQL: `records_json` is a JSON array with one array per record, columns
 // in the order of kAuditRecordColumns (see docs/observability.md for a json_each example).
 #include "core/status.hpp"
