@@ -3,35 +3,47 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace tandem {
+namespace {
+
+constexpr std::uint64_t kPowers[] = {1,       10,        100,        1'000,       10'000,
+                                     100'000, 1'000'000, 10'000'000, 100'000'000, 1'000'000'000};
+
+} // namespace
 
 std::string fixed_decimal(double value, int precision) {
   char buffer[48];
   // Header values (milliseconds, dollars) are small: rounded to an integer of the last place
   // and printed with integer arithmetic, a tenth of the cost of a fixed-precision double
   // conversion. Ties may round the other way than that conversion would; a header does not mind.
-  static constexpr std::int64_t kPowers[] = {1,       10,        100,        1'000,       10'000,
-                                             100'000, 1'000'000, 10'000'000, 100'000'000, 1'000'000'000};
   if (precision >= 0 && precision <= 9 && std::isfinite(value) &&
       std::fabs(value) * static_cast<double>(kPowers[precision]) < 9e15) {
-    const std::int64_t scale = kPowers[precision];
-    const std::int64_t scaled = std::llround(value * static_cast<double>(scale));
-    const std::uint64_t magnitude =
-        scaled < 0 ? 0 - static_cast<std::uint64_t>(scaled) : static_cast<std::uint64_t>(scaled);
-    char* p = buffer;
-    if (scaled < 0) *p++ = '-';
-    p = std::to_chars(p, buffer + sizeof buffer, magnitude / static_cast<std::uint64_t>(scale)).ptr;
-    if (precision > 0) {
-      *p++ = '.';
-      std::uint64_t fraction = magnitude % static_cast<std::uint64_t>(scale);
-      for (int d = precision - 1; d >= 0; --d, fraction /= 10) p[d] = static_cast<char>('0' + fraction % 10);
-      p += precision;
-    }
+    const std::int64_t scaled = std::llround(value * static_cast<double>(kPowers[precision]));
+    char* p = write_scaled_decimal(scaled, precision, false, buffer);
     return std::string(buffer, p);
   }
   auto r = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, precision);
   return std::string(buffer, r.ptr);
+}
+
+char* write_scaled_decimal(std::int64_t units, int digits, bool trim, char* out) {
+  const std::uint64_t scale = kPowers[digits];
+  const std::uint64_t magnitude =
+      units < 0 ? 0 - static_cast<std::uint64_t>(units) : static_cast<std::uint64_t>(units);
+  if (units < 0) *out++ = '-';
+  out = std::to_chars(out, out + 24, magnitude / scale).ptr;
+  std::uint64_t fraction = magnitude % scale;
+  char places[9];
+  for (int d = digits - 1; d >= 0; --d, fraction /= 10) places[d] = static_cast<char>('0' + fraction % 10);
+  int length = digits;
+  if (trim)
+    while (length > 0 && places[length - 1] == '0') --length;
+  if (length == 0) return out;
+  *out++ = '.';
+  std::memcpy(out, places, static_cast<std::size_t>(length));
+  return out + length;
 }
 
 } // namespace tandem

@@ -1,5 +1,6 @@
 #include "registry/audit_blocks.hpp"
 
+#include "core/decimal.hpp"
 #include "core/json_text.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
@@ -45,19 +46,7 @@ char* write_real(double value, char* out) {
   if (const double scaled = value * kScale; std::fabs(scaled) < 9e15) {
     const auto n = static_cast<std::int64_t>(std::llround(scaled));
     if (static_cast<double>(n) / kScale == value && (n != 0 || !std::signbit(value))) {
-      std::uint64_t magnitude = n < 0 ? 0 - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
-      if (n < 0) *out++ = '-';
-      out = std::to_chars(out, out + kNumberBound, magnitude / 1'000'000).ptr;
-      if (std::uint64_t fraction = magnitude % 1'000'000; fraction != 0) {
-        char digits[6];
-        for (int d = 5; d >= 0; --d, fraction /= 10) digits[d] = static_cast<char>('0' + fraction % 10);
-        int length = 6;
-        while (digits[length - 1] == '0') --length;
-        *out++ = '.';
-        std::memcpy(out, digits, static_cast<std::size_t>(length));
-        out += length;
-      }
-      return out;
+      return write_scaled_decimal(n, 6, true, out);
     }
   }
   return std::to_chars(out, out + kNumberBound, value).ptr;
