@@ -191,6 +191,20 @@ private:
                                             std::optional<TimePoint> deadline = std::nullopt);
   boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,
                                                      InferTrace& trace);
+  // The steps of infer_attempts() between its suspensions (see Attempts in gateway.cpp).
+  struct Attempts;
+  /// Deadline, priority, validation and the upstream head; false: answered (a.answer).
+  bool admit(Attempts& a);
+  /// The routing decision for this attempt; false: stop (answered, or a.last_error says why).
+  bool plan_attempt(Attempts& a);
+  /// Records a queue wait; false: the wait failed (a.last_error).
+  bool end_wait(Attempts& a, policy::Tier tier_waited);
+  void no_lease(Attempts& a);
+  void start_upstream(Attempts& a);
+  /// true: try again elsewhere; false: stop (answered on success, else a.last_error).
+  bool finish_upstream(Attempts& a, Result<http::UpstreamResponse>& response);
+  http::Reply give_up(Attempts& a);
+  http::Reply fail(Attempts& a, const Error& e, std::string_view tier);
   void start_trace(const http::Request& request, InferTrace& trace);
   /// Exports the spans, feeds rollout analysis, then moves the trace's strings into the audit
   /// record: `trace` is spent afterwards.
