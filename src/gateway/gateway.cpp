@@ -711,45 +711,17 @@ asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::R
   co_return co_await infer(ep, request, deadline);
 }
 
-asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request,
-                                            std::optional<TimePoint> deadline) {
-  InferTrace trace;
-  trace.deadline = deadline;
-  trace.started = clock_.now();
-  trace.started_unix_ns = clock_.unix_ns();
-  ep.in_flight->inc();
-  ++in_flight_total_;
-  ++ep.active;
-  struct InFlightGuard {
-    Gauge* gauge;
-    std::size_t* total;
-    int* active;
-    ~InFlightGuard() {
-      gauge->dec();
-      --*total;
-      --*active;
-    }
-  } guard{ep.in_flight, &in_flight_total_, &ep.active};
-  trace.request_id = std::string(request["x-request-id"]);
-  if (!is_acceptable_request_id(trace.request_id))
-    trace.request_id = ids_.next_time_ordered(trace.started_unix_ns / 1'000'000);
-  start_trace(request, trace);
-  http::Reply reply = co_await infer_attempts(ep, request, trace);
-  reply.set("traceparent", telemetry::format_traceparent(trace.trace_id, trace.span_id, trace.sampled));
-  finish_trace(ep, request, trace, reply);
-  co_return reply;
-}
-
-/// What the attempts of one inference request share. It is the only sizeable local of
-/// infer_attempts(): Asio recycles a coroutine frame only below 1 KiB, and GCC gives every local
-/// of a coroutine its own place in the frame. With the work between suspensions in the plain
-/// functions below, the frame fits; before, at 2.1 KiB, every request paid an aligned
-/// allocation for it and evicted a smaller cached frame (4.7 aligned allocations per request).
+/// One inference request's state, allocated once per request. infer() keeps only a pointer to
+/// it: Asio recycles a coroutine frame only below 1 KiB, and GCC gives every local of a
+/// coroutine its own place in the frame. With this state on the heap and the work between
+/// suspensions in the plain functions below, the frame fits. Before, infer() and
+/// infer_attempts() were two coroutines, the second 2.1 KiB: every request paid aligned
+/// allocations for it and for the smaller frames it evicted from Asio's cache.
 struct Gateway::Attempts {
-  Attempts(EndpointRuntime& endpoint, http::Request& req, InferTrace& tr) : ep(endpoint), request(req), t(tr) {}
+  Attempts(EndpointRuntime& endpoint, http::Request& req) : ep(endpoint), request(req) {}
   EndpointRuntime& ep;
   http::Request& request;
-  InferTrace& t;
+  InferTrace t;
   TimePoint deadline{};
   bool low_priority = false;
   std::optional<policy::Tier> preferred;  // the tier the policy prefers; serving elsewhere is a spillover
@@ -1021,46 +993,73 @@ http::Reply Gateway::give_up(Attempts& a) {
   return res;
 }
 
-asio::awaitable<http::Reply> Gateway::infer_attempts(EndpointRuntime& ep, http::Request& request, InferTrace& t) {
-  Attempts a(ep, request, t);
-  if (!admit(a)) co_return std::move(*a.answer);
-  for (a.attempt = 0; a.attempt < a.attempts; ++a.attempt) {
-    if (!plan_attempt(a)) break;
-    for (int step_index = 0; step_index < a.step_count && !a.lease; ++step_index) {
-      const policy::RouteStep step = a.steps[static_cast<std::size_t>(step_index)];
-      pool::WorkerPool& pool = *a.ep.tier(step.tier).pool;
-      const auto avoid_here = a.failed_tier == step.tier ? a.avoid : std::nullopt;
-      a.used = step.tier;
-      if (!step.wait) {
-        a.lease = pool.try_acquire(avoid_here);
-        continue;
-      }
-      a.since = clock_.now();
-      // A free slot is taken at once: acquire() is a coroutine of its own (a frame and a
-      // resumption per request), there for waiting.
-      a.lease = pool.try_acquire(avoid_here);
-      if (!a.lease) {
-        auto waited = co_await pool.acquire(a.deadline, avoid_here);
-        if (waited) {
-          a.lease = std::move(*waited);
-        } else {
-          a.last_error = waited.error();
-          a.wait_failed = true;
+asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request,
+                                            std::optional<TimePoint> deadline) {
+  const auto state = std::make_unique<Attempts>(ep, request);
+  Attempts& a = *state;
+  InferTrace& t = a.t;
+  t.deadline = deadline;
+  t.started = clock_.now();
+  t.started_unix_ns = clock_.unix_ns();
+  ep.in_flight->inc();
+  ++in_flight_total_;
+  ++ep.active;
+  struct InFlightGuard {
+    Gauge* gauge;
+    std::size_t* total;
+    int* active;
+    ~InFlightGuard() {
+      gauge->dec();
+      --*total;
+      --*active;
+    }
+  } guard{ep.in_flight, &in_flight_total_, &ep.active};
+  t.request_id = std::string(request["x-request-id"]);
+  if (!is_acceptable_request_id(t.request_id)) t.request_id = ids_.next_time_ordered(t.started_unix_ns / 1'000'000);
+  start_trace(request, t);
+
+  // Every way out of the attempts leaves the answer in a.answer or the reason in a.last_error.
+  if (admit(a)) {
+    for (a.attempt = 0; a.attempt < a.attempts; ++a.attempt) {
+      if (!plan_attempt(a)) break;
+      for (int step_index = 0; step_index < a.step_count && !a.lease; ++step_index) {
+        const policy::RouteStep step = a.steps[static_cast<std::size_t>(step_index)];
+        pool::WorkerPool& pool = *ep.tier(step.tier).pool;
+        const auto avoid_here = a.failed_tier == step.tier ? a.avoid : std::nullopt;
+        a.used = step.tier;
+        if (!step.wait) {
+          a.lease = pool.try_acquire(avoid_here);
+          continue;
         }
+        a.since = clock_.now();
+        // A free slot is taken at once: acquire() is a coroutine of its own (a frame and a
+        // resumption per request), there for waiting.
+        a.lease = pool.try_acquire(avoid_here);
+        if (!a.lease) {
+          auto waited = co_await pool.acquire(a.deadline, avoid_here);
+          if (waited) {
+            a.lease = std::move(*waited);
+          } else {
+            a.last_error = waited.error();
+            a.wait_failed = true;
+          }
+        }
+        if (!end_wait(a, step.tier)) break;
       }
-      if (!end_wait(a, step.tier)) break;
+      if (!a.lease) {
+        no_lease(a);
+        break;
+      }
+      start_upstream(a);
+      auto response = co_await a.lease->upstream().send(a.upstream_head, request.body(), a.attempt_deadline);
+      if (!finish_upstream(a, response)) break;
     }
-    if (!a.lease) {
-      no_lease(a);
-      break;
-    }
-    start_upstream(a);
-    auto response = co_await a.lease->upstream().send(a.upstream_head, request.body(), a.attempt_deadline);
-    if (!finish_upstream(a, response)) break;
   }
   a.lease.reset();  // the slot is free before the reply goes out, as on every other path
-  if (a.answer) co_return std::move(*a.answer);
-  co_return give_up(a);
+  if (!a.answer) a.answer = give_up(a);
+  a.answer->set("traceparent", telemetry::format_traceparent(t.trace_id, t.span_id, t.sampled));
+  finish_trace(ep, request, t, *a.answer);
+  co_return std::move(*a.answer);
 }
 
 http::Reply Gateway::admin_workers() const {

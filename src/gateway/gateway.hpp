@@ -189,9 +189,7 @@ private:
   http::Reply no_such_version(const EndpointRuntime& endpoint, std::string_view version);
   boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request,
                                             std::optional<TimePoint> deadline = std::nullopt);
-  boost::asio::awaitable<http::Reply> infer_attempts(EndpointRuntime& endpoint, http::Request& request,
-                                                     InferTrace& trace);
-  // The steps of infer_attempts() between its suspensions (see Attempts in gateway.cpp).
+  // The steps of infer() between its suspensions (see Attempts in gateway.cpp).
   struct Attempts;
   /// Deadline, priority, validation and the upstream head; false: answered (a.answer).
   bool admit(Attempts& a);

@@ -207,8 +207,11 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     parser = std::make_unique<bhttp::request_parser<AppendStringBody>>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    // The idle read has usually fetched the whole head: one put(), no further read.
-    read_ec = co_await parse_buffered(socket, buffer, *parser, [](const auto& p) { return p.is_header_done(); });
+    // The idle read has usually fetched the whole head: one put(), no further read, and no
+    // parse_buffered() frame.
+    constexpr auto head_done = [](const auto& p) { return p.is_header_done(); };
+    read_ec = parse_step(buffer, *parser, head_done);
+    if (read_ec == bhttp::error::need_more) read_ec = co_await parse_buffered(socket, buffer, *parser, head_done);
     if (!read_ec) {
       const auto& head = parser->get();
       if (beast::iequals(head[bhttp::field::expect], "100-continue")) {

@@ -91,11 +91,23 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
       }
       co_return make_error(ErrorCode::upstream_error, "sending to worker failed: " + write_ec.message());
     }
-    UpstreamResponseParser parser;
+    // The parser lives with the connection and the read loop is inline, not in
+    // parse_buffered(): this frame stays small and is the only one per exchange.
+    UpstreamResponseParser& parser = connection->parser.emplace();
     parser.body_limit(max_response_bytes_);
     parser.eager(true);  // header and body in one put()
-    auto read_ec = co_await parse_buffered(connection->socket, connection->buffer, parser,
-                                           [](const auto& p) { return p.is_done(); });
+    constexpr auto done = [](const auto& p) { return p.is_done(); };
+    boost::system::error_code read_ec = parse_step(connection->buffer, parser, done);
+    while (read_ec == bhttp::error::need_more) {
+      auto [ec, n] = co_await connection->socket.async_read_some(read_space(connection->buffer),
+                                                                 asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        read_ec = parse_end(ec, parser, done);
+        break;
+      }
+      connection->buffer.commit(n);
+      read_ec = parse_step(connection->buffer, parser, done);
+    }
     disarm(*connection);
     if (read_ec) {
       if (connection->timed_out)
