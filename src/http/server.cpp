@@ -1,5 +1,7 @@
 #include "http/server.hpp"
 
+#include "core/clock.hpp"
+
 #include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
 #include "http/wire.hpp"
@@ -68,7 +70,7 @@ void Server::start() {
 
 void Server::arm(Watch& watch) {
   if (watch.is_linked()) watch.unlink();
-  watch.deadline = std::chrono::steady_clock::now() + limits_.idle_timeout_ms;
+  watch.deadline = coarse_steady_now() + limits_.idle_timeout_ms;  // armed three times a request
   watched_.push_back(watch);
 }
 
@@ -79,7 +81,7 @@ asio::awaitable<void> Server::deadline_sweeper() {
     sweeper_.expires_after(period);
     auto [ec] = co_await sweeper_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = coarse_steady_now();
     while (!watched_.empty() && watched_.front().deadline <= now) {
       Watch& watch = watched_.front();
       watch.unlink();

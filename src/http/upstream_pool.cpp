@@ -1,5 +1,7 @@
 #include "http/upstream_pool.hpp"
 
+#include "core/clock.hpp"
+
 #include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
 #include "http/wire.hpp"
@@ -52,7 +54,7 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
       idle_.clear();
     }
     // Connections idle for longer than the worker keeps them (its idle timeout) are closed.
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = coarse_steady_now();  // idle limits are seconds
     while (!idle_.empty() && now - idle_.back()->idle_since > kMaxIdle) idle_.pop_back();
     if (!idle_.empty()) {
       connection = std::move(idle_.back());
@@ -124,7 +126,7 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
     UpstreamResponse response = std::move(parser.response);
     if (response.keep_alive && !closed_ && !connection->timed_out && idle_.size() < max_idle_ &&
         connection->buffer.size() == 0) {
-      connection->idle_since = std::chrono::steady_clock::now();
+      connection->idle_since = coarse_steady_now();
       idle_.push_back(std::move(connection));
     }
     co_return response;

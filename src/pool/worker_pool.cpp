@@ -1,5 +1,7 @@
 #include "pool/worker_pool.hpp"
 
+#include "core/clock.hpp"
+
 #include "policy/router.hpp"
 #include "pool/worker_process.hpp"
 
@@ -18,6 +20,18 @@ namespace tandem::pool {
 
 namespace asio = boost::asio;
 using std::chrono::steady_clock;
+
+namespace {
+
+/// Whether a worker is ejected, reading the clock (into `now`, once per caller) only for one
+/// that has been ejected at some time: otherwise it was a clock read per request, twice.
+bool ejected_now(const policy::OutlierState& outlier, std::optional<steady_clock::time_point>& now) {
+  if (outlier.ejected_until == steady_clock::time_point{}) return false;
+  if (!now) now = steady_clock::now();
+  return outlier.ejected(*now);
+}
+
+} // namespace
 
 std::string_view to_string(WorkerState state) {
   switch (state) {
@@ -375,7 +389,9 @@ void WorkerPool::notify(std::size_t count) {
 }
 
 void WorkerPool::track_demand() {
-  auto now = steady_clock::now();
+  // Twice a request: the coarse clock, never before the last change (take_demand() sets that
+  // from a precise reading).
+  const auto now = std::max(coarse_steady_now(), demand_changed_at_);
   int in_flight = 0;
   for (const auto& slot : slots_) in_flight += slot.info.in_flight;
   demand_integral_ += std::chrono::duration<double>(now - demand_changed_at_).count() *
@@ -405,13 +421,13 @@ PoolSnapshot WorkerPool::snapshot() const {
   s.waiting = static_cast<int>(waiters_.size());
   s.queue_max = options_.queue_max;
   s.cold_start_ms = cold_start_measured_ ? cold_start_ms_avg_ : 0.0;
-  const TimePoint now = steady_clock::now();
+  std::optional<steady_clock::time_point> now;
   for (const auto& slot : slots_) {
     s.in_flight += slot.info.in_flight;
     switch (slot.info.state) {
     case WorkerState::ready:
       ++s.live_workers;
-      if (slot.outlier.ejected(now)) {
+      if (ejected_now(slot.outlier, now)) {
         ++s.ejected_workers;
         break;
       }
@@ -426,7 +442,10 @@ PoolSnapshot WorkerPool::snapshot() const {
     case WorkerState::stopped:
       // A worker about to be restarted is on its way; one in a long crash-loop back-off is not,
       // so requests skip the tier instead of waiting for it.
-      if (slot.wanted && !shutting_down_ && slot.restart_at - now < std::chrono::seconds(1)) ++s.starting_workers;
+      if (slot.wanted && !shutting_down_) {
+        if (!now) now = steady_clock::now();
+        if (slot.restart_at - *now < std::chrono::seconds(1)) ++s.starting_workers;
+      }
       break;
     }
   }
@@ -490,10 +509,10 @@ std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
     large.resize(slots_.size());
     loads = large;
   }
-  const TimePoint now = steady_clock::now();
+  std::optional<steady_clock::time_point> now;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const auto& s = slots_[i];
-    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr && !s.outlier.ejected(now),
+    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr && !ejected_now(s.outlier, now),
                 avoid_index && *avoid_index == i, s.info.in_flight, options_.max_concurrency_per_worker};
   }
   auto picked = policy::pick_worker(loads, rng_());
