@@ -547,9 +547,12 @@ void Gateway::start_trace(const http::Request& request, InferTrace& t) {
     ids_.fill_hex(t.trace_id.data(), 32);
     const double ratio = options_.trace_sample_ratio;
     // The decision is a function of the trace id, so every hop that samples by ratio agrees.
-    std::uint64_t low = 0;
-    std::from_chars(t.trace_id.data() + 16, t.trace_id.data() + 32, low, 16);
-    t.sampled = ratio >= 1.0 || static_cast<double>(low >> 11) < ratio * static_cast<double>(1ULL << 53);
+    t.sampled = ratio >= 1.0;
+    if (!t.sampled && ratio > 0.0) {
+      std::uint64_t low = 0;
+      std::from_chars(t.trace_id.data() + 16, t.trace_id.data() + 32, low, 16);
+      t.sampled = static_cast<double>(low >> 11) < ratio * static_cast<double>(1ULL << 53);
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <algorithm>
 #include <array>
@@ -500,15 +501,8 @@ void WorkerPool::set_desired(int desired) {
 }
 
 std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
-  std::array<policy::WorkerLoad, 64> small{};
-  std::vector<policy::WorkerLoad> large;
-  std::span<policy::WorkerLoad> loads;
-  if (slots_.size() <= small.size()) {
-    loads = std::span<policy::WorkerLoad>(small.data(), slots_.size());
-  } else {
-    large.resize(slots_.size());
-    loads = large;
-  }
+  // Only as many entries as workers are made: a zeroed array of 64 was a memset per request.
+  boost::container::small_vector<policy::WorkerLoad, 16> loads(slots_.size());
   std::optional<steady_clock::time_point> now;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const auto& s = slots_[i];
