@@ -794,7 +794,7 @@ bool Gateway::admit(Attempts& a) {
   head.append("Content-Type: application/json\r\nx-request-id: ").append(t.request_id);
   head.append("\r\ntraceparent: ");
   a.upstream_span_offset = head.size() + 36;
-  head.append(telemetry::format_traceparent(t.trace_id, t.span_id, t.sampled));
+  head.append(telemetry::TraceparentText(t.trace_id, t.span_id, t.sampled).view());
   head.append("\r\nContent-Length: ").append(length, length_end).append("\r\n\r\n");
 
   ep.retry_budget.on_request();
@@ -1061,7 +1061,7 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   }
   a.lease.reset();  // the slot is free before the reply goes out, as on every other path
   if (!a.answer) a.answer = give_up(a);
-  a.answer->set("traceparent", telemetry::format_traceparent(t.trace_id, t.span_id, t.sampled));
+  a.answer->set("traceparent", telemetry::TraceparentText(t.trace_id, t.span_id, t.sampled).view());
   finish_trace(ep, request, t, *a.answer);
   co_return std::move(*a.answer);
 }

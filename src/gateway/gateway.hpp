@@ -18,6 +18,8 @@
 #include "telemetry/metrics.hpp"
 #include "telemetry/otlp_exporter.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -66,7 +68,7 @@ struct InferTrace {
     int status = 0;  // 0: no response
     std::string error;
   };
-  std::vector<Attempt> attempts;
+  boost::container::small_vector<Attempt, 1> attempts;  // nearly always one: no allocation for it
   std::string tier = "none";
   std::string worker;
   std::string error_code;

@@ -1,5 +1,8 @@
 #include "telemetry/trace_context.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace tandem::telemetry {
 namespace {
 
@@ -53,6 +56,22 @@ std::optional<TraceContext> parse_traceparent(std::string_view header) {
   context.span_id = std::string(span_id);
   context.sampled = (hex_value(flags[1]) & 1) != 0;
   return context;
+}
+
+TraceparentText::TraceparentText(std::string_view trace_id, std::string_view span_id, bool sampled) {
+  // Ids come from parse_traceparent() or the id generator at their standard lengths; anything
+  // else is cut to fit rather than written past the buffer.
+  static_assert(kLength == version_00_length);
+  auto put = [&](std::string_view piece) {
+    const std::size_t n = std::min(piece.size(), sizeof text_ - length_);
+    std::memcpy(text_ + length_, piece.data(), n);
+    length_ += n;
+  };
+  put("00-");
+  put(trace_id);
+  put("-");
+  put(span_id);
+  put(sampled ? "-01" : "-00");
 }
 
 std::string format_traceparent(std::string_view trace_id, std::string_view span_id, bool sampled) {

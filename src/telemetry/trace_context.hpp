@@ -22,6 +22,19 @@ std::optional<TraceContext> parse_traceparent(std::string_view header);
 /// "00-<trace_id>-<span_id>-01" (or "-00" when not sampled). The ids are written as given.
 std::string format_traceparent(std::string_view trace_id, std::string_view span_id, bool sampled);
 
+/// A traceparent with ids of the standard lengths (32 and 16 digits): what the request path
+/// writes twice a request, into a buffer of its own rather than a new string.
+class TraceparentText {
+public:
+  static constexpr std::size_t kLength = 55;
+  TraceparentText(std::string_view trace_id, std::string_view span_id, bool sampled);
+  [[nodiscard]] std::string_view view() const { return {text_, length_}; }
+
+private:
+  char text_[kLength + 16] = {};  // room for ids of other lengths up to a point; longer ones are cut
+  std::size_t length_ = 0;
+};
+
 /// True when `id` is `digits` lowercase hex digits and not all zero.
 bool is_valid_hex_id(std::string_view id, std::size_t digits);
 

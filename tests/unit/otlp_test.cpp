@@ -123,6 +123,18 @@ TEST(Traceparent, FormatsAndRoundTrips) {
   EXPECT_FALSE(parsed->sampled);
 }
 
+TEST(Traceparent, TheRequestPathsBufferWritesTheSameTextAndNeverOverflows) {
+  for (bool sampled : {true, false})
+    EXPECT_EQ(TraceparentText(valid_trace, valid_span, sampled).view(),
+              format_traceparent(valid_trace, valid_span, sampled));
+  EXPECT_EQ(TraceparentText(valid_trace, valid_span, true).view().size(), TraceparentText::kLength);
+  // Ids of other lengths never come from the request path; if one did, it is cut, not overrun.
+  const std::string long_id(500, 'a');
+  const auto cut = TraceparentText(long_id, valid_span, true).view();
+  EXPECT_LE(cut.size(), TraceparentText::kLength + 16);
+  EXPECT_EQ(cut.substr(0, 3), "00-");
+}
+
 TEST(Traceparent, ValidHexId) {
   EXPECT_TRUE(is_valid_hex_id(valid_span, 16));
   EXPECT_FALSE(is_valid_hex_id(valid_span, 32));
