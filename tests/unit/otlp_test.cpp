@@ -130,7 +130,8 @@ TEST(Traceparent, TheRequestPathsBufferWritesTheSameTextAndNeverOverflows) {
   EXPECT_EQ(TraceparentText(valid_trace, valid_span, true).view().size(), TraceparentText::kLength);
   // Ids of other lengths never come from the request path; if one did, it is cut, not overrun.
   const std::string long_id(500, 'a');
-  const auto cut = TraceparentText(long_id, valid_span, true).view();
+  const TraceparentText text(long_id, valid_span, true);
+  const std::string_view cut = text.view();
   EXPECT_LE(cut.size(), TraceparentText::kLength + 16);
   EXPECT_EQ(cut.substr(0, 3), "00-");
 }
