@@ -7,6 +7,8 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <bit>
+
 #include <poll.h>
 
 #include <charconv>
@@ -586,7 +588,8 @@ TEST(OtlpJson, DoublesRoundTripExactlyAndStayDoubles) {
     const auto result = std::from_chars(first, first + length, parsed);
     ASSERT_EQ(result.ec, std::errc()) << text;
     ASSERT_EQ(result.ptr, first + length) << text;
-    EXPECT_EQ(std::memcmp(&parsed, &value, sizeof value), 0) << text << " for " << value;
+    // Bit for bit (the sign of zero included).
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(parsed), std::bit_cast<std::uint64_t>(value)) << text << " for " << value;
     EXPECT_NE(text.find('e'), std::string_view::npos) << text;
     EXPECT_TRUE(json::parse(body)
                     .at("resourceSpans")
