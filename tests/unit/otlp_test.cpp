@@ -589,7 +589,8 @@ TEST(OtlpJson, DoublesRoundTripExactlyAndStayDoubles) {
     ASSERT_EQ(result.ec, std::errc()) << text;
     ASSERT_EQ(result.ptr, first + length) << text;
     // Bit for bit (the sign of zero included).
-    EXPECT_EQ(std::bit_cast<std::uint64_t>(parsed), std::bit_cast<std::uint64_t>(value)) << text << " for " << value;
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(parsed), std::bit_cast<std::uint64_t>(value))
+        << text << " for " << value;
     EXPECT_NE(text.find('e'), std::string_view::npos) << text;
     EXPECT_TRUE(json::parse(body)
                     .at("resourceSpans")
