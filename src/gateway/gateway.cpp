@@ -727,7 +727,7 @@ struct Gateway::Attempts {
   InferTrace t;
   TimePoint deadline{};
   bool low_priority = false;
-  std::optional<policy::Tier> preferred;  // the tier the policy prefers; serving elsewhere is a spillover
+  std::optional<policy::Tier> preferred; // the tier the policy prefers; serving elsewhere is a spillover
   // The body is forwarded as received; only the head is written anew. The traceparent's span
   // id (the upstream call's span) is rewritten in place for each attempt.
   std::string upstream_head;
@@ -736,17 +736,17 @@ struct Gateway::Attempts {
   int attempt = 0;
   // The message is written only if it is needed: building it on every request was two allocations.
   Error last_error{ErrorCode::unavailable, {}};
-  std::optional<std::size_t> avoid;  // the worker that just failed
+  std::optional<std::size_t> avoid; // the worker that just failed
   std::optional<policy::Tier> failed_tier;
   // The current attempt.
-  std::array<policy::RouteStep, 2> steps{};  // where to look for a worker slot, in order
+  std::array<policy::RouteStep, 2> steps{}; // where to look for a worker slot, in order
   int step_count = 0;
   std::optional<pool::Lease> lease;
   policy::Tier used = policy::Tier::dedicated;
-  bool wait_failed = false;  // the queue wait ended without a slot (a.last_error says why)
-  TimePoint since{};         // when the queue wait, then the upstream call, started
+  bool wait_failed = false; // the queue wait ended without a slot (a.last_error says why)
+  TimePoint since{};        // when the queue wait, then the upstream call, started
   TimePoint attempt_deadline{};
-  std::optional<http::Reply> answer;  // set when the request is answered
+  std::optional<http::Reply> answer; // set when the request is answered
 };
 
 http::Reply Gateway::fail(Attempts& a, const Error& e, std::string_view tier) {
@@ -767,20 +767,23 @@ bool Gateway::admit(Attempts& a) {
       a.deadline = std::min(a.deadline, t.started + std::chrono::milliseconds(ms));
   }
   if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
-    if (priority == "low") a.low_priority = true;
+    if (priority == "low")
+      a.low_priority = true;
     else if (priority != "normal" && priority != "high") {
-      a.answer = fail(a, {ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"}, "none");
+      a.answer =
+          fail(a, {ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"}, "none");
       return false;
     }
   }
   if (!request["inference-header-content-length"].empty()) {
-    a.answer = fail(a, {ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"},
-                    "none");
+    a.answer = fail(
+        a, {ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"},
+        "none");
     return false;
   }
   auto decoded = v2::validate_infer_request(request.body(), ep.manifest.schema);
   const bool traced = t.sampled && options_.tracer != nullptr;
-  if (traced) t.validated = clock_.now();  // for the validate span only: a clock read saved
+  if (traced) t.validated = clock_.now(); // for the validate span only: a clock read saved
   if (!decoded) {
     a.answer = fail(a, decoded.error(), "none");
     return false;
@@ -798,7 +801,8 @@ bool Gateway::admit(Attempts& a) {
   head.append("\r\nContent-Length: ").append(length, length_end).append("\r\n\r\n");
 
   ep.retry_budget.on_request();
-  a.preferred = ep.routing == policy::RoutingPolicy::serverless_first ? std::optional(policy::Tier::serverless)
+  a.preferred = ep.routing == policy::RoutingPolicy::serverless_first
+                    ? std::optional(policy::Tier::serverless)
                 : (ep.routing == policy::RoutingPolicy::dedicated_first ||
                    ep.routing == policy::RoutingPolicy::cost_optimal)
                     ? std::optional(policy::Tier::dedicated)
@@ -823,8 +827,8 @@ bool Gateway::plan_attempt(Attempts& a) {
   input.deadline_ms = remaining_ms;
   // The first attempt aims at the SLO; a retry only has to beat the deadline.
   const double slo_left_ms = static_cast<double>(ep.config.slo.p95_ms.count()) - to_ms(now - t.started);
-  input.budget_ms = a.attempt == 0 && ep.config.slo.p95_ms.count() > 0 ? std::min(slo_left_ms, remaining_ms)
-                                                                        : remaining_ms;
+  input.budget_ms =
+      a.attempt == 0 && ep.config.slo.p95_ms.count() > 0 ? std::min(slo_left_ms, remaining_ms) : remaining_ms;
   input.low_priority = a.low_priority;
   input.retry_from = a.failed_tier;
   const double hint_ms = ep.service_hint_ms();
@@ -841,13 +845,14 @@ bool Gateway::plan_attempt(Attempts& a) {
       t.route_reason = decision.reject != policy::RejectReason::none
                            ? "rejected: " + std::string(policy::to_string(decision.reject))
                            : std::string(decision.reason);
-      for (const auto& [name, state] : {std::pair{"dedicated", &dedicated_state}, {"serverless", &serverless_state}}) {
+      for (const auto& [name, state] :
+           {std::pair{"dedicated", &dedicated_state}, {"serverless", &serverless_state}}) {
         if (!state->exists) continue;
         auto wait = policy::predicted_wait_ms(*state, !a.low_priority);
         if (!t.route_candidates.empty()) t.route_candidates += "; ";
         t.route_candidates += std::string(name) + " ready=" + std::to_string(state->ready_workers) +
-                              " free=" + std::to_string(state->free_slots()) +
-                              " predicted_wait_ms=" + (wait ? fixed_decimal(*wait, 1) : std::string("unavailable"));
+                              " free=" + std::to_string(state->free_slots()) + " predicted_wait_ms=" +
+                              (wait ? fixed_decimal(*wait, 1) : std::string("unavailable"));
       }
     }
   }
@@ -855,16 +860,18 @@ bool Gateway::plan_attempt(Attempts& a) {
   rejected_.with({ep.config.name, std::string(policy::to_string(decision.reject))}).inc();
   if (decision.reject == policy::RejectReason::no_healthy_tier) {
     // On a retry, the worker's own failure is the better answer than "nothing left".
-    if (a.attempt == 0) a.last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no healthy worker"};
+    if (a.attempt == 0)
+      a.last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no healthy worker"};
   } else if (a.attempt == 0) {
     char wait_text[64];
     std::snprintf(wait_text, sizeof wait_text, "%.0f ms", decision.predicted_wait_ms);
-    auto res = fail(a,
-                    {ErrorCode::overloaded, decision.reject == policy::RejectReason::low_priority
-                                                ? std::string("low-priority request refused: no idle capacity")
-                                                : "endpoint " + ep.config.name + " is overloaded: predicted wait " +
-                                                      wait_text + " exceeds the request's latency budget"},
-                    "none");
+    auto res =
+        fail(a,
+             {ErrorCode::overloaded, decision.reject == policy::RejectReason::low_priority
+                                         ? std::string("low-priority request refused: no idle capacity")
+                                         : "endpoint " + ep.config.name + " is overloaded: predicted wait " +
+                                               wait_text + " exceeds the request's latency budget"},
+             "none");
     res.set("Retry-After", std::to_string(static_cast<int>(decision.retry_after_s)));
     a.answer = std::move(res);
   }
@@ -877,8 +884,10 @@ bool Gateway::end_wait(Attempts& a, policy::Tier tier_waited) {
   const TimePoint wait_ended = clock_.now();
   const Duration waited_for = wait_ended - a.since;
   t.queue += waited_for;
-  if (!t.queue_wait) t.queue_wait.emplace(a.since, wait_ended);
-  else t.queue_wait->second = wait_ended;
+  if (!t.queue_wait)
+    t.queue_wait.emplace(a.since, wait_ended);
+  else
+    t.queue_wait->second = wait_ended;
   tier.queue_wait->observe(to_seconds(waited_for));
   if (!a.wait_failed) return true;
   t.tier = std::string(policy::to_string(tier_waited));
@@ -930,8 +939,10 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
     tier.observe_service(to_ms(upstream_done - a.since));
     // Counted once per answered request: served elsewhere than the policy prefers.
     if (a.preferred && a.used != *a.preferred && ep.tier(*a.preferred).pool)
-      spillovers_.with({ep.config.name, std::string(policy::to_string(*a.preferred)), t.tier,
-                        a.failed_tier == *a.preferred ? "fallback" : "saturated"}).inc();
+      spillovers_
+          .with({ep.config.name, std::string(policy::to_string(*a.preferred)), t.tier,
+                 a.failed_tier == *a.preferred ? "fallback" : "saturated"})
+          .inc();
     const int status = static_cast<int>(response->status);
     http::Reply& out = a.answer.emplace();
     out.status = response->status;
@@ -1019,7 +1030,8 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
     }
   } guard{ep.in_flight, &in_flight_total_, &ep.active};
   t.request_id = std::string(request["x-request-id"]);
-  if (!is_acceptable_request_id(t.request_id)) t.request_id = ids_.next_time_ordered(t.started_unix_ns / 1'000'000);
+  if (!is_acceptable_request_id(t.request_id))
+    t.request_id = ids_.next_time_ordered(t.started_unix_ns / 1'000'000);
   start_trace(request, t);
 
   // Every way out of the attempts leaves the answer in a.answer or the reason in a.last_error.
@@ -1059,7 +1071,7 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       if (!finish_upstream(a, response)) break;
     }
   }
-  a.lease.reset();  // the slot is free before the reply goes out, as on every other path
+  a.lease.reset(); // the slot is free before the reply goes out, as on every other path
   if (!a.answer) a.answer = give_up(a);
   a.answer->set("traceparent", telemetry::TraceparentText(t.trace_id, t.span_id, t.sampled).view());
   finish_trace(ep, request, t, *a.answer);

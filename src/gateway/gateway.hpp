@@ -68,7 +68,7 @@ struct InferTrace {
     int status = 0;  // 0: no response
     std::string error;
   };
-  boost::container::small_vector<Attempt, 1> attempts;  // nearly always one: no allocation for it
+  boost::container::small_vector<Attempt, 1> attempts; // nearly always one: no allocation for it
   std::string tier = "none";
   std::string worker;
   std::string error_code;

@@ -17,7 +17,8 @@ namespace tandem::http {
 /// need_more when the buffer ran dry first, or the parser's error (e.g. header_limit,
 /// body_limit).
 template <bool isRequest, class Done>
-boost::system::error_code parse_step(beast::flat_buffer& buffer, bhttp::basic_parser<isRequest>& parser, Done done) {
+boost::system::error_code parse_step(beast::flat_buffer& buffer, bhttp::basic_parser<isRequest>& parser,
+                                     Done done) {
   for (;;) {
     boost::system::error_code ec;
     if (buffer.size() == 0) return bhttp::error::need_more;
@@ -38,7 +39,7 @@ boost::system::error_code parse_end(boost::system::error_code read_ec, bhttp::ba
   if (read_ec != asio::error::eof) return read_ec;
   if (!parser.got_some()) return bhttp::error::end_of_stream;
   boost::system::error_code ec;
-  parser.put_eof(ec);  // a partial message, or a body that runs to the end of the connection
+  parser.put_eof(ec); // a partial message, or a body that runs to the end of the connection
   if (!ec && !done(parser)) ec = bhttp::error::partial_message;
   return ec;
 }
@@ -55,7 +56,8 @@ asio::awaitable<boost::system::error_code> parse_buffered(tcp::socket& socket, b
   for (;;) {
     const boost::system::error_code ec = parse_step(buffer, parser, done);
     if (ec != bhttp::error::need_more) co_return ec;
-    auto [read_ec, n] = co_await socket.async_read_some(read_space(buffer), asio::as_tuple(asio::use_awaitable));
+    auto [read_ec, n] =
+        co_await socket.async_read_some(read_space(buffer), asio::as_tuple(asio::use_awaitable));
     if (read_ec) co_return parse_end(read_ec, parser, done);
     buffer.commit(n);
   }

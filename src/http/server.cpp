@@ -70,7 +70,7 @@ void Server::start() {
 
 void Server::arm(Watch& watch) {
   if (watch.is_linked()) watch.unlink();
-  watch.deadline = coarse_steady_now() + limits_.idle_timeout_ms;  // armed three times a request
+  watch.deadline = coarse_steady_now() + limits_.idle_timeout_ms; // armed three times a request
   watched_.push_back(watch);
 }
 
@@ -213,7 +213,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     // parse_buffered() frame.
     constexpr auto head_done = [](const auto& p) { return p.is_header_done(); };
     read_ec = parse_step(buffer, *parser, head_done);
-    if (read_ec == bhttp::error::need_more) read_ec = co_await parse_buffered(socket, buffer, *parser, head_done);
+    if (read_ec == bhttp::error::need_more)
+      read_ec = co_await parse_buffered(socket, buffer, *parser, head_done);
     if (!read_ec) {
       const auto& head = parser->get();
       if (beast::iequals(head[bhttp::field::expect], "100-continue")) {

@@ -54,7 +54,7 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
       idle_.clear();
     }
     // Connections idle for longer than the worker keeps them (its idle timeout) are closed.
-    const auto now = coarse_steady_now();  // idle limits are seconds
+    const auto now = coarse_steady_now(); // idle limits are seconds
     while (!idle_.empty() && now - idle_.back()->idle_since > kMaxIdle) idle_.pop_back();
     if (!idle_.empty()) {
       connection = std::move(idle_.back());

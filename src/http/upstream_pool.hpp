@@ -43,7 +43,7 @@ private:
     std::uint64_t exchange = 0;  // which exchange the watchdog guards
     bool timed_out = false;
     std::chrono::steady_clock::time_point idle_since{};
-    std::optional<UpstreamResponseParser> parser;  // the current exchange's (a parser reads one message)
+    std::optional<UpstreamResponseParser> parser; // the current exchange's (a parser reads one message)
   };
   /// Shuts the connection's socket at the deadline unless disarm() came first.
   static void arm(const std::shared_ptr<Connection>& connection, std::chrono::steady_clock::time_point deadline);

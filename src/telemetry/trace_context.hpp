@@ -31,7 +31,7 @@ public:
   [[nodiscard]] std::string_view view() const { return {text_, length_}; }
 
 private:
-  char text_[kLength + 16] = {};  // room for ids of other lengths up to a point; longer ones are cut
+  char text_[kLength + 16] = {}; // room for ids of other lengths up to a point; longer ones are cut
   std::size_t length_ = 0;
 };
 

@@ -118,7 +118,8 @@ TEST(StateStorePages, AnExistingStoreKeepsItsPageSizeAndStillWorks) {
   // A store made before 64 KiB pages: SQLite's default page size, already in WAL mode.
   {
     sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
+              SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE t(x)", nullptr,
                            nullptr, nullptr),
               SQLITE_OK);
@@ -127,7 +128,9 @@ TEST(StateStorePages, AnExistingStoreKeepsItsPageSizeAndStillWorks) {
   auto opened = open_sqlite_store(file);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   auto& store = **opened;
-  ASSERT_TRUE(store.append_audit(std::vector<AuditRecord>{tandem::testing::audit_record("r-1", 1'000, "digits", 200)}).ok());
+  ASSERT_TRUE(
+      store.append_audit(std::vector<AuditRecord>{tandem::testing::audit_record("r-1", 1'000, "digits", 200)})
+          .ok());
   EXPECT_TRUE(store.find_audit("r-1")->has_value());
   EXPECT_EQ(raw_sql(file, "PRAGMA page_size"), "4096");
 }
