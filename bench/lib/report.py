@@ -257,8 +257,10 @@ def markdown(meta, results, rats, idle_result, rounds_result=None):
         add("")
         if rr:
             med = rr["tandem_over_nginx_median"]
+            # The verdict is on the unrounded median: printed too, so that "1.00×, MISSES" reads plainly.
+            exact = f", {med:.3f}×" if med is not None else ""
             add(f"- proxy CPU per request, tandem / nginx, median of {rr['rounds']} rounds: **{fmt(med)}×** "
-                f"(target ≤ {target}×: {verdict(med is not None and med <= target)}); with "
+                f"(target ≤ {target}×: {verdict(med is not None and med <= target)}{exact}); with "
                 f"`audit.input_digest: none`: {fmt(rr['tandem_nodigest_over_nginx_median'])}×")
         add(f"- proxy CPU per request, tandem / nginx, the single run above: **{fmt(cpu_n)}×** at saturation, "
             f"{fmt(r.get('cpu_rate_tandem_over_nginx'))}× at the fixed rate"
