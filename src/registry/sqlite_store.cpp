@@ -851,10 +851,6 @@ private:
 
 } // namespace
 
-namespace {
-constexpr int kCheckpointEveryBytes = 4 << 20;
-} // namespace
-
 std::filesystem::path sqlite_path(const std::filesystem::path& state_dir) { return state_dir / "tandem.db"; }
 
 int latest_schema_version() { return kMigrations.back().version; }
@@ -873,12 +869,10 @@ Result<std::unique_ptr<StateStore>> open_sqlite_store(const std::filesystem::pat
   // the transaction in progress. synchronous=NORMAL is durable across process crashes (kill
   // -9), which is what the audit trail promises; a power loss may lose the last commits.
   sqlite3_busy_timeout(db, 5000);
-  // 64 KiB pages (for a new file; an existing one keeps its size): an audit block (up to 256
-  // records, about 60 KiB of JSON) fits one page instead of a chain of sixteen, and the writer
-  // makes a sixteenth of the write and checkpoint system calls. Its kernel time per record went
-  // from 0.67-0.75 us to 0.24-0.57 us.
-  for (const char* pragma : {"PRAGMA page_size=65536", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                             "PRAGMA foreign_keys=ON"}) {
+  // Pages stay SQLite's 4 KiB. 64 KiB pages (one audit block to a page) halved the audit
+  // writer's kernel time per record at saturation, but every commit rewrites whole pages: at
+  // 10 req/s the gateway wrote 1.09 MB/s to disk against 67 KB/s (docs/benchmarks.md).
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     // Switching a new file to WAL takes a lock the busy timeout does not wait for; another
     // connection opening the same new store at the same moment makes it fail with "locked".
     auto s = store->exec(pragma, pragma);
@@ -893,15 +887,6 @@ Result<std::unique_ptr<StateStore>> open_sqlite_store(const std::filesystem::pat
                                                   : std::string(" (is it a tandem state database?)")));
     }
   }
-  // Checkpoint every 4 MiB of log, whatever the page size (SQLite counts pages: its default,
-  // 1 000, is 4 MiB of 4 KiB pages but 64 MiB of 64 KiB ones).
-  sqlite3_stmt* page_size = nullptr;
-  if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &page_size, nullptr) == SQLITE_OK &&
-      sqlite3_step(page_size) == SQLITE_ROW) {
-    const int bytes = std::max(512, sqlite3_column_int(page_size, 0));
-    sqlite3_wal_autocheckpoint(db, std::max(1, kCheckpointEveryBytes / bytes));
-  }
-  sqlite3_finalize(page_size);
   if (auto s = store->migrate(); !s) return s.error();
   return std::unique_ptr<StateStore>(std::move(store));
 }

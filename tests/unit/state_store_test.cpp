@@ -107,34 +107,6 @@ TEST_F(StateStoreTest, StoreFileIsInWalMode) {
   EXPECT_EQ(raw_sql(file_, "PRAGMA journal_mode"), "wal");
 }
 
-TEST_F(StateStoreTest, ANewStoreHas64KiBPages) {
-  // An audit block fits one page: a sixteenth of the writer's page writes and checkpoint copies.
-  EXPECT_EQ(raw_sql(file_, "PRAGMA page_size"), "65536");
-}
-
-TEST(StateStorePages, AnExistingStoreKeepsItsPageSizeAndStillWorks) {
-  TempDir dir;
-  const fs::path file = dir.path() / "tandem.db";
-  // A store made before 64 KiB pages: SQLite's default page size, already in WAL mode.
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE t(x)", nullptr,
-                           nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close_v2(db);
-  }
-  auto opened = open_sqlite_store(file);
-  ASSERT_TRUE(opened.ok()) << opened.error().message;
-  auto& store = **opened;
-  ASSERT_TRUE(
-      store.append_audit(std::vector<AuditRecord>{tandem::testing::audit_record("r-1", 1'000, "digits", 200)})
-          .ok());
-  EXPECT_TRUE(store.find_audit("r-1")->has_value());
-  EXPECT_EQ(raw_sql(file, "PRAGMA page_size"), "4096");
-}
-
 TEST_F(StateStoreTest, ReopeningAnUpToDateStoreAppliesNoMigration) {
   const std::string before = raw_sql(file_, "SELECT group_concat(version || ':' || applied_unix_ms) FROM "
                                             "(SELECT * FROM schema_migrations ORDER BY version)");
