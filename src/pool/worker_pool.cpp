@@ -14,8 +14,6 @@
 #include <boost/container/small_vector.hpp>
 
 #include <algorithm>
-#include <array>
-#include <span>
 
 namespace tandem::pool {
 

@@ -211,9 +211,16 @@ private:
 
 } // namespace
 
-namespace {
-
-char* write_audit_record_json(const AuditRecord& r, char* p) {
+void append_audit_record_json(const AuditRecord& r, std::string& out) {
+  const std::string_view texts[] = {r.request_id,   r.trace_id, r.endpoint, r.model_version,
+                                    r.input_sha256, r.tier,     r.worker,   r.error_code};
+  std::size_t bound = 2 + kColumns + 8 * kNumberBound; // brackets, commas, numbers
+  for (std::string_view text : texts) bound += json_string_bound(text);
+  // Written through a pointer into space made once: appending piece by piece cost more than
+  // the text itself.
+  const std::size_t start = out.size();
+  out.resize(start + bound);
+  char* p = out.data() + start;
   *p++ = '[';
   p = write_json_string(r.request_id, p);
   *p++ = ',';
@@ -241,31 +248,7 @@ char* write_audit_record_json(const AuditRecord& r, char* p) {
     p = write_real(value, p);
   }
   *p++ = ']';
-  return p;
-}
-
-} // namespace
-
-void append_audit_record_json(const AuditRecord& r, std::string& out) {
-  const std::string_view texts[] = {r.request_id,   r.trace_id, r.endpoint, r.model_version,
-                                    r.input_sha256, r.tier,     r.worker,   r.error_code};
-  std::size_t bound = 2 + kColumns + 8 * kNumberBound; // brackets, commas, numbers
-  for (std::string_view text : texts) bound += json_string_bound(text);
-  // Written through a pointer: appending piece by piece cost more than the text itself. The
-  // bound allows six bytes a character; a typical record (about 250 bytes, a bound near 1.5 KiB)
-  // is written on the stack and copied once, because resizing the block's string to the bound
-  // zero-filled it first (1 900 instructions a record).
-  constexpr std::size_t kStackBytes = 4096;
-  if (bound <= kStackBytes) {
-    char buffer[kStackBytes];
-    const char* end = write_audit_record_json(r, buffer);
-    out.append(buffer, static_cast<std::size_t>(end - buffer));
-    return;
-  }
-  const std::size_t start = out.size();
-  out.resize(start + bound);
-  char* end = write_audit_record_json(r, out.data() + start);
-  out.resize(static_cast<std::size_t>(end - out.data()));
+  out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) {
