@@ -3,7 +3,7 @@
 // only reports what the validator said and how long it took.
 //
 // Usage: tandem_validator_bench MODEL_DIR BODY_FILE [ITERATIONS]
-// VALIDATOR_SCAN=bytewise|sse2|avx2 in the environment picks how runs of numbers are scanned
+// VALIDATOR_SCAN=bytewise|sse2|avx2|avx512|avx512_lanes in the environment picks how runs of numbers are scanned
 // (default: the best this CPU supports), to compare the variants.
 #include "protocol/v2_validator.hpp"
 #include "registry/model_manifest.hpp"
@@ -44,10 +44,12 @@ int main(int argc, char** argv) {
     const NumberScan chosen = name == "bytewise" ? NumberScan::bytewise
                               : name == "sse2"   ? NumberScan::sse2
                               : name == "avx2"   ? NumberScan::avx2
-                                                 : NumberScan::avx512;
-    if ((name != "bytewise" && name != "sse2" && name != "avx2" && name != "avx512") ||
+                              : name == "avx512" ? NumberScan::avx512
+                                                 : NumberScan::avx512_lanes;
+    if ((name != "bytewise" && name != "sse2" && name != "avx2" && name != "avx512" &&
+         name != "avx512_lanes") ||
         !tandem::v2::detail::set_number_scan(chosen)) {
-      std::fprintf(stderr, "VALIDATOR_SCAN=%s: unknown, or not supported here (bytewise, sse2, avx2, avx512)\n",
+      std::fprintf(stderr, "VALIDATOR_SCAN=%s: unknown, or not supported here (bytewise, sse2, avx2, avx512, avx512_lanes)\n",
                    scan);
       return 2;
     }

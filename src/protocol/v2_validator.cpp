@@ -12,10 +12,6 @@
 #include <limits>
 #include <optional>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define TANDEM_VALIDATOR_X86 1
-#endif
 
 namespace tandem::v2 {
 namespace {
@@ -275,245 +271,6 @@ private:
   std::string error_;
 };
 
-// ---- Runs of plain numbers, 64 bytes at a time ----------------------------------------------
-//
-// Nearly all of a large float tensor is a run like `0.807843,0.529412,...`. Checked a byte at a
-// time that costs ~11 instructions a byte (~15 M for a 150 000-value image). Instead, each
-// 64-byte block is classified with SIMD compares into one bit mask per character class, and the
-// number grammar is checked on the masks with shifts and ANDs: a few instructions a byte.
-//
-// The block check accepts only whole elements `-?(0|[1-9][0-9]*)(\.[0-9]+)?` each followed by a
-// comma, with whitespace allowed only after a comma. Anything else (an exponent, a closing
-// bracket, whitespace before a comma, a syntax error) ends the accepted part, and the
-// element-at-a-time loop in DataWalker takes over from there: it reports every error exactly
-// as before, so the block check never has to produce one.
-
-constexpr std::size_t kBlockBytes = 64;
-
-// Bit i describes byte i of the block.
-struct BlockMasks {
-  std::uint64_t digit = 0;
-  std::uint64_t zero = 0;
-  std::uint64_t comma = 0;
-  std::uint64_t dot = 0;
-  std::uint64_t minus = 0;
-  std::uint64_t space = 0; // ' ', '\t', '\n', '\r'
-};
-
-// Returns how many bytes at the block's start are complete, valid elements (0: none), and adds
-// them to `elements`. The block must start where an element may start: after '[' or ',', or
-// after whitespace that follows one.
-inline std::size_t accept_block(const BlockMasks& m, bool reject_long_numbers, std::size_t& elements) {
-  const std::uint64_t known = m.digit | m.comma | m.dot | m.minus | m.space;
-  const std::uint64_t before_unknown = known & ~(known + 1); // the bytes before the first other one
-  const std::uint64_t comma = m.comma & before_unknown;
-  if (comma == 0) return 0;
-  // Accept up to the last comma: every element before it is complete.
-  const int last = 63 - std::countl_zero(comma);
-  const std::uint64_t last_bit = std::uint64_t{1} << last;
-  const std::uint64_t region = last_bit | (last_bit - 1);
-  const std::uint64_t digit = m.digit & region;
-  const std::uint64_t dot = m.dot & region;
-  const std::uint64_t minus = m.minus & region;
-  const std::uint64_t space = m.space & region;
-  const std::uint64_t token = digit | dot | minus;
-  const std::uint64_t token_start = token & ~(token << 1);
-  const std::uint64_t integer_start = (token_start & digit) | (minus << 1);
-  // Each term marks the bytes that break one rule; inside the region every byte is one of the
-  // classes above, so these rules are the whole grammar.
-  std::uint64_t bad = (space & ~(((comma | space) << 1) | 1))      // whitespace only after a comma
-                      | (comma & ~(token << 1))                    // a number before every comma
-                      | (token_start & dot)                        // begins with a digit or '-'
-                      | (minus & ~token_start)                     // '-' only first,
-                      | ((minus << 1) & ~digit)                    // and a digit after it
-                      | ((dot << 1) & ~digit)                      // digits after the point
-                      | (((integer_start & m.zero) << 1) & digit); // no leading zero
-  // A digit before the point needs no rule of its own: anything else there ('-', a point, a
-  // comma, whitespace, the block's start) already breaks one above.
-  // One point per number: the digit run after a point must not end at another point. Adding
-  // the bit after each point to `digit` carries through that run to the byte after it.
-  bad |= ((digit + (dot << 1)) & ~digit) & dot;
-  // FP32 and FP16 need a range check above 38 integer digits (see could_exceed_float): any run
-  // of 39 digits sends the block to the element loop, which converts such numbers. Such a run
-  // in 64 bytes always covers bytes 25 to 38, so look for one only when those are all digits.
-  constexpr std::uint64_t middle = std::uint64_t{0x3fff} << 25;
-  if (reject_long_numbers && (digit & middle) == middle) {
-    std::uint64_t run = digit; // bit i: bytes i .. i+k-1 are all digits, k doubling
-    run &= run >> 1;
-    run &= run >> 2;
-    run &= run >> 4;
-    run &= run >> 8;
-    run &= run >> 16;
-    bad |= run & (run >> 7); // 32 and 7 more: 39 digits
-  }
-  if (bad != 0) return 0;
-  elements += static_cast<std::size_t>(std::popcount(comma));
-  return static_cast<std::size_t>(last) + 1;
-}
-
-// Accepts blocks while they hold complete elements; returns where it stopped. Its callers are
-// compiled once per instruction set (flatten inlines the classifier into each).
-template <class Classifier>
-inline const char* scan_number_blocks(const char* p, const char* e, bool reject_long_numbers,
-                                      std::size_t& elements) {
-  while (static_cast<std::size_t>(e - p) >= kBlockBytes) {
-    const std::size_t accepted = accept_block(Classifier::classify(p), reject_long_numbers, elements);
-    if (accepted == 0) break;
-    p += accepted;
-  }
-  return p;
-}
-
-using BlockScanner = const char* (*)(const char*, const char*, bool, std::size_t&);
-
-#ifdef TANDEM_VALIDATOR_X86
-// The classifiers are written out per 16- or 32-byte part rather than as loops: the compiler
-// keeps such loops rolled, paying a variable shift and a loop test per mask.
-
-struct Sse2Classifier {
-  static std::uint64_t bits(__m128i v) { return static_cast<std::uint32_t>(_mm_movemask_epi8(v)); }
-  static std::uint64_t join(__m128i a, __m128i b, __m128i c, __m128i d) {
-    return bits(a) | (bits(b) << 16) | (bits(c) << 32) | (bits(d) << 48);
-  }
-  // x - '0' as an unsigned byte is below 10 exactly for the digits.
-  static __m128i digit(__m128i x) {
-    const __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
-    return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
-  }
-  static __m128i is(__m128i x, char c) { return _mm_cmpeq_epi8(x, _mm_set1_epi8(c)); }
-  static __m128i low(__m128i x) { return _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(' ')), x); }
-  static __m128i space(__m128i x) {
-    return _mm_or_si128(_mm_or_si128(is(x, ' '), is(x, '\t')), _mm_or_si128(is(x, '\n'), is(x, '\r')));
-  }
-
-  static BlockMasks classify(const char* p) {
-    const auto* v = reinterpret_cast<const __m128i*>(p);
-    const __m128i a = _mm_loadu_si128(v), b = _mm_loadu_si128(v + 1);
-    const __m128i c = _mm_loadu_si128(v + 2), d = _mm_loadu_si128(v + 3);
-    BlockMasks m;
-    m.digit = join(digit(a), digit(b), digit(c), digit(d));
-    m.zero = join(is(a, '0'), is(b, '0'), is(c, '0'), is(d, '0'));
-    m.comma = join(is(a, ','), is(b, ','), is(c, ','), is(d, ','));
-    m.dot = join(is(a, '.'), is(b, '.'), is(c, '.'), is(d, '.'));
-    m.minus = join(is(a, '-'), is(b, '-'), is(c, '-'), is(d, '-'));
-    // Whitespace inside a run of numbers is rare: tell it apart only when a byte is <= ' '.
-    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(low(a), low(b)), _mm_or_si128(low(c), low(d)))) != 0)
-      m.space = join(space(a), space(b), space(c), space(d));
-    return m;
-  }
-};
-
-#define TANDEM_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt,popcnt")))
-
-struct Avx2Classifier {
-  TANDEM_AVX2 static std::uint64_t bits(__m256i v) {
-    return static_cast<std::uint32_t>(_mm256_movemask_epi8(v));
-  }
-  TANDEM_AVX2 static std::uint64_t join(__m256i a, __m256i b) { return bits(a) | (bits(b) << 32); }
-  // x - '0' as an unsigned byte is below 10 exactly for the digits.
-  TANDEM_AVX2 static __m256i digit(__m256i x) {
-    const __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
-    return _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
-  }
-  TANDEM_AVX2 static __m256i is(__m256i x, char c) { return _mm256_cmpeq_epi8(x, _mm256_set1_epi8(c)); }
-  TANDEM_AVX2 static __m256i low(__m256i x) {
-    return _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(' ')), x);
-  }
-  TANDEM_AVX2 static __m256i space(__m256i x) {
-    return _mm256_or_si256(_mm256_or_si256(is(x, ' '), is(x, '\t')),
-                           _mm256_or_si256(is(x, '\n'), is(x, '\r')));
-  }
-
-  TANDEM_AVX2 static BlockMasks classify(const char* p) {
-    const auto* v = reinterpret_cast<const __m256i*>(p);
-    const __m256i a = _mm256_loadu_si256(v), b = _mm256_loadu_si256(v + 1);
-    BlockMasks m;
-    m.digit = join(digit(a), digit(b));
-    m.zero = join(is(a, '0'), is(b, '0'));
-    m.comma = join(is(a, ','), is(b, ','));
-    m.dot = join(is(a, '.'), is(b, '.'));
-    m.minus = join(is(a, '-'), is(b, '-'));
-    // Whitespace inside a run of numbers is rare: tell it apart only when a byte is <= ' '.
-    const __m256i any_low = _mm256_or_si256(low(a), low(b));
-    if (!_mm256_testz_si256(any_low, any_low)) m.space = join(space(a), space(b));
-    return m;
-  }
-};
-
-#define TANDEM_AVX512 __attribute__((target("avx512f,avx512bw,bmi,bmi2,lzcnt,popcnt")))
-
-// One 64-byte load, and each class is one compare straight into a mask register: no movemask,
-// no joining of halves. About a third fewer instructions per block than AVX2.
-struct Avx512Classifier {
-  TANDEM_AVX512 static std::uint64_t is(__m512i x, char c) { return _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(c)); }
-
-  TANDEM_AVX512 static BlockMasks classify(const char* p) {
-    const __m512i x = _mm512_loadu_si512(p);
-    BlockMasks m;
-    // x - '0' as an unsigned byte is below 10 exactly for the digits.
-    m.digit = _mm512_cmple_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(9));
-    m.zero = is(x, '0');
-    m.comma = is(x, ',');
-    m.dot = is(x, '.');
-    m.minus = is(x, '-');
-    // Whitespace inside a run of numbers is rare: tell it apart only when a byte is <= ' '.
-    if (_mm512_cmple_epu8_mask(x, _mm512_set1_epi8(' ')) != 0)
-      m.space = is(x, ' ') | is(x, '\t') | is(x, '\n') | is(x, '\r');
-    return m;
-  }
-};
-
-__attribute__((flatten)) const char* scan_blocks_sse2(const char* p, const char* e, bool reject_long_numbers,
-                                                      std::size_t& elements) {
-  return scan_number_blocks<Sse2Classifier>(p, e, reject_long_numbers, elements);
-}
-
-TANDEM_AVX2 __attribute__((flatten)) const char*
-scan_blocks_avx2(const char* p, const char* e, bool reject_long_numbers, std::size_t& elements) {
-  return scan_number_blocks<Avx2Classifier>(p, e, reject_long_numbers, elements);
-}
-
-TANDEM_AVX512 __attribute__((flatten)) const char*
-scan_blocks_avx512(const char* p, const char* e, bool reject_long_numbers, std::size_t& elements) {
-  return scan_number_blocks<Avx512Classifier>(p, e, reject_long_numbers, elements);
-}
-
-bool cpu_has_avx512() {
-  __builtin_cpu_init(); // needed when called from a static initialiser
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
-}
-
-bool cpu_has_avx2() {
-  __builtin_cpu_init(); // needed when called from a static initialiser
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-         __builtin_cpu_supports("popcnt");
-}
-#endif
-
-BlockScanner scanner_for(detail::NumberScan scan) {
-  switch (scan) {
-#ifdef TANDEM_VALIDATOR_X86
-  case detail::NumberScan::sse2: return scan_blocks_sse2;
-  case detail::NumberScan::avx2: return cpu_has_avx2() ? scan_blocks_avx2 : nullptr;
-  case detail::NumberScan::avx512: return cpu_has_avx512() ? scan_blocks_avx512 : nullptr;
-#endif
-  default: return nullptr;
-  }
-}
-
-detail::NumberScan best_number_scan() {
-#ifdef TANDEM_VALIDATOR_X86
-  if (cpu_has_avx512()) return detail::NumberScan::avx512;
-  return cpu_has_avx2() ? detail::NumberScan::avx2 : detail::NumberScan::sse2;
-#else
-  return detail::NumberScan::bytewise;
-#endif
-}
-
-// Chosen once from the CPU; only tests change it (set_number_scan).
-detail::NumberScan g_number_scan = best_number_scan();
-BlockScanner g_block_scanner = scanner_for(g_number_scan);
 
 // Walks a data array exactly as the DOM decoder's walk_data does, reporting the same first
 // error. `count` is the number of valid leaves so far.
@@ -577,17 +334,18 @@ private:
     };
     // Elements before this go one at a time: the block scanner turned down the block here, and
     // retrying it on every element (say, a run of exponents) would cost more than it saves.
-    const char* one_at_a_time_until = g_block_scanner == nullptr ? e : p;
+    const detail::NumberRunScanner scanner = detail::number_run_scanner();
+    const char* one_at_a_time_until = scanner == nullptr ? e : p;
     for (;;) {
       // Without a block scanner (the byte-at-a-time build), one_at_a_time_until is the end, and
       // p reaches it when a body ends inside the data array: there is nothing to scan then, and
       // calling the null scanner crashed.
-      if (g_block_scanner != nullptr && p >= one_at_a_time_until) {
+      if (scanner != nullptr && p >= one_at_a_time_until) {
         std::size_t elements = 0;
-        p = g_block_scanner(p, e, check_float_range_, elements);
+        p = scanner(p, e, check_float_range_, elements);
         count += elements;
         index += elements;
-        one_at_a_time_until = static_cast<std::size_t>(e - p) > kBlockBytes ? p + kBlockBytes : e;
+        one_at_a_time_until = static_cast<std::size_t>(e - p) > detail::kNumberBlockBytes ? p + detail::kNumberBlockBytes : e;
       }
       skip_ws();
       const char* const t = p;
@@ -737,21 +495,6 @@ private:
 };
 
 } // namespace
-
-namespace detail {
-
-NumberScan number_scan() {
-  return g_number_scan;
-}
-
-bool set_number_scan(NumberScan scan) {
-  if (scan != NumberScan::bytewise && scanner_for(scan) == nullptr) return false;
-  g_number_scan = scan;
-  g_block_scanner = scanner_for(scan);
-  return true;
-}
-
-} // namespace detail
 
 Result<ValidatedRequest> validate_infer_request(std::string_view body, const ModelSchema& schema) {
   Scanner s(body.data(), body.data() + body.size());

@@ -18,7 +18,8 @@ void PrintTo(NumberScan scan, std::ostream* os) {
   *os << (scan == NumberScan::bytewise ? "bytewise"
           : scan == NumberScan::sse2   ? "sse2"
           : scan == NumberScan::avx2   ? "avx2"
-                                       : "avx512");
+          : scan == NumberScan::avx512 ? "avx512"
+                                       : "avx512_lanes");
 }
 } // namespace detail
 
@@ -75,13 +76,15 @@ std::string scan_name(const ::testing::TestParamInfo<detail::NumberScan>& info) 
   case detail::NumberScan::sse2: return "sse2";
   case detail::NumberScan::avx2: return "avx2";
   case detail::NumberScan::avx512: return "avx512";
+  case detail::NumberScan::avx512_lanes: return "avx512_lanes";
   }
   return "unknown";
 }
 
 INSTANTIATE_TEST_SUITE_P(Scans, Validator,
                          ::testing::Values(detail::NumberScan::bytewise, detail::NumberScan::sse2,
-                                           detail::NumberScan::avx2, detail::NumberScan::avx512),
+                                           detail::NumberScan::avx2, detail::NumberScan::avx512,
+                                           detail::NumberScan::avx512_lanes),
                          scan_name);
 
 std::string x_body(const std::string& datatype, const std::string& shape, const std::string& data,
@@ -240,13 +243,11 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
   return out;
 }
 
-TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) {
-  constexpr std::size_t n = 24;
-  auto fp = schema_with(DataType::FP32, {-1, static_cast<std::int64_t>(n)});
-  // Accepted and turned-down numbers, values out of FP32's range, and elements that are not
-  // numbers or not JSON at all, each put at every index of the array.
+// Accepted and turned-down numbers, values out of FP32's range, and elements that are not
+// numbers or not JSON at all.
+const std::vector<std::string>& number_probes() {
   // clang-format off (one long list reads better packed than one probe a line)
-  const std::vector<std::string> probes = {"0",
+  static const std::vector<std::string> probes = {"0",
                                            "-0",
                                            "0.0",
                                            "-0.0",
@@ -308,12 +309,18 @@ TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) {
                                            "1/2",
                                            "1:2"};
   // clang-format on
-  for (std::size_t first = 1; first <= 16; ++first) {
-    // The first number's length shifts everything after it by one byte per step.
+  return probes;
+}
+
+// Puts each probe at every `stride`-th index of an `n`-number array, for first numbers of
+// 1..`longest_first` decimals: each step shifts everything after it by one byte.
+void probe_every_offset(std::size_t n, std::size_t longest_first, std::size_t stride) {
+  auto fp = schema_with(DataType::FP32, {-1, static_cast<std::int64_t>(n)});
+  for (std::size_t first = 1; first <= longest_first; ++first) {
     auto items = mixed_numbers(n);
     items[0] = "0." + std::string(first, '5');
-    for (const auto& probe : probes) {
-      for (std::size_t at = 0; at < n; ++at) {
+    for (const auto& probe : number_probes()) {
+      for (std::size_t at = first % stride; at < n; at += stride) {
         auto with = items;
         with[at] = probe;
         expect_same(x_body("FP32", "[1," + std::to_string(n) + "]", "[" + join(with, ",") + "]"), fp);
@@ -323,28 +330,72 @@ TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) {
   }
 }
 
-TEST_P(Validator, AgreesOnWhitespaceLayouts) {
-  constexpr std::size_t n = 40;
+TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) { probe_every_offset(24, 16, 1); }
+
+// Puts each probe at exactly byte `offset` of the data array (after its '['), behind numbers of
+// two and three bytes with their commas, with plain numbers after it to fill 1 500 bytes.
+std::string probe_at_offset(const std::string& probe, std::size_t offset, std::size_t& count) {
+  std::vector<std::string> items(offset / 2, "1");
+  if (offset % 2 == 1) items.back() = "12";
+  items.push_back(probe);
+  for (std::size_t bytes = offset + probe.size(); bytes < 1500; bytes += 5) items.emplace_back("0.25");
+  count = items.size();
+  return "[" + join(items, ",") + "]";
+}
+
+// Lane edges (every 64 bytes) and the edge between 512-byte steps, at every byte around them.
+TEST_P(Validator, AgreesOnNumbersAcrossLaneEdges) {
+  for (const std::size_t edge : {64, 512, 1024}) {
+    for (std::size_t offset = edge - 24; offset < edge + 4; ++offset) {
+      for (const auto& probe : number_probes()) {
+        std::size_t count = 0;
+        const std::string data = probe_at_offset(probe, offset, count);
+        const auto n = static_cast<std::int64_t>(count);
+        expect_same(x_body("FP32", "[1," + std::to_string(n) + "]", data), schema_with(DataType::FP32, {-1, n}));
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+  }
+}
+
+// Long enough for the 512-byte step (eight 64-byte lanes, ~5.5 bytes a number) to take two whole
+// steps: probes land on every lane edge and on the edge between two steps.
+TEST_P(Validator, AgreesOnNumbersAtEveryLaneOffset) { probe_every_offset(200, 6, 2); }
+
+// Rows of `columns` numbers: 10 fit a 64-byte block, 100 need the 512-byte step.
+void whitespace_layouts(std::size_t columns) {
+  const std::size_t n = 4 * columns;
+  const std::string flat_shape = "[1," + std::to_string(n) + "]";
+  const std::string rows_shape = "[1,4," + std::to_string(columns) + "]";
   auto fp = schema_with(DataType::FP32, {-1, static_cast<std::int64_t>(n)});
-  auto rows = schema_with(DataType::FP32, {-1, 4, 10});
+  auto rows = schema_with(DataType::FP32, {-1, 4, static_cast<std::int64_t>(columns)});
   const auto items = mixed_numbers(n);
   for (const std::string separator :
        {",", ", ", ",\n  ", ",\t", ",\r\n", " ,", " , ", "\n,\n", ",  \n\n  "}) {
     const std::string flat = join(items, separator);
-    expect_same(x_body("FP32", "[1,40]", "[" + flat + "]"), fp);
-    expect_same(x_body("FP32", "[1,40]", "[ \n" + flat + " \n]"), fp);
-    expect_same(x_body("FP32", "[1,40]", "[" + flat + separator + "]"), fp);
-    expect_same(x_body("FP32", "[1,40]", "[" + separator + flat + "]"), fp);
+    expect_same(x_body("FP32", flat_shape, "[" + flat + "]"), fp);
+    expect_same(x_body("FP32", flat_shape, "[ \n" + flat + " \n]"), fp);
+    expect_same(x_body("FP32", flat_shape, "[" + flat + separator + "]"), fp);
+    expect_same(x_body("FP32", flat_shape, "[" + separator + flat + "]"), fp);
     std::vector<std::string> row_texts;
     for (std::size_t r = 0; r < 4; ++r)
       row_texts.push_back(
           "[" +
-          join(std::vector<std::string>(items.begin() + static_cast<std::ptrdiff_t>(r * 10),
-                                        items.begin() + static_cast<std::ptrdiff_t>(r * 10 + 10)),
+          join(std::vector<std::string>(items.begin() + static_cast<std::ptrdiff_t>(r * columns),
+                                        items.begin() + static_cast<std::ptrdiff_t>((r + 1) * columns)),
                separator) +
           "]");
-    expect_same(x_body("FP32", "[1,4,10]", "[[" + join(row_texts, separator) + "]]"), rows);
+    expect_same(x_body("FP32", rows_shape, "[[" + join(row_texts, separator) + "]]"), rows);
   }
+  // A comma followed by more whitespace than one 512-byte step holds.
+  auto spaced = items;
+  spaced[n / 2] = std::string(1100, ' ') + spaced[n / 2];
+  expect_same(x_body("FP32", flat_shape, "[" + join(spaced, ",") + "]"), fp);
+}
+
+TEST_P(Validator, AgreesOnWhitespaceLayouts) {
+  whitespace_layouts(10);
+  whitespace_layouts(100);
 }
 
 TEST_P(Validator, AgreesOnShapedDataInNestedArrays) {
@@ -373,35 +424,47 @@ TEST_P(Validator, AgreesOnShapedDataInNestedArrays) {
   }
 }
 
-TEST_P(Validator, AgreesOnLongNumbersForEachFloatType) {
+// A number of 30 to 140 digits at index `at` of an `n`-number array, for each float type.
+void long_numbers(std::size_t n, std::size_t at) {
   // FP32 and FP16 check the range above 38 integer digits; FP64 does not.
   for (auto type : {DataType::FP16, DataType::FP32, DataType::FP64}) {
-    auto schema = schema_with(type, {-1, 12});
+    auto schema = schema_with(type, {-1, static_cast<std::int64_t>(n)});
     const std::string name(to_string(type));
-    for (std::size_t digits = 30; digits <= 70; ++digits) {
+    const std::string shape = "[1," + std::to_string(n) + "]";
+    for (std::size_t digits = 30; digits <= 140; digits += digits < 70 ? 1 : 7) {
       for (const char lead : {'1', '3', '9'}) {
         std::string big(digits, '0');
         big[0] = lead;
-        for (const std::string& number : {big, "-" + big, big + ".5", "0." + big, big + "e-5"}) {
-          auto items = mixed_numbers(12);
-          items[5] = number;
-          expect_same(x_body(name, "[1,12]", "[" + join(items, ",") + "]"), schema);
+        // Past 64 digits a run fills a whole lane; the last form has a second point after it.
+        for (const std::string& number : {big, "-" + big, big + ".5", "0." + big, big + "e-5", "0." + big + ".5"}) {
+          auto items = mixed_numbers(n);
+          items[at] = number;
+          expect_same(x_body(name, shape, "[" + join(items, ",") + "]"), schema);
         }
       }
     }
   }
 }
 
-TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLongNumberRuns) {
-  auto fp = schema_with(DataType::FP32, {-1, 64});
-  auto items = mixed_numbers(64);
+TEST_P(Validator, AgreesOnLongNumbersForEachFloatType) {
+  long_numbers(12, 5);
+  // Inside the 512-byte steps, where runs of digits cross lanes: at bytes ~550 and ~600.
+  long_numbers(200, 100);
+  long_numbers(200, 109);
+}
+
+// Random edits inside the data array of an `n`-number body, where the scanners work.
+void mutate_number_run(std::size_t n, int rounds, std::uint64_t seed_value) {
+  auto fp = schema_with(DataType::FP32, {-1, static_cast<std::int64_t>(n)});
+  auto items = mixed_numbers(n);
   items[10] = "1.5e-7";
   items[33] = "-12345678.875";
-  const std::string seed = x_body("FP32", "[1,64]", "[" + join(items, ",") + "]");
+  const std::string shape = "[1," + std::to_string(n) + "]";
+  const std::string seed = x_body("FP32", shape, "[" + join(items, ",") + "]");
   const std::string alphabet = "0123456789012345.,,--eE+ \n]x[\"";
   const std::size_t data_at = seed.find("\"data\":[") + 8;
-  std::mt19937_64 rng(20261129);
-  for (int round = 0; round < 10000; ++round) {
+  std::mt19937_64 rng(seed_value);
+  for (int round = 0; round < rounds; ++round) {
     std::string body = seed;
     int edits = 1 + static_cast<int>(rng() % 3);
     for (int e = 0; e < edits; ++e) {
@@ -418,6 +481,11 @@ TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLongNumberRuns) {
     if (::testing::Test::HasFailure()) return;
   }
 }
+
+TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLongNumberRuns) { mutate_number_run(64, 10000, 20261129); }
+
+// ~1 900 bytes: three 512-byte steps, edited anywhere in them.
+TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLaneRuns) { mutate_number_run(340, 10000, 20261130); }
 
 TEST_P(Validator, AgreesOnTheWideBenchmarkRequest) {
   // As bench/lib/payloads.py writes it: 3x224x224 values v/255, printed with 6 significant digits.
