@@ -288,6 +288,18 @@ TANDEM_AVX512 inline void classify_lane(const char* p, std::size_t j, LaneMasks&
   m.space[j] = b.space;
 }
 
+// Classifies the 512 bytes at `p` into `m`. False when fewer are left, or when the first block
+// already holds a byte of another class: a run of exponents or strings would turn down every
+// step, so that costs one block's compares rather than eight.
+TANDEM_AVX512 inline bool classify_step(const char* p, const char* e, LaneMasks& m) {
+  if (static_cast<std::size_t>(e - p) < kLaneRunBytes) return false;
+  classify_lane(p, 0, m);
+  if ((m.digit[0] | m.comma[0] | m.dot[0] | m.minus[0] | m.space[0]) != ~std::uint64_t{0}) return false;
+#pragma GCC unroll 7
+  for (std::size_t j = 1; j < kLanes; ++j) classify_lane(p, j, m);
+  return true;
+}
+
 TANDEM_AVX512 __attribute__((flatten)) const char*
 scan_lanes_avx512(const char* p, const char* e, bool reject_long_numbers, std::size_t& elements) {
   const char* const start = p;
@@ -304,14 +316,16 @@ scan_lanes_avx512(const char* p, const char* e, bool reject_long_numbers, std::s
   __m512i commas = zeros; // accepted commas, per lane
   __m512i last_commas = zeros;
   const char* last_commas_at = nullptr;
-  LaneMasks m;
-  while (static_cast<std::size_t>(e - p) >= kLaneRunBytes) {
-    // A run of exponents or strings would turn down every 512 bytes: look at the first block
-    // before classifying the other seven.
-    classify_lane(p, 0, m);
-    if ((m.digit[0] | m.comma[0] | m.dot[0] | m.minus[0] | m.space[0]) != ~std::uint64_t{0}) break;
-#pragma GCC unroll 7
-    for (std::size_t j = 1; j < kLanes; ++j) classify_lane(p, j, m);
+  // Two steps' masks: the rules read one step's while the next step is classified. A vector load
+  // over eight pending 8-byte stores cannot take its data from them and waits until they are
+  // written; one step later they are.
+  LaneMasks masks[2];
+  std::size_t current = 0;
+  bool classified = classify_step(p, e, masks[current]);
+  while (classified) {
+    const char* const next = p + kLaneRunBytes;
+    const bool next_classified = classify_step(next, e, masks[current ^ 1]);
+    const LaneMasks& m = masks[current];
     const __m512i digit = _mm512_load_si512(m.digit);
     const __m512i zero = _mm512_load_si512(m.zero);
     const __m512i comma = _mm512_load_si512(m.comma);
@@ -372,7 +386,9 @@ scan_lanes_avx512(const char* p, const char* e, bool reject_long_numbers, std::s
     before_dot = dot;
     before_zero_start = zero_start;
     before_carry = static_cast<__mmask8>((carry >> 7) & 1);
-    p += kLaneRunBytes;
+    p = next;
+    current ^= 1;
+    classified = next_classified;
   }
   // Accepted 512-byte steps can hold no comma (whitespace after one, say): then nothing counts.
   if (last_commas_at == nullptr) return start;
