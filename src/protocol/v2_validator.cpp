@@ -147,6 +147,26 @@ public:
     }
   }
 
+  // A string without escapes or control characters (object keys nearly always) is viewed where
+  // it lies: no copy, and no library call for a few bytes. Anything else goes through string(),
+  // from the opening quote, so errors read exactly the same; `storage` then holds the text.
+  bool view_string(std::string_view& out, std::string& storage) {
+    if (!consume('"')) return fail("expected a string");
+    for (const char* p = p_; p < end_; ++p) {
+      const auto u = static_cast<unsigned char>(*p);
+      if (u == '"') {
+        out = std::string_view(p_, static_cast<std::size_t>(p - p_));
+        p_ = p + 1;
+        return true;
+      }
+      if (u == '\\' || u < 0x20) break;
+    }
+    --p_;
+    if (!string(&storage)) return false;
+    out = storage;
+    return true;
+  }
+
   bool number(NumberToken& token) {
     ws();
     // Local pointers: a char read may alias the member pointer, which would force a reload
@@ -276,8 +296,9 @@ private:
 // error. `count` is the number of valid leaves so far.
 class DataWalker {
 public:
-  DataWalker(Scanner& s, DataType type, std::size_t max_depth, std::string field)
-      : s_(s), type_(type), max_depth_(max_depth), field_(std::move(field)),
+  // `input` is the input's index, for error messages ("inputs[N].data[...]").
+  DataWalker(Scanner& s, DataType type, std::size_t max_depth, std::size_t input)
+      : s_(s), type_(type), max_depth_(max_depth), input_(input),
         float_type_(type == DataType::FP32 || type == DataType::FP16 || type == DataType::FP64),
         check_float_range_(type == DataType::FP32 || type == DataType::FP16) {}
 
@@ -297,7 +318,7 @@ public:
       }
       if (s_.peek('[')) {
         if (depth + 1 >= max_depth_) {
-          error = field_ + "[" + std::to_string(index) + "]: nested deeper than the tensor's rank";
+          error = field() + "[" + std::to_string(index) + "]: nested deeper than the tensor's rank";
           return false;
         }
         if (depth + 1 > kMaxDepth) return s_.fail("too deep");
@@ -306,7 +327,7 @@ public:
         std::string why;
         if (!leaf(why)) return false;
         if (!why.empty()) {
-          error = field_ + "[" + std::to_string(count) + "]: " + why;
+          error = field() + "[" + std::to_string(count) + "]: " + why;
           return false;
         }
         ++count;
@@ -322,6 +343,9 @@ public:
 
 private:
   enum class Run { closed, failed, other };
+
+  // Built only for an error message: every request used to pay for the string.
+  [[nodiscard]] std::string field() const { return "inputs[" + std::to_string(input_) + "].data"; }
 
   // The hot loop for float tensors: a run of numbers and commas, scanned with local pointers.
   // Stops at the closing bracket (closed), at an element that is not a number (other: the
@@ -378,7 +402,7 @@ private:
         token.negative = *t == '-';
         token.plain_integer = false;
         if (std::fabs(to_double(token)) > std::numeric_limits<float>::max()) {
-          error = field_ + "[" + std::to_string(count) + "]: out of range for " + std::string(to_string(type_));
+          error = field() + "[" + std::to_string(count) + "]: out of range for " + std::string(to_string(type_));
           s_.seek(p);
           return Run::failed;
         }
@@ -489,7 +513,7 @@ private:
   Scanner& s_;
   DataType type_;
   std::size_t max_depth_;
-  std::string field_;
+  std::size_t input_;
   bool float_type_;
   bool check_float_range_;
 };
@@ -514,9 +538,10 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     // At '{'. Calls on_key(key) positioned at the value; on_key must consume the value.
     s.consume('{');
     if (s.consume('}')) return true;
+    std::string key_storage;  // only for a key with escapes
     do {
-      std::string key;
-      if (!s.string(&key)) return false;
+      std::string_view key;
+      if (!s.view_string(key, key_storage)) return false;
       if (!s.consume(':')) return s.fail("expected ':'");
       if (!on_key(key)) return false;
     } while (s.consume(','));
@@ -525,7 +550,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
 
   auto read_input = [&](InputFacts& f, std::size_t index) -> bool {
     f.is_object = true;
-    return object_members([&](const std::string& key) -> bool {
+    return object_members([&](std::string_view key) -> bool {
       if (key == "name" || key == "datatype") {
         auto& kind = key == "name" ? f.name : f.datatype;
         auto& value = key == "name" ? f.name_value : f.datatype_value;
@@ -588,7 +613,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
         if (f.data_is_array && spec != nullptr && f.datatype == InputFacts::Kind::string &&
             f.datatype_value == to_string(spec->datatype)) {
           DataWalker walker(s, spec->datatype, std::max<std::size_t>(spec->shape.size(), 1),
-                            "inputs[" + std::to_string(index) + "].data");
+                            index);
           if (walker.walk(0)) {
             f.data_scanned = true;
             f.data_count = walker.count;
@@ -613,7 +638,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
   if (!root_is_object) {
     ok = s.skip_value(0);
   } else {
-    ok = object_members([&](const std::string& key) -> bool {
+    ok = object_members([&](std::string_view key) -> bool {
       if (key == "id") {
         if (s.peek('"')) {
           id_kind = Kind::other;  // a string
@@ -658,7 +683,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
             continue;
           }
           o.is_object = true;
-          if (!object_members([&](const std::string& k) -> bool {
+          if (!object_members([&](std::string_view k) -> bool {
                 if (k != "name") return s.skip_value(3);
                 if (s.peek('"')) {
                   o.name = InputFacts::Kind::string;
@@ -692,56 +717,57 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
 
   boost::container::small_vector<bool, 8> seen(schema.inputs.size(), false);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const std::string field = "inputs[" + std::to_string(i) + "]";
+    // Named only in an error message: building it cost every request a string.
+    const auto field = [i] { return "inputs[" + std::to_string(i) + "]"; };
     const auto& f = inputs[i];
-    if (!f.is_object) return invalid(field + ": expected an object");
-    if (f.name != InputFacts::Kind::string) return invalid(field + ".name: required string");
+    if (!f.is_object) return invalid(field() + ": expected an object");
+    if (f.name != InputFacts::Kind::string) return invalid(field() + ".name: required string");
     std::size_t index = schema.inputs.size();
     for (std::size_t k = 0; k < schema.inputs.size(); ++k)
       if (schema.inputs[k].name == f.name_value) index = k;
     if (index == schema.inputs.size()) {
       std::string known;
       for (const auto& t : schema.inputs) known += (known.empty() ? "" : ", ") + t.name;
-      return invalid(field + ".name: unknown input " + quote_value(f.name_value) + " (expected: " + known + ")");
+      return invalid(field() + ".name: unknown input " + quote_value(f.name_value) + " (expected: " + known + ")");
     }
-    if (seen[index]) return invalid(field + ".name: input \"" + f.name_value + "\" given twice");
+    if (seen[index]) return invalid(field() + ".name: input \"" + f.name_value + "\" given twice");
     seen[index] = true;
     const TensorSpec& spec = schema.inputs[index];
-    if (f.datatype != InputFacts::Kind::string) return invalid(field + ".datatype: required string");
+    if (f.datatype != InputFacts::Kind::string) return invalid(field() + ".datatype: required string");
     if (f.datatype_value != to_string(spec.datatype))
-      return invalid(field + ".datatype: expected \"" + std::string(to_string(spec.datatype)) + "\" for input \"" +
+      return invalid(field() + ".datatype: expected \"" + std::string(to_string(spec.datatype)) + "\" for input \"" +
                      spec.name + "\", got " + quote_value(f.datatype_value));
-    if (!f.shape_present || !f.shape_is_array) return invalid(field + ".shape: required array of integers");
-    if (!f.shape_error.empty()) return invalid(field + ".shape: " + f.shape_error);
+    if (!f.shape_present || !f.shape_is_array) return invalid(field() + ".shape: required array of integers");
+    if (!f.shape_error.empty()) return invalid(field() + ".shape: " + f.shape_error);
     bool shape_ok = f.shape.size() == spec.shape.size();
     for (std::size_t d = 0; shape_ok && d < f.shape.size(); ++d)
       if (spec.shape[d] != -1 && spec.shape[d] != f.shape[d]) shape_ok = false;
     if (!shape_ok)
-      return invalid(field + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" + spec.name +
+      return invalid(field() + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" + spec.name +
                      "\", got " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false));
     constexpr std::int64_t max_elements = std::int64_t{1} << 31;
     std::int64_t elements = 1;
     for (auto d : f.shape) {
       if (d > 0 && elements > max_elements / d)
-        return invalid(field + ".shape: " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " has more than " +
+        return invalid(field() + ".shape: " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " has more than " +
                        std::to_string(max_elements) + " elements");
       elements *= d;
     }
     if (schema.max_batch_size > 0 && !f.shape.empty()) {
-      if (f.shape[0] < 1) return invalid(field + ".shape[0]: batch size must be at least 1");
+      if (f.shape[0] < 1) return invalid(field() + ".shape[0]: batch size must be at least 1");
       if (f.shape[0] > schema.max_batch_size)
-        return invalid(field + ".shape[0]: batch size " + std::to_string(f.shape[0]) +
+        return invalid(field() + ".shape[0]: batch size " + std::to_string(f.shape[0]) +
                        " exceeds the model's max_batch_size " + std::to_string(schema.max_batch_size));
       if (out.batch_size != 0 && out.batch_size != f.shape[0])
-        return invalid(field + ".shape[0]: batch size differs from the other inputs");
+        return invalid(field() + ".shape[0]: batch size differs from the other inputs");
       out.batch_size = f.shape[0];
     }
-    if (!f.data_present) return invalid(field + ".data: required");
-    if (!f.data_is_array) return invalid(field + ".data: expected an array");
+    if (!f.data_present) return invalid(field() + ".data: required");
+    if (!f.data_is_array) return invalid(field() + ".data: expected an array");
     std::size_t count = f.data_count;
     if (!f.data_scanned) {
       Scanner data(f.data_begin, f.data_end);
-      DataWalker walker(data, spec.datatype, std::max<std::size_t>(spec.shape.size(), 1), field + ".data");
+      DataWalker walker(data, spec.datatype, std::max<std::size_t>(spec.shape.size(), 1), i);
       if (!walker.walk(0)) {
         if (!walker.error.empty()) return invalid(walker.error);
         return make_error(ErrorCode::malformed_json, "malformed JSON: " + data.error());
@@ -751,7 +777,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
       return invalid(f.data_error);
     }
     if (static_cast<std::int64_t>(count) != elements)
-      return invalid(field + ".data: has " + std::to_string(count) + " elements but shape " +
+      return invalid(field() + ".data: has " + std::to_string(count) + " elements but shape " +
                      shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " needs " + std::to_string(elements));
   }
   for (std::size_t k = 0; k < schema.inputs.size(); ++k)
@@ -759,12 +785,12 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
 
   if (outputs_kind == Kind::other) return invalid("outputs: expected an array");
   for (std::size_t i = 0; i < outputs.size(); ++i) {
-    const std::string field = "outputs[" + std::to_string(i) + "]";
+    const auto field = [i] { return "outputs[" + std::to_string(i) + "]"; };
     const auto& o = outputs[i];
-    if (!o.is_object) return invalid(field + ": expected an object");
-    if (o.name != InputFacts::Kind::string) return invalid(field + ".name: required string");
+    if (!o.is_object) return invalid(field() + ": expected an object");
+    if (o.name != InputFacts::Kind::string) return invalid(field() + ".name: required string");
     if (!schema.find_output(o.name_value))
-      return invalid(field + ".name: unknown output " + quote_value(o.name_value));
+      return invalid(field() + ".name: unknown output " + quote_value(o.name_value));
     out.requested_outputs.push_back(o.name_value);
   }
   return out;
