@@ -536,8 +536,7 @@ void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status
 void Gateway::start_trace(const http::Request& request, InferTrace& t) {
   // W3C trace context: keep the caller's trace id and sampling decision; else start a trace,
   // sampled at the configured ratio.
-  t.span_id.resize(16);
-  ids_.fill_hex(t.span_id.data(), 16);
+  ids_.fill_hex(t.span_id.digits.data(), t.span_id.digits.size());
   if (auto incoming = telemetry::parse_traceparent(request["traceparent"])) {
     t.trace_id = std::move(incoming->trace_id);
     t.parent_span_id = std::move(incoming->span_id);
@@ -600,12 +599,12 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
 void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const http::Reply& reply) {
   using telemetry::Span;
   using telemetry::SpanKind;
-  auto make = [&](std::string name, SpanKind kind, TimePoint from, TimePoint to, std::string parent) {
+  auto make = [&](std::string name, SpanKind kind, TimePoint from, TimePoint to, std::string_view parent) {
     Span span;
     span.trace_id = t.trace_id;
     span.span_id.resize(16);
     ids_.fill_hex(span.span_id.data(), 16);
-    span.parent_span_id = std::move(parent);
+    span.parent_span_id = std::string(parent);
     span.name = std::move(name);
     span.kind = kind;
     span.start_unix_ns = unix_ns_at(t, from);
@@ -615,7 +614,7 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
   const TimePoint finished = clock_.now();
   Span root = make("POST /v2/models/" + ep.config.name + "/infer", SpanKind::server, t.started, finished,
                    t.parent_span_id);
-  root.span_id = t.span_id;
+  root.span_id = std::string(t.span_id.view());
   root.attributes = {{"http.request.method", std::string("POST")},
                      {"http.response.status_code", static_cast<std::int64_t>(reply.status)},
                      {"tandem.request_id", t.request_id},
@@ -631,27 +630,27 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
     if (root.error) root.status_message = t.error_code;
   }
   const TimePoint validated = t.validated == TimePoint{} ? finished : t.validated;
-  options_.tracer->submit(make("validate", SpanKind::internal, t.started, validated, t.span_id));
+  options_.tracer->submit(make("validate", SpanKind::internal, t.started, validated, t.span_id.view()));
   if (t.routed != TimePoint{}) {
-    Span route = make("route", SpanKind::internal, validated, t.routed, t.span_id);
+    Span route = make("route", SpanKind::internal, validated, t.routed, t.span_id.view());
     route.attributes = {{"tandem.route.tier", t.route_tier},
                         {"tandem.route.reason", t.route_reason},
                         {"tandem.route.candidates", t.route_candidates}};
     options_.tracer->submit(std::move(route));
   }
   if (t.queue_wait) {
-    options_.tracer->submit(make("queue_wait", SpanKind::internal, t.queue_wait->first, t.queue_wait->second, t.span_id));
+    options_.tracer->submit(make("queue_wait", SpanKind::internal, t.queue_wait->first, t.queue_wait->second, t.span_id.view()));
     if (t.cold_start.count() > 0) {
       // The request waited while a worker started: the cold start ends where the wait ends.
       const TimePoint end = t.queue_wait->second;
-      Span cold = make("cold_start", SpanKind::internal, end - t.cold_start, end, t.span_id);
+      Span cold = make("cold_start", SpanKind::internal, end - t.cold_start, end, t.span_id.view());
       cold.attributes = {{"tandem.worker", t.worker}};
       options_.tracer->submit(std::move(cold));
     }
   }
   for (const auto& a : t.attempts) {
-    Span call = make("upstream " + ep.upstream_infer_target, SpanKind::client, a.started, a.finished, t.span_id);
-    call.span_id = a.span_id;
+    Span call = make("upstream " + ep.upstream_infer_target, SpanKind::client, a.started, a.finished, t.span_id.view());
+    call.span_id = std::string(a.span_id.view());
     call.attributes = {{"tandem.worker", a.worker}};
     if (a.status > 0) call.attributes.emplace_back("http.response.status_code", static_cast<std::int64_t>(a.status));
     if (a.status == 0 || a.status >= 500) {
@@ -797,7 +796,7 @@ bool Gateway::admit(Attempts& a) {
   head.append("Content-Type: application/json\r\nx-request-id: ").append(t.request_id);
   head.append("\r\ntraceparent: ");
   a.upstream_span_offset = head.size() + 36;
-  head.append(telemetry::TraceparentText(t.trace_id, t.span_id, t.sampled).view());
+  head.append(telemetry::TraceparentText(t.trace_id, t.span_id.view(), t.sampled).view());
   head.append("\r\nContent-Length: ").append(length, length_end).append("\r\n\r\n");
 
   ep.retry_budget.on_request();
@@ -912,9 +911,8 @@ void Gateway::start_upstream(Attempts& a) {
   if (a.ep.config.per_try_timeout_ms.count() > 0)
     a.attempt_deadline = std::min(a.deadline, clock_.now() + a.ep.config.per_try_timeout_ms);
   auto& record = t.attempts.emplace_back();
-  record.span_id.resize(16);
-  ids_.fill_hex(record.span_id.data(), 16);
-  std::copy(record.span_id.begin(), record.span_id.end(),
+  ids_.fill_hex(record.span_id.digits.data(), record.span_id.digits.size());
+  std::copy(record.span_id.digits.begin(), record.span_id.digits.end(),
             a.upstream_head.begin() + static_cast<long>(a.upstream_span_offset));
   record.worker = lease.worker_id();
   a.since = clock_.now();
@@ -1073,7 +1071,7 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   }
   a.lease.reset(); // the slot is free before the reply goes out, as on every other path
   if (!a.answer) a.answer = give_up(a);
-  a.answer->set("traceparent", telemetry::TraceparentText(t.trace_id, t.span_id, t.sampled).view());
+  a.answer->set("traceparent", telemetry::TraceparentText(t.trace_id, t.span_id.view(), t.sampled).view());
   finish_trace(ep, request, t, *a.answer);
   co_return std::move(*a.answer);
 }

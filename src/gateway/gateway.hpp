@@ -17,6 +17,7 @@
 #include "registry/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
 #include "telemetry/otlp_exporter.hpp"
+#include "telemetry/trace_context.hpp"
 
 #include <boost/container/small_vector.hpp>
 
@@ -48,7 +49,7 @@ struct InferTrace {
   std::string request_id;
   std::string trace_id;
   std::string parent_span_id;  // the caller's span, from its traceparent
-  std::string span_id;         // the gateway's server span for this request
+  telemetry::SpanIdText span_id; // the gateway's server span for this request
   bool sampled = false;
   TimePoint started{};
   std::int64_t started_unix_ns = 0;
@@ -61,7 +62,7 @@ struct InferTrace {
   Duration cold_start{0};
   std::optional<TimePoint> deadline;  // a job's: replaces the endpoint's SLO timeout
   struct Attempt {
-    std::string span_id;
+    telemetry::SpanIdText span_id;
     std::string worker;
     TimePoint started{};
     TimePoint finished{};

@@ -1,5 +1,6 @@
 #pragma once
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): the `traceparent` header.
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,13 @@ public:
 private:
   char text_[kLength + 16] = {}; // room for ids of other lengths up to a point; longer ones are cut
   std::size_t length_ = 0;
+};
+
+/// A span id's 16 hex digits, held inline: as a std::string, 16 characters are one more than
+/// the short-string buffer, and each span id was an allocation on the request path.
+struct SpanIdText {
+  std::array<char, 16> digits{};
+  [[nodiscard]] std::string_view view() const { return {digits.data(), digits.size()}; }
 };
 
 /// True when `id` is `digits` lowercase hex digits and not all zero.
