@@ -557,6 +557,9 @@ void Gateway::start_trace(const http::Request& request, InferTrace& t) {
 
 namespace {
 
+// Request bodies from this size on are hashed for the audit record after their reply is written.
+constexpr std::size_t kDeferredDigestMinBytes = 4096;
+
 std::int64_t unix_ns_at(const InferTrace& t, TimePoint at) {
   return t.started_unix_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(at - t.started).count();
 }
@@ -564,7 +567,7 @@ std::int64_t unix_ns_at(const InferTrace& t, TimePoint at) {
 } // namespace
 
 void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& request, InferTrace& t,
-                           const http::Reply& reply) {
+                           http::Reply& reply) {
   if (options_.tracer && t.sampled) export_spans(ep, t, reply);
   if (ep.slot != nullptr && ep.slot->observe) ep.slot->observe(ep, static_cast<int>(reply.status), to_ms(clock_.now() - t.started), reply.body);
   if (spdlog::should_log(spdlog::level::debug)) {
@@ -581,7 +584,6 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     r.time_unix_ms = t.started_unix_ns / 1'000'000;
     r.endpoint = ep.config.name;
     r.model_version = ep.manifest.version;
-    if (options_.audit_input_sha256) r.input_sha256 = sha256_hex(request.body());
     r.tier = std::move(t.tier);
     r.worker = std::move(t.worker);
     r.status = static_cast<int>(reply.status);
@@ -592,6 +594,19 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     r.upstream_ms = to_ms(t.upstream);
     r.total_ms = to_ms(clock_.now() - t.started);
     r.cost_usd = t.cost_usd;
+    if (options_.audit_input_sha256) {
+      // SHA-256 runs at ~1.7 GB/s: 0.8 ms for a 1.3 MB tensor, which the client waited for. A
+      // body of a few KiB or more is hashed once its reply is written; a small one at once,
+      // cheaper than the deferral's closure.
+      if (request.body().size() >= kDeferredDigestMinBytes) {
+        reply.after_sent = [audit = options_.audit, record = std::move(r)](const http::Request& sent) mutable {
+          record.input_sha256 = sha256_hex(sent.body());
+          audit->submit(std::move(record));
+        };
+        return;
+      }
+      r.input_sha256 = sha256_hex(request.body());
+    }
     options_.audit->submit(std::move(r));
   }
 }
@@ -710,7 +725,13 @@ asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::R
   if (it == by_name_.end())
     co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(endpoint)}, "", "");
   EndpointRuntime& ep = pick(*it->second, request, "");
-  co_return co_await infer(ep, request, deadline);
+  http::Reply reply = co_await infer(ep, request, deadline);
+  // No server writes this reply: what waits for its writing runs now.
+  if (reply.after_sent) {
+    reply.after_sent(request);
+    reply.after_sent = nullptr;
+  }
+  co_return reply;
 }
 
 /// One inference request's state, allocated once per request. infer() keeps only a pointer to

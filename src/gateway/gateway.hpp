@@ -209,8 +209,10 @@ private:
   void start_trace(const http::Request& request, InferTrace& trace);
   /// Exports the spans, feeds rollout analysis, then moves the trace's strings into the audit
   /// record: `trace` is spent afterwards.
+  /// Metrics, spans, the log line and the audit record of a finished request. A large body's
+  /// audit record is left to reply.after_sent: its digest is not worth the client's wait.
   void finish_trace(const EndpointRuntime& endpoint, const http::Request& request, InferTrace& trace,
-                    const http::Reply& reply);
+                    http::Reply& reply);
   void export_spans(const EndpointRuntime& endpoint, const InferTrace& trace, const http::Reply& reply);
   http::Reply model_route(const EndpointRuntime& endpoint, bool ready_only);
   http::Reply admin_workers() const;

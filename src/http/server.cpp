@@ -282,6 +282,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       std::tie(write_ec, std::ignore) =
           co_await asio::async_write(socket, unsent, TransferAll{}, asio::as_tuple(asio::use_awaitable));
     if (watch.expired) rejected_.with({"write_timeout"}).inc();
+    if (reply.after_sent) reply.after_sent(request);
     bodies_.give_back(std::move(request.body()));  // kept only if large and within the bounds
     if (write_ec || watch.expired || !keep_alive) break;
   }

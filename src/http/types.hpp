@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 namespace tandem::http {
 
@@ -25,6 +26,10 @@ struct Reply {
   std::string content_type;  // empty: application/json (the common case costs no allocation)
   std::string headers;  // "Name: value\r\n" lines, without Content-Type/Length/Connection
   std::string body;
+  /// Work the client need not wait for: the server runs it once the reply is written (or the
+  /// write failed), while the request is still whole; whoever consumes a reply without a server
+  /// (a batch job) runs it at once. Empty for nearly every reply.
+  std::function<void(const Request&)> after_sent;
 
   void set(std::string_view name, std::string_view value) {
     // A gateway reply carries a dozen x-tandem-* lines: one allocation instead of five growths,
