@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <cstdio>
 
+#include <array>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +25,26 @@ TEST(IdGenerator, Yields32LowercaseHexDigits) {
     ASSERT_TRUE(is_lower_hex(id)) << id;
     ASSERT_TRUE(is_acceptable_request_id(id)) << id;
   }
+}
+
+TEST(IdGenerator, EveryDigitValueAppearsAtEveryPositionInEvenShare) {
+  // The digits are written a word at a time: a slip in the nibble spreading or the 'a'-'f'
+  // adjustment would leave some value missing or skew it at some position.
+  IdGenerator ids(9);
+  constexpr int kIds = 16'000;
+  std::vector<std::array<int, 16>> counts(16, std::array<int, 16>{});
+  char buffer[16];
+  for (int i = 0; i < kIds; ++i) {
+    ids.fill_hex(buffer, 16);
+    for (std::size_t at = 0; at < 16; ++at) {
+      const char c = buffer[at];
+      ASSERT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << int{c};
+      ++counts[at][static_cast<std::size_t>(c <= '9' ? c - '0' : c - 'a' + 10)];
+    }
+  }
+  // Expected 1 000 each; a fair 1/16 share stays within 850..1150 with overwhelming odds.
+  for (std::size_t at = 0; at < 16; ++at)
+    for (std::size_t v = 0; v < 16; ++v) EXPECT_NEAR(counts[at][v], kIds / 16, 150) << "position " << at << " value " << v;
 }
 
 TEST(IdGenerator, SameSeedSameSequence) {

@@ -114,6 +114,12 @@ TEST(FixedDecimal, RoundsToThePlaceAndPadsWithZeros) {
   EXPECT_EQ(fixed_decimal(-2.25, 1), "-2.3");
   EXPECT_EQ(fixed_decimal(-0.0001, 3), "0.000");
   EXPECT_EQ(fixed_decimal(12.0, 1), "12.0");
+  // Every place of the fraction, written two digits at a time (odd and even precisions).
+  EXPECT_EQ(fixed_decimal(0.987654321, 9), "0.987654321");
+  EXPECT_EQ(fixed_decimal(3.14159265, 6), "3.141593");
+  EXPECT_EQ(fixed_decimal(7.0061, 2), "7.01");
+  EXPECT_EQ(fixed_decimal(-40.123456789, 8), "-40.12345679");
+  EXPECT_EQ(fixed_decimal(5.0000001, 7), "5.0000001");
   // Too large for the integer path: the general conversion, same shape.
   EXPECT_EQ(fixed_decimal(1e20, 2), "100000000000000000000.00");
   EXPECT_EQ(fixed_decimal(1.25, 12), "1.250000000000");
