@@ -3,8 +3,8 @@
 // only reports what the validator said and how long it took.
 //
 // Usage: tandem_validator_bench MODEL_DIR BODY_FILE [ITERATIONS]
-// VALIDATOR_SCAN=bytewise|sse2|avx2|avx512|avx512_lanes in the environment picks how runs of numbers are scanned
-// (default: the best this CPU supports), to compare the variants.
+// VALIDATOR_SCAN=bytewise|sse2|avx2|avx512|avx512_lanes in the environment picks how runs of numbers are
+// scanned (default: the best this CPU supports), to compare the variants.
 #include "protocol/v2_validator.hpp"
 #include "registry/model_manifest.hpp"
 
@@ -49,8 +49,10 @@ int main(int argc, char** argv) {
     if ((name != "bytewise" && name != "sse2" && name != "avx2" && name != "avx512" &&
          name != "avx512_lanes") ||
         !tandem::v2::detail::set_number_scan(chosen)) {
-      std::fprintf(stderr, "VALIDATOR_SCAN=%s: unknown, or not supported here (bytewise, sse2, avx2, avx512, avx512_lanes)\n",
-                   scan);
+      std::fprintf(
+          stderr,
+          "VALIDATOR_SCAN=%s: unknown, or not supported here (bytewise, sse2, avx2, avx512, avx512_lanes)\n",
+          scan);
       return 2;
     }
   }

@@ -599,7 +599,8 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
       // body of a few KiB or more is hashed once its reply is written; a small one at once,
       // cheaper than the deferral's closure.
       if (request.body().size() >= kDeferredDigestMinBytes) {
-        reply.after_sent = [audit = options_.audit, record = std::move(r)](const http::Request& sent) mutable {
+        reply.after_sent = [audit = options_.audit,
+                            record = std::move(r)](const http::Request& sent) mutable {
           record.input_sha256 = sha256_hex(sent.body());
           audit->submit(std::move(record));
         };
@@ -654,7 +655,8 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
     options_.tracer->submit(std::move(route));
   }
   if (t.queue_wait) {
-    options_.tracer->submit(make("queue_wait", SpanKind::internal, t.queue_wait->first, t.queue_wait->second, t.span_id.view()));
+    options_.tracer->submit(
+        make("queue_wait", SpanKind::internal, t.queue_wait->first, t.queue_wait->second, t.span_id.view()));
     if (t.cold_start.count() > 0) {
       // The request waited while a worker started: the cold start ends where the wait ends.
       const TimePoint end = t.queue_wait->second;
@@ -664,7 +666,8 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
     }
   }
   for (const auto& a : t.attempts) {
-    Span call = make("upstream " + ep.upstream_infer_target, SpanKind::client, a.started, a.finished, t.span_id.view());
+    Span call = make("upstream " + ep.upstream_infer_target, SpanKind::client, a.started, a.finished,
+                     t.span_id.view());
     call.span_id = std::string(a.span_id.view());
     call.attributes = {{"tandem.worker", a.worker}};
     if (a.status > 0) call.attributes.emplace_back("http.response.status_code", static_cast<std::int64_t>(a.status));

@@ -107,7 +107,6 @@ inline const char* scan_number_blocks(const char* p, const char* e, bool reject_
   return p;
 }
 
-
 #ifdef TANDEM_NUMBER_SCAN_X86
 // The classifiers are written out per 16- or 32-byte part rather than as loops: the compiler
 // keeps such loops rolled, paying a variable shift and a loop test per mask.
@@ -187,7 +186,9 @@ struct Avx2Classifier {
 // One 64-byte load, and each class is one compare straight into a mask register: no movemask,
 // no joining of halves. About a third fewer instructions per block than AVX2.
 struct Avx512Classifier {
-  TANDEM_AVX512 static std::uint64_t is(__m512i x, char c) { return _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(c)); }
+  TANDEM_AVX512 static std::uint64_t is(__m512i x, char c) {
+    return _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(c));
+  }
 
   TANDEM_AVX512 static BlockMasks classify(const char* p) {
     const __m512i x = _mm512_loadu_si512(p);
@@ -222,8 +223,8 @@ scan_blocks_avx512(const char* p, const char* e, bool reject_long_numbers, std::
 
 bool cpu_has_avx512() {
   __builtin_cpu_init(); // needed when called from a static initialiser
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
 }
 
 bool cpu_has_avx2() {
@@ -344,12 +345,13 @@ scan_lanes_avx512(const char* p, const char* e, bool reject_long_numbers, std::s
     const __m512i integer_start = _mm512_or_si512(_mm512_and_si512(token_start, digit), prev_minus);
     const __m512i zero_start = _mm512_and_si512(integer_start, zero);
     const __m512i prev_zero_start = previous_byte(zero_start, before_zero_start);
-    __m512i bad = _mm512_andnot_si512(prev_comma_or_space, space);                  // whitespace only after a comma
-    bad = _mm512_or_si512(bad, _mm512_andnot_si512(prev_token, comma));              // a number before every comma
-    bad = _mm512_or_si512(bad, _mm512_and_si512(token_start, dot));                  // begins with a digit or '-'
-    bad = _mm512_or_si512(bad, _mm512_andnot_si512(token_start, minus));             // '-' only first,
-    bad = _mm512_or_si512(bad, _mm512_andnot_si512(digit, _mm512_or_si512(prev_minus, prev_dot))); // digits after '-' and '.'
-    bad = _mm512_or_si512(bad, _mm512_and_si512(prev_zero_start, digit));            // no leading zero
+    __m512i bad = _mm512_andnot_si512(prev_comma_or_space, space);       // whitespace only after a comma
+    bad = _mm512_or_si512(bad, _mm512_andnot_si512(prev_token, comma));  // a number before every comma
+    bad = _mm512_or_si512(bad, _mm512_and_si512(token_start, dot));      // begins with a digit or '-'
+    bad = _mm512_or_si512(bad, _mm512_andnot_si512(token_start, minus)); // '-' only first,
+    bad = _mm512_or_si512(
+        bad, _mm512_andnot_si512(digit, _mm512_or_si512(prev_minus, prev_dot))); // digits after '-' and '.'
+    bad = _mm512_or_si512(bad, _mm512_and_si512(prev_zero_start, digit));        // no leading zero
     // One point per number, as in accept_block; a lane that overflows carries into the next.
     // That carry cannot overflow again: a lane of 64 digits is turned down below, and with a
     // digit after every point the sum is all ones only for such a lane.
@@ -436,9 +438,13 @@ NumberRunScanner g_scanner = scanner_for(g_number_scan);
 
 } // namespace
 
-NumberScan number_scan() { return g_number_scan; }
+NumberScan number_scan() {
+  return g_number_scan;
+}
 
-NumberRunScanner number_run_scanner() { return g_scanner; }
+NumberRunScanner number_run_scanner() {
+  return g_scanner;
+}
 
 bool set_number_scan(NumberScan scan) {
   if (scan != NumberScan::bytewise && scanner_for(scan) == nullptr) return false;

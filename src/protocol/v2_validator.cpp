@@ -12,7 +12,6 @@
 #include <limits>
 #include <optional>
 
-
 namespace tandem::v2 {
 namespace {
 
@@ -291,16 +290,15 @@ private:
   std::string error_;
 };
 
-
 // Walks a data array exactly as the DOM decoder's walk_data does, reporting the same first
 // error. `count` is the number of valid leaves so far.
 class DataWalker {
 public:
   // `input` is the input's index, for error messages ("inputs[N].data[...]").
-  DataWalker(Scanner& s, DataType type, std::size_t max_depth, std::size_t input)
-      : s_(s), type_(type), max_depth_(max_depth), input_(input),
-        float_type_(type == DataType::FP32 || type == DataType::FP16 || type == DataType::FP64),
-        check_float_range_(type == DataType::FP32 || type == DataType::FP16) {}
+  DataWalker(Scanner& s, DataType type, std::size_t max_depth, std::size_t input) :
+      s_(s), type_(type), max_depth_(max_depth), input_(input),
+      float_type_(type == DataType::FP32 || type == DataType::FP16 || type == DataType::FP64),
+      check_float_range_(type == DataType::FP32 || type == DataType::FP16) {}
 
   // `s` is positioned at '['. Returns false on a syntax error (in the scanner) or a semantic
   // one (in `error`).
@@ -369,7 +367,8 @@ private:
         p = scanner(p, e, check_float_range_, elements);
         count += elements;
         index += elements;
-        one_at_a_time_until = static_cast<std::size_t>(e - p) > detail::kNumberBlockBytes ? p + detail::kNumberBlockBytes : e;
+        one_at_a_time_until =
+            static_cast<std::size_t>(e - p) > detail::kNumberBlockBytes ? p + detail::kNumberBlockBytes : e;
       }
       skip_ws();
       const char* const t = p;
@@ -402,7 +401,8 @@ private:
         token.negative = *t == '-';
         token.plain_integer = false;
         if (std::fabs(to_double(token)) > std::numeric_limits<float>::max()) {
-          error = field() + "[" + std::to_string(count) + "]: out of range for " + std::string(to_string(type_));
+          error =
+              field() + "[" + std::to_string(count) + "]: out of range for " + std::string(to_string(type_));
           s_.seek(p);
           return Run::failed;
         }
@@ -538,7 +538,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     // At '{'. Calls on_key(key) positioned at the value; on_key must consume the value.
     s.consume('{');
     if (s.consume('}')) return true;
-    std::string key_storage;  // only for a key with escapes
+    std::string key_storage; // only for a key with escapes
     do {
       std::string_view key;
       if (!s.view_string(key, key_storage)) return false;
@@ -590,7 +590,8 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
               std::uint64_t big = 0;
               bool fits_u64 = !t.negative && std::from_chars(t.text.data(), t.text.data() + t.text.size(), big).ec ==
                                                  std::errc{};
-              if (f.shape_error.empty()) f.shape_error = fits_u64 ? "dimensions must be >= 0" : "expected integers";
+              if (f.shape_error.empty())
+                f.shape_error = fits_u64 ? "dimensions must be >= 0" : "expected integers";
               continue;
             }
             if (f.shape_error.empty() && (dim < 0 || dim > (std::int64_t{1} << 40)))
@@ -612,8 +613,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
         const TensorSpec* spec = f.name == InputFacts::Kind::string ? schema.find_input(f.name_value) : nullptr;
         if (f.data_is_array && spec != nullptr && f.datatype == InputFacts::Kind::string &&
             f.datatype_value == to_string(spec->datatype)) {
-          DataWalker walker(s, spec->datatype, std::max<std::size_t>(spec->shape.size(), 1),
-                            index);
+          DataWalker walker(s, spec->datatype, std::max<std::size_t>(spec->shape.size(), 1), index);
           if (walker.walk(0)) {
             f.data_scanned = true;
             f.data_count = walker.count;
@@ -728,29 +728,32 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     if (index == schema.inputs.size()) {
       std::string known;
       for (const auto& t : schema.inputs) known += (known.empty() ? "" : ", ") + t.name;
-      return invalid(field() + ".name: unknown input " + quote_value(f.name_value) + " (expected: " + known + ")");
+      return invalid(field() + ".name: unknown input " + quote_value(f.name_value) + " (expected: " + known +
+                     ")");
     }
     if (seen[index]) return invalid(field() + ".name: input \"" + f.name_value + "\" given twice");
     seen[index] = true;
     const TensorSpec& spec = schema.inputs[index];
     if (f.datatype != InputFacts::Kind::string) return invalid(field() + ".datatype: required string");
     if (f.datatype_value != to_string(spec.datatype))
-      return invalid(field() + ".datatype: expected \"" + std::string(to_string(spec.datatype)) + "\" for input \"" +
-                     spec.name + "\", got " + quote_value(f.datatype_value));
+      return invalid(field() + ".datatype: expected \"" + std::string(to_string(spec.datatype)) +
+                     "\" for input \"" + spec.name + "\", got " + quote_value(f.datatype_value));
     if (!f.shape_present || !f.shape_is_array) return invalid(field() + ".shape: required array of integers");
     if (!f.shape_error.empty()) return invalid(field() + ".shape: " + f.shape_error);
     bool shape_ok = f.shape.size() == spec.shape.size();
     for (std::size_t d = 0; shape_ok && d < f.shape.size(); ++d)
       if (spec.shape[d] != -1 && spec.shape[d] != f.shape[d]) shape_ok = false;
     if (!shape_ok)
-      return invalid(field() + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" + spec.name +
-                     "\", got " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false));
+      return invalid(field() + ".shape: expected " + shape_to_string(spec.shape, true) + " for input \"" +
+                     spec.name + "\", got " +
+                     shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false));
     constexpr std::int64_t max_elements = std::int64_t{1} << 31;
     std::int64_t elements = 1;
     for (auto d : f.shape) {
       if (d > 0 && elements > max_elements / d)
-        return invalid(field() + ".shape: " + shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " has more than " +
-                       std::to_string(max_elements) + " elements");
+        return invalid(field() + ".shape: " +
+                       shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) +
+                       " has more than " + std::to_string(max_elements) + " elements");
       elements *= d;
     }
     if (schema.max_batch_size > 0 && !f.shape.empty()) {
@@ -778,7 +781,8 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     }
     if (static_cast<std::int64_t>(count) != elements)
       return invalid(field() + ".data: has " + std::to_string(count) + " elements but shape " +
-                     shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) + " needs " + std::to_string(elements));
+                     shape_to_string(std::vector<std::int64_t>(f.shape.begin(), f.shape.end()), false) +
+                     " needs " + std::to_string(elements));
   }
   for (std::size_t k = 0; k < schema.inputs.size(); ++k)
     if (!seen[k]) return invalid("inputs: missing input \"" + schema.inputs[k].name + "\"");

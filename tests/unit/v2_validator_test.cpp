@@ -248,66 +248,66 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 const std::vector<std::string>& number_probes() {
   // clang-format off (one long list reads better packed than one probe a line)
   static const std::vector<std::string> probes = {"0",
-                                           "-0",
-                                           "0.0",
-                                           "-0.0",
-                                           "7",
-                                           "-7",
-                                           "10",
-                                           "100.001",
-                                           "1e5",
-                                           "1E+5",
-                                           "-2.5e-3",
-                                           "0e0",
-                                           "1.5E38",
-                                           "3.4028234e38",
-                                           "-3.5e38",
-                                           "1e39",
-                                           "1e-400",
-                                           "123456789012345678901234567890123456789",
-                                           "999999999999999999999999999999999999999",
-                                           "-999999999999999999999999999999999999999",
-                                           "12345678901234567890123456789012345678",
-                                           "99999999999999999999999999999999999999.5",
-                                           "0.0000000000000000000000000000000000000000000000000001",
-                                           " 5",
-                                           "\n5",
-                                           "\t5\r",
-                                           "5 ",
-                                           " 5 ",
-                                           "01",
-                                           "-01",
-                                           "00",
-                                           "00.5",
-                                           "-",
-                                           "1.",
-                                           ".5",
-                                           "-.5",
-                                           "1..2",
-                                           "1.2.3",
-                                           "--1",
-                                           "1-2",
-                                           "+1",
-                                           "1e",
-                                           "1e+",
-                                           "1.e5",
-                                           "0x1",
-                                           "",
-                                           "1 2",
-                                           "a",
-                                           "\"1\"",
-                                           "true",
-                                           "null",
-                                           "[1]",
-                                           "{}",
-                                           "\x01",
-                                           "\xC3\xA9",
-                                           "1\x80",
-                                           "2]",
-                                           "1,",
-                                           ",",
-                                           "1/2",
-                                           "1:2"};
+                                                  "-0",
+                                                  "0.0",
+                                                  "-0.0",
+                                                  "7",
+                                                  "-7",
+                                                  "10",
+                                                  "100.001",
+                                                  "1e5",
+                                                  "1E+5",
+                                                  "-2.5e-3",
+                                                  "0e0",
+                                                  "1.5E38",
+                                                  "3.4028234e38",
+                                                  "-3.5e38",
+                                                  "1e39",
+                                                  "1e-400",
+                                                  "123456789012345678901234567890123456789",
+                                                  "999999999999999999999999999999999999999",
+                                                  "-999999999999999999999999999999999999999",
+                                                  "12345678901234567890123456789012345678",
+                                                  "99999999999999999999999999999999999999.5",
+                                                  "0.0000000000000000000000000000000000000000000000000001",
+                                                  " 5",
+                                                  "\n5",
+                                                  "\t5\r",
+                                                  "5 ",
+                                                  " 5 ",
+                                                  "01",
+                                                  "-01",
+                                                  "00",
+                                                  "00.5",
+                                                  "-",
+                                                  "1.",
+                                                  ".5",
+                                                  "-.5",
+                                                  "1..2",
+                                                  "1.2.3",
+                                                  "--1",
+                                                  "1-2",
+                                                  "+1",
+                                                  "1e",
+                                                  "1e+",
+                                                  "1.e5",
+                                                  "0x1",
+                                                  "",
+                                                  "1 2",
+                                                  "a",
+                                                  "\"1\"",
+                                                  "true",
+                                                  "null",
+                                                  "[1]",
+                                                  "{}",
+                                                  "\x01",
+                                                  "\xC3\xA9",
+                                                  "1\x80",
+                                                  "2]",
+                                                  "1,",
+                                                  ",",
+                                                  "1/2",
+                                                  "1:2"};
   // clang-format on
   return probes;
 }
@@ -330,7 +330,9 @@ void probe_every_offset(std::size_t n, std::size_t longest_first, std::size_t st
   }
 }
 
-TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) { probe_every_offset(24, 16, 1); }
+TEST_P(Validator, AgreesOnNumbersAtEveryBlockOffset) {
+  probe_every_offset(24, 16, 1);
+}
 
 // Puts each probe at exactly byte `offset` of the data array (after its '['), behind numbers of
 // two and three bytes with their commas, with plain numbers after it to fill 1 500 bytes.
@@ -351,7 +353,8 @@ TEST_P(Validator, AgreesOnNumbersAcrossLaneEdges) {
         std::size_t count = 0;
         const std::string data = probe_at_offset(probe, offset, count);
         const auto n = static_cast<std::int64_t>(count);
-        expect_same(x_body("FP32", "[1," + std::to_string(n) + "]", data), schema_with(DataType::FP32, {-1, n}));
+        expect_same(x_body("FP32", "[1," + std::to_string(n) + "]", data),
+                    schema_with(DataType::FP32, {-1, n}));
         if (::testing::Test::HasFailure()) return;
       }
     }
@@ -360,7 +363,9 @@ TEST_P(Validator, AgreesOnNumbersAcrossLaneEdges) {
 
 // Long enough for the 512-byte step (eight 64-byte lanes, ~5.5 bytes a number) to take two whole
 // steps: probes land on every lane edge and on the edge between two steps.
-TEST_P(Validator, AgreesOnNumbersAtEveryLaneOffset) { probe_every_offset(200, 6, 2); }
+TEST_P(Validator, AgreesOnNumbersAtEveryLaneOffset) {
+  probe_every_offset(200, 6, 2);
+}
 
 // Rows of `columns` numbers: 10 fit a 64-byte block, 100 need the 512-byte step.
 void whitespace_layouts(std::size_t columns) {
@@ -436,7 +441,8 @@ void long_numbers(std::size_t n, std::size_t at) {
         std::string big(digits, '0');
         big[0] = lead;
         // Past 64 digits a run fills a whole lane; the last form has a second point after it.
-        for (const std::string& number : {big, "-" + big, big + ".5", "0." + big, big + "e-5", "0." + big + ".5"}) {
+        for (const std::string& number :
+             {big, "-" + big, big + ".5", "0." + big, big + "e-5", "0." + big + ".5"}) {
           auto items = mixed_numbers(n);
           items[at] = number;
           expect_same(x_body(name, shape, "[" + join(items, ",") + "]"), schema);
@@ -482,10 +488,14 @@ void mutate_number_run(std::size_t n, int rounds, std::uint64_t seed_value) {
   }
 }
 
-TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLongNumberRuns) { mutate_number_run(64, 10000, 20261129); }
+TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLongNumberRuns) {
+  mutate_number_run(64, 10000, 20261129);
+}
 
 // ~1 900 bytes: three 512-byte steps, edited anywhere in them.
-TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLaneRuns) { mutate_number_run(340, 10000, 20261130); }
+TEST_P(Validator, AgreesWithTheDecoderOnRandomMutationsOfLaneRuns) {
+  mutate_number_run(340, 10000, 20261130);
+}
 
 TEST_P(Validator, AgreesOnTheWideBenchmarkRequest) {
   // As bench/lib/payloads.py writes it: 3x224x224 values v/255, printed with 6 significant digits.
