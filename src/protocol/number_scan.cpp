@@ -8,10 +8,14 @@
 #if defined(__x86_64__) || defined(__i386__)
 // g++ 12's AVX-512 intrinsics start some results from a self-initialised "undefined" value,
 // which -Wmaybe-uninitialized reports wherever they are inlined (GCC bug 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 #define TANDEM_NUMBER_SCAN_X86 1
 #endif
 

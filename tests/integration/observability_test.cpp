@@ -74,7 +74,7 @@ TEST(AuditTest, EveryRequestHasARecordWithVersionTierWorkerAndInputHash) {
     std::string body = infer_body(rows, static_cast<std::size_t>(i), 1 + i % 3);
     // Every fourth body is padded past 4 KiB (up to ~200 KiB), where the digest is taken
     // after the reply is written: the record must hold the same hash all the same.
-    if (i % 4 == 3) body.append(static_cast<std::size_t>(4096 + i * 5000), ' ');
+    if (i % 4 == 3) body.append(4096 + static_cast<std::size_t>(i) * 5000, ' ');
     const std::string id = "audit-" + std::to_string(i);
     auto res = client.post("/v2/models/digits/infer", body, {{"x-request-id", id}});
     ASSERT_EQ(res.status, 200) << res.body;

@@ -45,7 +45,7 @@ TEST(IdGenerator, EveryDigitValueAppearsAtEveryPositionInEvenShare) {
   // Expected 1 000 each; a fair 1/16 share stays within 850..1150 with overwhelming odds.
   for (std::size_t at = 0; at < 16; ++at)
     for (std::size_t v = 0; v < 16; ++v)
-      EXPECT_NEAR(counts[at][v], kIds / 16, 150) << "position " << at << " value " << v;
+      EXPECT_NEAR(counts[at][v], kIds / 16.0, 150) << "position " << at << " value " << v;
 }
 
 TEST(IdGenerator, SameSeedSameSequence) {

@@ -14,7 +14,7 @@
 namespace tandem::v2 {
 namespace detail {
 // Found by argument-dependent lookup: names the variant in test listings instead of its bytes.
-void PrintTo(NumberScan scan, std::ostream* os) {
+void PrintTo(NumberScan scan, std::ostream* os) { // NOLINT(readability-identifier-naming): GoogleTest's name
   *os << (scan == NumberScan::bytewise ? "bytewise"
           : scan == NumberScan::sse2   ? "sse2"
           : scan == NumberScan::avx2   ? "avx2"
@@ -503,7 +503,7 @@ TEST_P(Validator, AgreesOnTheWideBenchmarkRequest) {
   std::uint64_t x = 20261128;
   std::string data = "[";
   char buffer[32];
-  for (std::size_t i = 0; i < 3 * 224 * 224; ++i) {
+  for (std::size_t i = 0; i < std::size_t{3} * 224 * 224; ++i) {
     x = x * 6364136223846793005ULL + 1442695040888963407ULL;
     std::snprintf(buffer, sizeof buffer, "%.6g", static_cast<double>((x >> 40) % 256) / 255.0);
     data += (i ? "," : "") + std::string(buffer);
