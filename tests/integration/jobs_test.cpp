@@ -1,6 +1,7 @@
 // The RunPod-compatible job API with the real binary, real workers and the real state store:
 // run/status, runsync, stream, cancel, purge-queue, health, ttl, retry, webhooks, bad input,
 // and a job that survives a kill -9 of the gateway.
+#include "core/sha256.hpp"
 #include "harness.hpp"
 #include "support/otlp_receiver.hpp"
 
@@ -88,6 +89,23 @@ TEST(JobsTest, RunThenStatusUntilCompletedWithTheModelsAnswer) {
   const std::string id = str(run, "id");
   ASSERT_EQ(str(poll_final(client, id), "status"), "COMPLETED");
   EXPECT_TRUE(wait_until([&] { return client.get("/admin/v1/requests/" + id).status == 200; }, 5s));
+
+  // A job's input of 4 KiB or more: no server writes its reply, so the digest deferred until
+  // after the write is taken when the job's request finishes; the record must carry it.
+  const std::string big_input = infer_body(rows, 0, 40);
+  ASSERT_GE(big_input.size(), 4096u);
+  auto big = parse(client.post(std::string(kBase) + "run", "{\"input\": " + big_input + "}"));
+  const std::string big_id = str(big, "id");
+  ASSERT_EQ(str(poll_final(client, big_id), "status"), "COMPLETED");
+  HttpResult record;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        record = client.get("/admin/v1/requests/" + big_id);
+        return record.status == 200;
+      },
+      5s));
+  // The job keeps its input as Boost.JSON writes it, and that text is the request's body.
+  EXPECT_EQ(str(parse(record), "input_sha256"), sha256_hex(json::serialize(json::parse(big_input)))) << record.body;
 }
 
 TEST(JobsTest, RunsyncAnswersTheFinishedJobAndStreamGivesItsOutput) {
