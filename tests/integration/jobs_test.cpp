@@ -16,7 +16,7 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-const char* const kBase = "/runpod/v2/digits/";
+constexpr const char* kBase = "/runpod/v2/digits/";
 
 json::object parse(const HttpResult& r) {
   boost::system::error_code ec;
@@ -63,7 +63,7 @@ std::string slow_endpoint(int delay_ms) {
          "\n    slo: {timeout_ms: 5000}\n    worker: {args: [\"--fault-delay-ms\", \"" + std::to_string(delay_ms) +
          "\"]}\n    dedicated: {replicas: 1, max_concurrency_per_worker: 1}\n";
 }
-const std::string kOneAtATime = "  jobs: {concurrency: 1}\n";
+constexpr const char* kOneAtATime = "  jobs: {concurrency: 1}\n";
 
 TEST(JobsTest, RunThenStatusUntilCompletedWithTheModelsAnswer) {
   ServerProcess server(digits_endpoint(1));
@@ -105,7 +105,8 @@ TEST(JobsTest, RunThenStatusUntilCompletedWithTheModelsAnswer) {
       },
       5s));
   // The job keeps its input as Boost.JSON writes it, and that text is the request's body.
-  EXPECT_EQ(str(parse(record), "input_sha256"), sha256_hex(json::serialize(json::parse(big_input)))) << record.body;
+  EXPECT_EQ(str(parse(record), "input_sha256"), sha256_hex(json::serialize(json::parse(big_input))))
+      << record.body;
 }
 
 TEST(JobsTest, RunsyncAnswersTheFinishedJobAndStreamGivesItsOutput) {
