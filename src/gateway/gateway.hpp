@@ -208,9 +208,8 @@ private:
   http::Reply fail(Attempts& a, const Error& e, std::string_view tier);
   void start_trace(const http::Request& request, InferTrace& trace);
   /// Exports the spans, feeds rollout analysis, then moves the trace's strings into the audit
-  /// record: `trace` is spent afterwards.
-  /// Metrics, spans, the log line and the audit record of a finished request. A large body's
-  /// audit record is left to reply.after_sent: its digest is not worth the client's wait.
+  /// record: `trace` is spent afterwards. A large body's record is left to reply.after_sent,
+  /// so that the reply does not wait for its digest.
   void finish_trace(const EndpointRuntime& endpoint, const http::Request& request, InferTrace& trace,
                     http::Reply& reply);
   void export_spans(const EndpointRuntime& endpoint, const InferTrace& trace, const http::Reply& reply);

@@ -49,17 +49,19 @@ inline asio::mutable_buffer read_space(beast::flat_buffer& buffer) {
   return buffer.prepare(beast::read_size(buffer, 65536));
 }
 
-/// parse_step() and reads from `socket` into `buffer` until `done(parser)` or an error.
+/// After parse_step() answered need_more: reads from `socket` into `buffer` and parses until
+/// `done(parser)` or an error. (It reads first: stepping again through what is buffered would
+/// only rescan it.)
 template <bool isRequest, class Done>
 asio::awaitable<boost::system::error_code> parse_buffered(tcp::socket& socket, beast::flat_buffer& buffer,
                                                           bhttp::basic_parser<isRequest>& parser, Done done) {
   for (;;) {
-    const boost::system::error_code ec = parse_step(buffer, parser, done);
-    if (ec != bhttp::error::need_more) co_return ec;
     auto [read_ec, n] =
         co_await socket.async_read_some(read_space(buffer), asio::as_tuple(asio::use_awaitable));
     if (read_ec) co_return parse_end(read_ec, parser, done);
     buffer.commit(n);
+    const boost::system::error_code ec = parse_step(buffer, parser, done);
+    if (ec != bhttp::error::need_more) co_return ec;
   }
 }
 

@@ -22,12 +22,16 @@ using std::chrono::steady_clock;
 
 namespace {
 
-/// Whether a worker is ejected, reading the clock (into `now`, once per caller) only for one
-/// that has been ejected at some time: otherwise it was a clock read per request, twice.
-bool ejected_now(const policy::OutlierState& outlier, std::optional<steady_clock::time_point>& now) {
-  if (outlier.ejected_until == steady_clock::time_point{}) return false;
+/// The time, read on first use only: most calls to pick() and snapshot() need none.
+steady_clock::time_point read_once(std::optional<steady_clock::time_point>& now) {
   if (!now) now = steady_clock::now();
-  return outlier.ejected(*now);
+  return *now;
+}
+
+/// Whether a worker is ejected, reading the clock only for one that has been ejected at some
+/// time: otherwise it was a clock read per request, twice.
+bool ejected_now(const policy::OutlierState& outlier, std::optional<steady_clock::time_point>& now) {
+  return outlier.ejected_until != steady_clock::time_point{} && outlier.ejected(read_once(now));
 }
 
 } // namespace
@@ -441,10 +445,8 @@ PoolSnapshot WorkerPool::snapshot() const {
     case WorkerState::stopped:
       // A worker about to be restarted is on its way; one in a long crash-loop back-off is not,
       // so requests skip the tier instead of waiting for it.
-      if (slot.wanted && !shutting_down_) {
-        if (!now) now = steady_clock::now();
-        if (slot.restart_at - *now < std::chrono::seconds(1)) ++s.starting_workers;
-      }
+      if (slot.wanted && !shutting_down_ && slot.restart_at - read_once(now) < std::chrono::seconds(1))
+        ++s.starting_workers;
       break;
     }
   }

@@ -74,15 +74,4 @@ TraceparentText::TraceparentText(std::string_view trace_id, std::string_view spa
   put(sampled ? "-01" : "-00");
 }
 
-std::string format_traceparent(std::string_view trace_id, std::string_view span_id, bool sampled) {
-  std::string out;
-  out.reserve(version_00_length);
-  out += "00-";
-  out += trace_id;
-  out += '-';
-  out += span_id;
-  out += sampled ? "-01" : "-00";
-  return out;
-}
-
 } // namespace tandem::telemetry

@@ -20,11 +20,9 @@ struct TraceContext {
 /// Pure: no allocation beyond the result, safe from any thread.
 std::optional<TraceContext> parse_traceparent(std::string_view header);
 
-/// "00-<trace_id>-<span_id>-01" (or "-00" when not sampled). The ids are written as given.
-std::string format_traceparent(std::string_view trace_id, std::string_view span_id, bool sampled);
-
-/// A traceparent with ids of the standard lengths (32 and 16 digits): what the request path
-/// writes twice a request, into a buffer of its own rather than a new string.
+/// "00-<trace_id>-<span_id>-01" (or "-00" when not sampled), written into a buffer of its own
+/// rather than a new string: the request path writes it twice a request. Ids have the standard
+/// lengths (32 and 16 digits); others are written as given up to a point, then cut.
 class TraceparentText {
 public:
   static constexpr std::size_t kLength = 55;

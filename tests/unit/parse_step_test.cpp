@@ -1,5 +1,6 @@
 // parse_step() and parse_end(): the synchronous halves of parse_buffered(), which the server and
-// the upstream pool call directly so that a message already in the buffer costs no coroutine.
+// the upstream pool call directly so that a message already in the buffer costs no coroutine;
+// and parse_buffered() itself, for a head split across reads.
 #include "http/parse_buffered.hpp"
 #include "http/upstream_response.hpp"
 
@@ -100,6 +101,51 @@ TEST(ParseEnd, EndOfStreamBeforeAnythingPartialMessagesAndOtherErrors) {
     EXPECT_FALSE(parse_end(asio::error::eof, parser, message_done));
     EXPECT_EQ(parser.response.body, "all of it");
   }
+}
+
+// parse_buffered() over a real loopback connection: what the server calls when parse_step()
+// found only part of a head in the buffer. It reads first, then parses what it read after what
+// was already buffered.
+struct Loopback {
+  asio::io_context io;
+  tcp::socket client{io};
+  tcp::socket server{io};
+  Loopback() {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.connect(acceptor.local_endpoint());
+    acceptor.accept(server);
+  }
+  boost::system::error_code parse(beast::flat_buffer& buffer, bhttp::request_parser<AppendStringBody>& parser) {
+    boost::system::error_code result = bhttp::error::need_more;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { result = co_await parse_buffered(server, buffer, parser, head_done); },
+        asio::detached);
+    io.run();
+    return result;
+  }
+};
+
+TEST(ParseBuffered, ReadsTheRestOfAHeadThatParseStepBegan) {
+  Loopback loop;
+  beast::flat_buffer buffer;
+  append(buffer, "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Le");
+  bhttp::request_parser<AppendStringBody> parser;
+  ASSERT_EQ(parse_step(buffer, parser, head_done), bhttp::error::need_more);
+  asio::write(loop.client, asio::buffer(std::string_view("ngth: 4\r\n\r\nbody")));
+  EXPECT_FALSE(loop.parse(buffer, parser));
+  EXPECT_EQ(parser.get().target(), "/v2/models/m/infer");
+  EXPECT_EQ(parser.content_length().value_or(0), 4U);
+  EXPECT_EQ(rest(buffer), "body");
+}
+
+TEST(ParseBuffered, APeerThatClosesMidHeadEndsInAPartialMessage) {
+  Loopback loop;
+  beast::flat_buffer buffer;
+  append(buffer, "POST /v2/models/m/infer HTTP/1.1\r\nHo");
+  bhttp::request_parser<AppendStringBody> parser;
+  ASSERT_EQ(parse_step(buffer, parser, head_done), bhttp::error::need_more);
+  loop.client.close();
+  EXPECT_EQ(loop.parse(buffer, parser), bhttp::error::partial_message);
 }
 
 } // namespace
