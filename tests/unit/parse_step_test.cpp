@@ -115,10 +115,14 @@ struct Loopback {
     client.connect(acceptor.local_endpoint());
     acceptor.accept(server);
   }
-  boost::system::error_code parse(beast::flat_buffer& buffer, bhttp::request_parser<AppendStringBody>& parser) {
+  boost::system::error_code parse(beast::flat_buffer& buffer,
+                                  bhttp::request_parser<AppendStringBody>& parser) {
     boost::system::error_code result = bhttp::error::need_more;
     asio::co_spawn(
-        io, [&]() -> asio::awaitable<void> { result = co_await parse_buffered(server, buffer, parser, head_done); },
+        io,
+        [&]() -> asio::awaitable<void> {
+          result = co_await parse_buffered(server, buffer, parser, head_done);
+        },
         asio::detached);
     io.run();
     return result;
