@@ -46,6 +46,7 @@ char* write_scaled_decimal(std::int64_t units, int digits, bool trim, char* out)
   if (units < 0) *out++ = '-';
   out = std::to_chars(out, out + 24, magnitude / scale).ptr;
   std::uint64_t fraction = magnitude % scale;
+  if (trim && fraction == 0) return out; // whole numbers, zero above all, are common in records
   char places[9];
   // Each request writes a handful of these (reply headers, audit durations): two digits a step.
   int d = digits;

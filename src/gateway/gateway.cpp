@@ -1,7 +1,8 @@
 #include "gateway/gateway.hpp"
 
-#include "core/logging.hpp"
 #include "core/decimal.hpp"
+#include "core/logging.hpp"
+#include "core/recycled.hpp"
 #include "core/sha256.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/rollout_manager.hpp"
@@ -742,8 +743,9 @@ asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::R
 /// coroutine its own place in the frame. With this state on the heap and the work between
 /// suspensions in the plain functions below, the frame fits. Before, infer() and
 /// infer_attempts() were two coroutines, the second 2.1 KiB: every request paid aligned
-/// allocations for it and for the smaller frames it evicted from Asio's cache.
-struct Gateway::Attempts {
+/// allocations for it and for the smaller frames it evicted from Asio's cache. Its block is
+/// kept for the next request on the thread (Recycled).
+struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
   Attempts(EndpointRuntime& endpoint, http::Request& req) : ep(endpoint), request(req) {}
   EndpointRuntime& ep;
   http::Request& request;
@@ -901,10 +903,11 @@ bool Gateway::plan_attempt(Attempts& a) {
   return false;
 }
 
-bool Gateway::end_wait(Attempts& a, policy::Tier tier_waited) {
+bool Gateway::end_wait(Attempts& a, policy::Tier tier_waited, bool queued) {
   TierRuntime& tier = a.ep.tier(tier_waited);
   InferTrace& t = a.t;
-  const TimePoint wait_ended = clock_.now();
+  // A slot taken at once was a wait of zero: no second clock read for it.
+  const TimePoint wait_ended = queued ? clock_.now() : a.since;
   const Duration waited_for = wait_ended - a.since;
   t.queue += waited_for;
   if (!t.queue_wait)
@@ -931,9 +934,6 @@ void Gateway::start_upstream(Attempts& a) {
   t.tier = std::string(policy::to_string(a.used));
   t.worker = lease.worker_id();
   if (auto cold = lease.cold_start()) t.cold_start += std::chrono::duration_cast<Duration>(*cold);
-  a.attempt_deadline = a.deadline;
-  if (a.ep.config.per_try_timeout_ms.count() > 0)
-    a.attempt_deadline = std::min(a.deadline, clock_.now() + a.ep.config.per_try_timeout_ms);
   auto& record = t.attempts.emplace_back();
   ids_.fill_hex(record.span_id.digits.data(), record.span_id.digits.size());
   std::copy(record.span_id.digits.begin(), record.span_id.digits.end(),
@@ -941,6 +941,9 @@ void Gateway::start_upstream(Attempts& a) {
   record.worker = lease.worker_id();
   a.since = clock_.now();
   record.started = a.since;
+  a.attempt_deadline = a.deadline;
+  if (a.ep.config.per_try_timeout_ms.count() > 0)
+    a.attempt_deadline = std::min(a.deadline, a.since + a.ep.config.per_try_timeout_ms);
 }
 
 bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& response) {
@@ -1073,7 +1076,8 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
         // A free slot is taken at once: acquire() is a coroutine of its own (a frame and a
         // resumption per request), there for waiting.
         a.lease = pool.try_acquire(avoid_here);
-        if (!a.lease) {
+        const bool queued = !a.lease;
+        if (queued) {
           auto waited = co_await pool.acquire(a.deadline, avoid_here);
           if (waited) {
             a.lease = std::move(*waited);
@@ -1082,7 +1086,7 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
             a.wait_failed = true;
           }
         }
-        if (!end_wait(a, step.tier)) break;
+        if (!end_wait(a, step.tier, queued)) break;
       }
       if (!a.lease) {
         no_lease(a);

@@ -198,8 +198,9 @@ private:
   bool admit(Attempts& a);
   /// The routing decision for this attempt; false: stop (answered, or a.last_error says why).
   bool plan_attempt(Attempts& a);
-  /// Records a queue wait; false: the wait failed (a.last_error).
-  bool end_wait(Attempts& a, policy::Tier tier_waited);
+  /// Records a queue wait (`queued`: the slot was not free at once); false: the wait failed
+  /// (a.last_error).
+  bool end_wait(Attempts& a, policy::Tier tier_waited, bool queued);
   void no_lease(Attempts& a);
   void start_upstream(Attempts& a);
   /// true: try again elsewhere; false: stop (answered on success, else a.last_error).

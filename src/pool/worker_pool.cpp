@@ -361,7 +361,9 @@ void WorkerPool::mark_unreachable(std::size_t index, std::uint64_t generation) {
 void WorkerPool::report(std::size_t index, std::uint64_t generation, bool success) {
   auto& slot = slots_[index];
   if (slot.generation != generation) return;
-  const TimePoint now = steady_clock::now();
+  // Ejection windows are seconds long: a coarse read (a kernel tick behind at most) will do, and
+  // this runs once per request.
+  const TimePoint now = coarse_steady_now();
   int ejected_now = 0;
   int running = 0;
   for (const auto& s : slots_) {

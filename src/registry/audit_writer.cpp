@@ -23,7 +23,7 @@ AuditWriter::AuditWriter(AuditWriterOptions options, std::unique_ptr<StateStore>
 
 AuditWriter::~AuditWriter() { shutdown(); }
 
-bool AuditWriter::submit(AuditRecord record) {
+bool AuditWriter::submit(AuditRecord&& record) {
   std::size_t depth = 0;
   {
     std::lock_guard lock(mutex_);

@@ -313,8 +313,15 @@ TEST(JobsTest, WebhookReceivesTheFinishedJobAndFailedDeliveriesAreRetried) {
   EXPECT_EQ(str(delivered, "id"), id);
   EXPECT_EQ(str(delivered, "status"), "COMPLETED");
   EXPECT_EQ(label_of(delivered), rows[4].label);
-  auto metrics = client.get("/metrics").body;
-  EXPECT_EQ(metric_value(metrics, "tandem_job_webhooks_total{outcome=\"delivered\"}"), 1);
+  // The receiver has the delivery before the gateway has read its answer and counted it.
+  std::string metrics;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        metrics = client.get("/metrics").body;
+        return metric_value(metrics, "tandem_job_webhooks_total{outcome=\"delivered\"}") == 1;
+      },
+      10s))
+      << metrics;
   EXPECT_EQ(metric_value(metrics, "tandem_job_webhooks_total{outcome=\"retried\"}"), 1);
 }
 

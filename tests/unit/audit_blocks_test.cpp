@@ -175,6 +175,29 @@ TEST(AuditBlocks, OnlyThirtyTwoLowercaseHexDigitsCarryATime) {
   EXPECT_FALSE(time_in_request_id(""));
 }
 
+TEST(AuditBlocks, EveryByteAtEveryPlaceOfAnIdIsCheckedForHex) {
+  // The check reads eight characters at a time: each byte value at each place, against the
+  // plain definition.
+  const std::string good = "01a2241a278a933f8a0c677f67227b63";
+  for (std::size_t place = 0; place < good.size(); ++place) {
+    for (int byte = 0; byte < 256; ++byte) {
+      std::string id = good;
+      id[place] = static_cast<char>(byte);
+      const bool hex = (byte >= '0' && byte <= '9') || (byte >= 'a' && byte <= 'f');
+      const auto time = time_in_request_id(id);
+      ASSERT_EQ(time.has_value(), hex) << "byte " << byte << " at " << place;
+      if (hex && place < 12) {
+        const std::int64_t digit = byte <= '9' ? byte - '0' : byte - 'a' + 10;
+        const int shift = 4 * (11 - static_cast<int>(place));
+        const std::int64_t expected = (0x01a2241a278aLL & ~(std::int64_t{0xF} << shift)) | (digit << shift);
+        ASSERT_EQ(*time, expected) << "byte " << byte << " at " << place;
+      } else if (hex) {
+        ASSERT_EQ(*time, 0x01a2241a278aLL);
+      }
+    }
+  }
+}
+
 TEST(AuditBlocks, AnEmptyBatchMakesNoBlock) {
   EXPECT_TRUE(make_audit_blocks({}).empty());
 }
