@@ -15,10 +15,14 @@ CASES = [("direct", "worker directly"), ("tandem", "tandem gateway"), ("nginx", 
          ("haproxy", "HAProxy")]
 PAYLOADS = ["digits", "wide"]
 PROXY_CASES = ("tandem", "nginx", "haproxy")
-# The rounds add tandem with server.audit.input_digest: none (no SHA-256 of each request body).
-ROUND_CASES = ("tandem", "tandem_nodigest", "nginx", "haproxy")
+# The rounds add tandem with server.audit.input_digest: none (no SHA-256 of each request body) and
+# with server.audit.enabled: false (no audit record: nginx runs with access_log off).
+ROUND_CASES = ("tandem", "tandem_nodigest", "tandem_noaudit", "nginx", "haproxy")
 ROUND_TITLES = {"tandem": "tandem gateway (default: audit with SHA-256 of the input)",
-                "tandem_nodigest": "tandem gateway, `audit.input_digest: none`", "nginx": "nginx", "haproxy": "HAProxy"}
+                "tandem_nodigest": "tandem gateway, `audit.input_digest: none`",
+                "tandem_noaudit": "tandem gateway, `audit.enabled: false`", "nginx": "nginx", "haproxy": "HAProxy"}
+MINE_CASES = (("tandem", "tandem"), ("tandem_nodigest", "tandem (`input_digest: none`)"),
+              ("tandem_noaudit", "tandem (`audit.enabled: false`)"))
 # Targets from the issue (benchmark targets, not tests).
 TARGET_CPU_VS_NGINX = {"digits": 1.0, "wide": 1.5}
 TARGET_ADDED_P99_MS = 0.5
@@ -149,7 +153,7 @@ def rounds(runs_dir):
                   "cpu_s_per_1k": cases,
                   "median_cpu_s_per_1k": {case: median(v) for case, v in cases.items()},
                   "errors": sum((per_round[n].get(c, {}).get("errors") or 0) for n in numbers for c in ROUND_CASES)}
-        for mine in ("tandem", "tandem_nodigest"):
+        for mine, _ in MINE_CASES:
             for other in ("nginx", "haproxy"):
                 per = [ratio(t, o) for t, o in zip(cases[mine], cases[other])]
                 result[f"{mine}_over_{other}_per_round"] = per
@@ -247,7 +251,7 @@ def markdown(meta, results, rats, idle_result, rounds_result=None):
                 values = rr["cpu_s_per_1k"][case]
                 add(f"| {ROUND_TITLES[case]} | " + " | ".join(fmt(v, 4) for v in values)
                     + f" | {fmt(rr['median_cpu_s_per_1k'][case], 4)} |")
-            for mine, mine_title in (("tandem", "tandem"), ("tandem_nodigest", "tandem (`input_digest: none`)")):
+            for mine, mine_title in MINE_CASES:
                 for other, title in (("nginx", "nginx"), ("haproxy", "HAProxy")):
                     add(f"| {mine_title} / {title} | "
                         + " | ".join(fmt(v) + "×" for v in rr[f"{mine}_over_{other}_per_round"])
@@ -261,7 +265,8 @@ def markdown(meta, results, rats, idle_result, rounds_result=None):
             exact = f", {med:.3f}×" if med is not None else ""
             add(f"- proxy CPU per request, tandem / nginx, median of {rr['rounds']} rounds: **{fmt(med)}×** "
                 f"(target ≤ {target}×: {verdict(med is not None and med <= target)}{exact}); with "
-                f"`audit.input_digest: none`: {fmt(rr['tandem_nodigest_over_nginx_median'])}×")
+                f"`audit.input_digest: none`: {fmt(rr['tandem_nodigest_over_nginx_median'])}×; with "
+                f"`audit.enabled: false`: {fmt(rr['tandem_noaudit_over_nginx_median'])}×")
         add(f"- proxy CPU per request, tandem / nginx, the single run above: **{fmt(cpu_n)}×** at saturation, "
             f"{fmt(r.get('cpu_rate_tandem_over_nginx'))}× at the fixed rate"
             + ("" if rr else f" (target ≤ {target}×: {verdict(cpu_n is not None and cpu_n <= target)})"))
