@@ -1,5 +1,7 @@
 #include "core/ids.hpp"
 
+#include "core/hex_text.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -12,30 +14,15 @@ std::uint64_t IdGenerator::next_u64() {
   return z ^ (z >> 31);
 }
 
-namespace {
-
-// Eight hex digits from the low 32 bits, all in one 64-bit word (SWAR): each nibble spread to a
-// byte of its own, then '0' added, and 'a' - '0' - 10 more where the nibble is above 9. Which
-// digit comes from which nibble does not matter for random ids.
-void write_hex8(std::uint32_t bits, char* out) {
-  std::uint64_t x = bits;
-  x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
-  x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
-  x = (x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL;
-  const std::uint64_t above_nine = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
-  x += 0x3030303030303030ULL + above_nine * ('a' - '0' - 10);
-  std::memcpy(out, &x, sizeof x);
-}
-
-} // namespace
-
 void IdGenerator::fill_hex(char* out, std::size_t digits) {
   // Ids are made several times per request: 16 digits from one random word with a handful of
   // word operations, instead of a table lookup per pair.
   for (std::size_t at = 0; at < digits; at += 16) {
     const std::uint64_t bits = next_u64();
-    write_hex8(static_cast<std::uint32_t>(bits), out + at);
-    write_hex8(static_cast<std::uint32_t>(bits >> 32), out + at + 8);
+    unsigned char bytes[sizeof bits];
+    std::memcpy(bytes, &bits, sizeof bits);
+    write_hex_of4(bytes, out + at);
+    write_hex_of4(bytes + 4, out + at + 8);
   }
 }
 

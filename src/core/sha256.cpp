@@ -1,11 +1,10 @@
 #include "core/sha256.hpp"
 
+#include "core/hex_text.hpp"
+
 #include <openssl/evp.h>
 
 #include <array>
-#include <bit>
-#include <cstdint>
-#include <cstring>
 #include <memory>
 #include <stdexcept>
 
@@ -26,23 +25,6 @@ const EVP_MD* sha256_md() {
 struct CtxFree {
   void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
 };
-
-/// Eight lowercase hex digits for four bytes, in one 64-bit word: each byte spread to a 16-bit
-/// lane, its high nibble to the lane's first (lower) byte and its low nibble to the second, then
-/// '0' added, and 'a' - '0' - 10 more where a nibble is above 9. A table load per byte was
-/// about 400 instructions per digest.
-void write_hex_of4(const unsigned char* bytes, char* out) {
-  static_assert(std::endian::native == std::endian::little, "bytes are read as a little-endian word");
-  std::uint32_t word = 0;
-  std::memcpy(&word, bytes, sizeof word);
-  std::uint64_t x = word;
-  x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
-  x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
-  x = ((x >> 4) & 0x000F000F000F000FULL) | ((x & 0x000F000F000F000FULL) << 8);
-  const std::uint64_t above_nine = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
-  x += 0x3030303030303030ULL + above_nine * ('a' - '0' - 10);
-  std::memcpy(out, &x, sizeof x);
-}
 
 std::string to_hex(const unsigned char* bytes, std::size_t length) {
   std::string out(length * 2, '\0');

@@ -35,7 +35,7 @@ public:
   AuditWriter& operator=(const AuditWriter&) = delete;
 
   /// Any thread; never blocks on I/O (a short mutex only). False when the backlog is full:
-  /// the record is dropped and counted. Taken by reference: a record is seven strings, and a
+  /// the record is dropped and counted. Taken by reference: a record is eight strings, and a
   /// by-value parameter cost a second move of each on the I/O thread.
   bool submit(AuditRecord&& record);
   /// Writes everything submitted so far, then stops the thread. Idempotent.
