@@ -6,16 +6,17 @@
 #include "gateway/admin_api.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/rollout_manager.hpp"
-#include "registry/audit_writer.hpp"
-#include "registry/model_registry.hpp"
-#include "registry/sqlite_store.hpp"
-#include "telemetry/otlp_exporter.hpp"
 #include "http/server.hpp"
 #include "jobs/job_journal.hpp"
 #include "jobs/job_manager.hpp"
 #include "jobs/runpod_api.hpp"
 #include "pool/child_reaper.hpp"
 #include "pool/worker_process.hpp"
+#include "registry/audit_writer.hpp"
+#include "registry/model_registry.hpp"
+#include "registry/sqlite_store.hpp"
+#include "registry/state_lock.hpp"
+#include "telemetry/otlp_exporter.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -57,6 +58,13 @@ int run_serve(const ServeArgs& args) {
                  config->server.state_dir.c_str(), fs_ec.message().c_str());
     return 2;
   }
+  // Before anything reads the state: a second server must not recover (and so run again) the
+  // first one's jobs.
+  auto state_lock = registry::lock_state_dir(config->server.state_dir);
+  if (!state_lock) {
+    std::fprintf(stderr, "tandem serve: %s\n", state_lock.error().message.c_str());
+    return 2;
+  }
   SteadyClock clock;
   auto store = registry::open_sqlite_store(registry::sqlite_path(config->server.state_dir));
   if (!store) {
@@ -87,12 +95,14 @@ int run_serve(const ServeArgs& args) {
       return 2;
     }
     if (!registry_digest.empty() && manifest->digest != registry_digest) {
-      std::fprintf(stderr, "tandem serve: endpoints.%s.model: the registry's copy of %s in %s no longer matches its "
-                           "digest %s (modified on disk?)\n",
+      std::fprintf(stderr,
+                   "tandem serve: endpoints.%s.model: the registry's copy of %s in %s no longer matches its "
+                   "digest %s (modified on disk?)\n",
                    ep.name.c_str(), ep.model_ref.c_str(), ep.model_dir.c_str(), registry_digest.c_str());
       return 2;
     }
-    registry::DeploymentRecord deployment{ep.name, ep.model_ref.empty() ? ep.model_dir.string() : ep.model_ref,
+    registry::DeploymentRecord deployment{ep.name,
+                                          ep.model_ref.empty() ? ep.model_dir.string() : ep.model_ref,
                                           manifest->name, manifest->version, clock.unix_ns() / 1'000'000};
     if (auto recorded = (*store)->record_deployment(deployment); !recorded)
       spdlog::warn("endpoint {}: {}", ep.name, recorded.error().message);
@@ -102,10 +112,11 @@ int run_serve(const ServeArgs& args) {
     if (auto events = (*store)->list_rollout_events(ep.name, 1);
         events && !events->empty() && events->front().kind == "promoted" &&
         events->front().to_version != manifest->version && !ep.rollout)
-      spdlog::warn("endpoint {}: the last rollout promoted version {}, but the configuration names {}: serving {}. "
-                   "Set `model: {}@{}` to keep the promoted version",
-                   ep.name, events->front().to_version, manifest->version, manifest->version, manifest->name,
-                   events->front().to_version);
+      spdlog::warn(
+          "endpoint {}: the last rollout promoted version {}, but the configuration names {}: serving {}. "
+          "Set `model: {}@{}` to keep the promoted version",
+          ep.name, events->front().to_version, manifest->version, manifest->version, manifest->name,
+          events->front().to_version);
     manifests.push_back(std::move(*manifest));
   }
   std::unique_ptr<registry::AuditWriter> audit;
@@ -134,7 +145,8 @@ int run_serve(const ServeArgs& args) {
     trace_options.flush_interval_ms = tracing.flush_interval_ms.count();
     auto created = telemetry::OtlpExporter::create(trace_options);
     if (!created) {
-      std::fprintf(stderr, "tandem serve: server.tracing.otlp_endpoint: %s\n", created.error().message.c_str());
+      std::fprintf(stderr, "tandem serve: server.tracing.otlp_endpoint: %s\n",
+                   created.error().message.c_str());
       return 2;
     }
     tracer = std::move(*created);
@@ -168,17 +180,17 @@ int run_serve(const ServeArgs& args) {
   gateway::RolloutManager rollouts(gw, **store, models, clock);
   gw.set_rollouts(&rollouts);
   // Jobs: every change goes to the store through the journal's own connection and thread.
-  IoInbox inbox(io);  // how other threads (the job journal) reach the lock-free io thread
+  IoInbox inbox(io); // how other threads (the job journal) reach the lock-free io thread
   auto journal = jobs::JobJournal::start(registry::sqlite_path(config->server.state_dir), inbox);
   if (!journal) {
     std::fprintf(stderr, "tandem serve: jobs: %s\n", journal.error().message.c_str());
     return 2;
   }
-  jobs::JobManager job_manager(io, inbox, gw, **journal, metrics, clock, config->server.jobs, options.seed + 1);
+  jobs::JobManager job_manager(io, inbox, gw, **journal, metrics, clock, config->server.jobs,
+                               options.seed + 1);
   jobs::RunpodApi runpod(job_manager, clock);
-  job_manager.set_status_encoder([&clock](const jobs::Job& job) {
-    return jobs::status_json(job, clock.unix_ns() / 1'000'000);
-  });
+  job_manager.set_status_encoder(
+      [&clock](const jobs::Job& job) { return jobs::status_json(job, clock.unix_ns() / 1'000'000); });
   gw.set_job_api([&runpod](http::Request& r, std::string_view path, std::string_view query) {
     return runpod.handle(r, path, query);
   });
@@ -186,7 +198,8 @@ int run_serve(const ServeArgs& args) {
     std::fprintf(stderr, "tandem serve: jobs: %s\n", recovered.error().message.c_str());
     return 2;
   }
-  http::Server server(io, config->server.limits, [&gw](http::Request& r) { return gw.handle(r); }, metrics);
+  http::Server server(
+      io, config->server.limits, [&gw](http::Request& r) { return gw.handle(r); }, metrics);
   auto bound = server.listen(listen->host, listen->port);
   if (!bound) {
     std::fprintf(stderr, "tandem serve: %s\n", bound.error().message.c_str());
@@ -221,7 +234,8 @@ int run_serve(const ServeArgs& args) {
     }
     auto started = rollouts.start(request);
     if (!started) {
-      std::fprintf(stderr, "tandem serve: endpoints.%s.rollout: %s\n", ep.name.c_str(), started.error().message.c_str());
+      std::fprintf(stderr, "tandem serve: endpoints.%s.rollout: %s\n", ep.name.c_str(),
+                   started.error().message.c_str());
       gw.shutdown();
       gw.kill_remaining();
       return 2;
@@ -231,9 +245,11 @@ int run_serve(const ServeArgs& args) {
   server.start();
   std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
   std::fflush(stdout);
-  spdlog::info("serving {} endpoint(s); state in {}", config->endpoints.size(), config->server.state_dir.string());
+  spdlog::info("serving {} endpoint(s); state in {}", config->endpoints.size(),
+               config->server.state_dir.string());
   if (tracer)
-    spdlog::info("tracing: spans of sampled requests (ratio {}) go to {}", tracing.sample_ratio, tracing.otlp_endpoint);
+    spdlog::info("tracing: spans of sampled requests (ratio {}) go to {}", tracing.sample_ratio,
+                 tracing.otlp_endpoint);
 
   // Orderly stop: refuse new connections, let requests in flight finish, SIGTERM every worker,
   // wait for them, SIGKILL stragglers. All of it within the grace period; no worker outlives
@@ -271,7 +287,7 @@ int run_serve(const ServeArgs& args) {
     spdlog::info("signal {} received: draining {} request(s), then stopping workers", signal_number,
                  gw.in_flight());
     server.stop();
-    job_manager.shutdown();  // no new executions; unfinished jobs run again after a restart
+    job_manager.shutdown(); // no new executions; unfinished jobs run again after a restart
     grace.expires_after(std::chrono::milliseconds(args.shutdown_grace_ms));
     grace.async_wait([&](const boost::system::error_code& timer_ec) {
       if (timer_ec) return;
@@ -299,11 +315,16 @@ int run_serve(const ServeArgs& args) {
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "Run the gateway, the controller and the local workers");
-  cmd->add_option("-c,--config", args->config_file, "Configuration file (YAML)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--listen", args->listen, "HOST:PORT (overrides server.listen; default 127.0.0.1:8080; port 0 picks one)");
+  cmd->add_option("-c,--config", args->config_file, "Configuration file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--listen", args->listen,
+                  "HOST:PORT (overrides server.listen; default 127.0.0.1:8080; port 0 picks one)");
   cmd->add_option("--state", args->state_dir, "State directory (overrides server.state)");
   cmd->add_option("--log-level", args->log_level, "trace|debug|info|warn|error|off")->capture_default_str();
-  cmd->add_option("--shutdown-grace-ms", args->shutdown_grace_ms, "How long workers get to exit after SIGTERM")
+  cmd->add_option(
+         "--shutdown-grace-ms", args->shutdown_grace_ms,
+         "How long draining requests and stopping workers may take after SIGTERM or SIGINT, before SIGKILL")
       ->capture_default_str()
       ->check(CLI::Range(0, 600'000));
   cmd->callback([args, &exit_code] {
