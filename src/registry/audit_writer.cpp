@@ -55,7 +55,9 @@ void AuditWriter::shutdown() {
 
 void AuditWriter::run() {
   std::vector<AuditRecord> batch;
-  batch.reserve(pending_.capacity());
+  // The same reservation the constructor made for pending_: reading pending_.capacity() here,
+  // outside the mutex, raced with submit() growing it.
+  batch.reserve(std::min<std::size_t>(options_.batch_max, 4096));
   apply_retention();
   for (;;) {
     bool stop = false;
