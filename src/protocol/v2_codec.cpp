@@ -1,5 +1,7 @@
 #include "protocol/v2_codec.hpp"
 
+#include "core/json_text.hpp"
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -10,7 +12,9 @@ namespace tandem::v2 {
 namespace json = boost::json;
 namespace {
 
-Error invalid(std::string message) { return make_error(ErrorCode::invalid_request, std::move(message)); }
+Error invalid(std::string message) {
+  return make_error(ErrorCode::invalid_request, std::move(message));
+}
 
 // Checks one element against the datatype; appends it to values when wanted.
 // Returns an empty string when fine, else the reason.
@@ -24,13 +28,16 @@ std::string check_element(const json::value& v, DataType type, bool keep, std::v
   case DataType::BYTES:
     if (!v.is_string()) return "expected a string";
     return {};
-  default:
-    break;
+  default: break;
   }
-  if (v.is_int64()) number = static_cast<double>(v.get_int64());
-  else if (v.is_uint64()) number = static_cast<double>(v.get_uint64());
-  else if (v.is_double()) number = v.get_double();
-  else return "expected a number";
+  if (v.is_int64())
+    number = static_cast<double>(v.get_int64());
+  else if (v.is_uint64())
+    number = static_cast<double>(v.get_uint64());
+  else if (v.is_double())
+    number = v.get_double();
+  else
+    return "expected a number";
   if (is_integer_type(type)) {
     if (v.is_double() && std::trunc(number) != number) return "expected an integer";
     if (!integer_in_range(type, number, v.is_uint64(), v.is_double()))
@@ -113,11 +120,15 @@ std::string shape_to_string(const std::vector<std::int64_t>& shape, bool schema)
 
 bool is_integer_type(DataType t) {
   switch (t) {
-  case DataType::UINT8: case DataType::UINT16: case DataType::UINT32: case DataType::UINT64:
-  case DataType::INT8: case DataType::INT16: case DataType::INT32: case DataType::INT64:
-    return true;
-  default:
-    return false;
+  case DataType::UINT8:
+  case DataType::UINT16:
+  case DataType::UINT32:
+  case DataType::UINT64:
+  case DataType::INT8:
+  case DataType::INT16:
+  case DataType::INT32:
+  case DataType::INT64: return true;
+  default: return false;
   }
 }
 
@@ -129,20 +140,37 @@ bool integer_in_range(DataType type, double number, bool is_uint64, bool is_doub
   case DataType::UINT16: max = 65535; break;
   case DataType::UINT32: max = 4294967295.0; break;
   case DataType::UINT64: max = 18446744073709551615.0; break;
-  case DataType::INT8: min = -128; max = 127; break;
-  case DataType::INT16: min = -32768; max = 32767; break;
-  case DataType::INT32: min = -2147483648.0; max = 2147483647.0; break;
-  default: min = -9223372036854775808.0; max = 9223372036854775807.0; break;
+  case DataType::INT8:
+    min = -128;
+    max = 127;
+    break;
+  case DataType::INT16:
+    min = -32768;
+    max = 32767;
+    break;
+  case DataType::INT32:
+    min = -2147483648.0;
+    max = 2147483647.0;
+    break;
+  default:
+    min = -9223372036854775808.0;
+    max = 9223372036854775807.0;
+    break;
   }
   bool too_big = number > max;
-  if (type == DataType::INT64) too_big = is_uint64 || (is_double && number >= 9223372036854775808.0);
-  else if (type == DataType::UINT64) too_big = is_double && number >= 18446744073709551616.0;
+  if (type == DataType::INT64)
+    too_big = is_uint64 || (is_double && number >= 9223372036854775808.0);
+  else if (type == DataType::UINT64)
+    too_big = is_double && number >= 18446744073709551616.0;
   return number >= min && !too_big;
 }
 
 std::string json_escape(std::string_view text) {
-  // serialize() quotes and escapes a JSON string; drop the surrounding quotes.
-  std::string quoted = json::serialize(json::string_view(text.data(), text.size()));
+  // Not json::serialize(): it passes bytes that are not UTF-8 through, and an error message
+  // echoes what the client sent (an input name), so the body would not be JSON. Bad bytes
+  // become U+FFFD.
+  std::string quoted;
+  append_json_string(quoted, text);
   return quoted.substr(1, quoted.size() - 2);
 }
 
@@ -191,7 +219,8 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
     if (index == schema.inputs.size()) {
       std::string known;
       for (const auto& t : schema.inputs) known += (known.empty() ? "" : ", ") + t.name;
-      return invalid(field + ".name: unknown input " + quote_value(input_name) + " (expected: " + known + ")");
+      return invalid(field + ".name: unknown input " + quote_value(input_name) + " (expected: " + known +
+                     ")");
     }
     if (seen[index]) return invalid(field + ".name: input \"" + input_name + "\" given twice");
     seen[index] = true;
@@ -200,17 +229,22 @@ Result<DecodedRequest> decode_infer_request(std::string_view body, const ModelSc
     const auto* datatype = in.if_contains("datatype");
     if (!datatype || !datatype->is_string()) return invalid(field + ".datatype: required string");
     if (datatype->get_string() != to_string(spec.datatype))
-      return invalid(field + ".datatype: expected \"" + std::string(to_string(spec.datatype)) +
-                     "\" for input \"" + spec.name + "\", got " +
-                     quote_value(std::string_view(datatype->get_string().data(), datatype->get_string().size())));
+      return invalid(
+          field + ".datatype: expected \"" + std::string(to_string(spec.datatype)) + "\" for input \"" +
+          spec.name + "\", got " +
+          quote_value(std::string_view(datatype->get_string().data(), datatype->get_string().size())));
 
     const auto* shape_value = in.if_contains("shape");
-    if (!shape_value || !shape_value->is_array()) return invalid(field + ".shape: required array of integers");
+    if (!shape_value || !shape_value->is_array())
+      return invalid(field + ".shape: required array of integers");
     std::vector<std::int64_t> shape;
     for (const auto& d : shape_value->get_array()) {
       if (!d.is_int64() && !d.is_uint64()) return invalid(field + ".shape: expected integers");
+      if (d.is_uint64() && d.get_uint64() > std::uint64_t{kMaxDimension})
+        return invalid(field + ".shape: " + std::string(kDimensionTooLarge));
       std::int64_t dim = d.is_int64() ? d.get_int64() : static_cast<std::int64_t>(d.get_uint64());
-      if (dim < 0 || dim > (std::int64_t{1} << 40)) return invalid(field + ".shape: dimensions must be >= 0");
+      if (dim < 0) return invalid(field + ".shape: dimensions must be >= 0");
+      if (dim > kMaxDimension) return invalid(field + ".shape: " + std::string(kDimensionTooLarge));
       shape.push_back(dim);
     }
     bool shape_ok = shape.size() == spec.shape.size();
@@ -314,11 +348,10 @@ std::string encode_error(std::string_view message) {
   return "{\"error\":\"" + json_escape(message) + "\"}";
 }
 
-std::string encode_model_metadata(std::string_view name, std::string_view version,
-                                  std::string_view platform, const ModelSchema& schema) {
-  std::string out = "{\"name\":\"" + json_escape(name) + "\",\"versions\":[\"" +
-                    json_escape(version) + "\"],\"platform\":\"" + json_escape(platform) +
-                    "\",\"inputs\":";
+std::string encode_model_metadata(std::string_view name, std::string_view version, std::string_view platform,
+                                  const ModelSchema& schema) {
+  std::string out = "{\"name\":\"" + json_escape(name) + "\",\"versions\":[\"" + json_escape(version) +
+                    "\"],\"platform\":\"" + json_escape(platform) + "\",\"inputs\":";
   append_tensor_specs(out, schema.inputs);
   out += ",\"outputs\":";
   append_tensor_specs(out, schema.outputs);

@@ -15,13 +15,13 @@ struct DecodedInput {
   std::string name;
   const TensorSpec* spec = nullptr;
   std::vector<std::int64_t> shape;
-  std::vector<float> values;  // filled only when the caller asks for values (FP32 engines)
+  std::vector<float> values; // filled only when the caller asks for values (FP32 engines)
 };
 
 struct DecodedRequest {
   std::string id;
-  std::vector<DecodedInput> inputs;          // in schema order
-  std::vector<std::string> requested_outputs;  // empty: all outputs
+  std::vector<DecodedInput> inputs;           // in schema order
+  std::vector<std::string> requested_outputs; // empty: all outputs
   std::int64_t batch_size = 0;
 };
 
@@ -50,8 +50,8 @@ std::string encode_infer_response(std::string_view model_name, std::string_view 
 std::string encode_error(std::string_view message);
 
 /// Model metadata as in the v2 spec: name, versions, platform, inputs, outputs.
-std::string encode_model_metadata(std::string_view name, std::string_view version,
-                                  std::string_view platform, const ModelSchema& schema);
+std::string encode_model_metadata(std::string_view name, std::string_view version, std::string_view platform,
+                                  const ModelSchema& schema);
 
 std::string json_escape(std::string_view text);
 
@@ -64,6 +64,11 @@ bool is_integer_type(DataType type);
 /// limits, which are not exact doubles: `is_uint64` (above INT64_MAX as an integer) and
 /// `is_double` (a fraction, an exponent or beyond 64 bits) follow Boost.JSON's kinds.
 bool integer_in_range(DataType type, double number, bool is_uint64, bool is_double);
+
+/// The largest tensor dimension accepted (2^40): far beyond any real tensor, small enough that
+/// products of a few dimensions cannot overflow before the element count check refuses them.
+inline constexpr std::int64_t kMaxDimension = std::int64_t{1} << 40;
+inline constexpr std::string_view kDimensionTooLarge = "dimensions must be at most 1099511627776";
 
 /// A client-supplied value quoted for an error message: at most 64 characters, then "...".
 /// Not escaped: encode_error escapes the whole message once.

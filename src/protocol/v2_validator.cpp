@@ -15,25 +15,31 @@
 namespace tandem::v2 {
 namespace {
 
-constexpr int kMaxDepth = 16;  // as the DOM decoder's parse_options.max_depth
+constexpr int kMaxDepth = 16; // as the DOM decoder's parse_options.max_depth
 
 // <cctype>'s functions are out-of-line calls through the locale table: far too slow per byte.
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 // One comparison for the common case (any printable character is not whitespace).
 inline bool is_space(char c) {
   return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
 }
-inline bool is_hex_digit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+inline bool is_hex_digit(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
-Error invalid(std::string message) { return make_error(ErrorCode::invalid_request, std::move(message)); }
+Error invalid(std::string message) {
+  return make_error(ErrorCode::invalid_request, std::move(message));
+}
 
 // A number token: its text and what the grammar saw.
 struct NumberToken {
   std::string_view text;
-  bool plain_integer = true;  // no fraction, no exponent
+  bool plain_integer = true; // no fraction, no exponent
   bool negative = false;
   bool has_exponent = false;
-  std::size_t int_digits = 0;  // digits before the point
+  std::size_t int_digits = 0; // digits before the point
 };
 
 // Everything the DOM decoder looks at in one input object, gathered in document order and
@@ -47,15 +53,15 @@ struct InputFacts {
   std::string datatype_value;
   bool shape_present = false;
   bool shape_is_array = false;
-  std::string shape_error;  // "expected integers" / "dimensions must be >= 0"
+  std::string shape_error; // "expected integers" / "dimensions must be >= 0"
   // Inline room for the usual ranks and input counts: the validator runs on every request, and
   // each std::vector here was a malloc and a free.
   boost::container::small_vector<std::int64_t, 8> shape;
   bool data_present = false;
   bool data_is_array = false;
-  const char* data_begin = nullptr;  // the data array, to scan once datatype and shape are known
+  const char* data_begin = nullptr; // the data array, to scan once datatype and shape are known
   const char* data_end = nullptr;
-  bool data_scanned = false;  // already walked in the first pass (name and datatype came first)
+  bool data_scanned = false; // already walked in the first pass (name and datatype came first)
   std::size_t data_count = 0;
   std::string data_error;
 };
@@ -125,7 +131,8 @@ public:
             for (int k = 1; k <= 4; ++k)
               if (!is_hex_digit(p_[k])) return fail("bad \\u escape");
             c = p_ + 4;
-          } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+          } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                     e == 't') {
             c = p_;
           } else {
             return fail("bad escape");
@@ -137,8 +144,10 @@ public:
       }
       if (q == nullptr) return fail("unterminated string");
       if (out != nullptr) {
-        if (!escaped) out->assign(start, q);
-        else unescape(start, q, *out);
+        if (!escaped)
+          out->assign(start, q);
+        else
+          unescape(start, q, *out);
       }
       p_ = q + 1;
       return true;
@@ -275,8 +284,10 @@ private:
         std::from_chars(c + 1, c + 5, code, 16);
         c += 4;
         // Names are compared to the schema's ASCII names; anything else just must not match.
-        if (code < 0x80) out += static_cast<char>(code);
-        else out += "\xEF\xBF\xBD";
+        if (code < 0x80)
+          out += static_cast<char>(code);
+        else
+          out += "\xEF\xBF\xBD";
         break;
       }
       default: out += *c;
@@ -311,7 +322,7 @@ public:
         switch (fast_numbers(index)) {
         case Run::closed: return true;
         case Run::failed: return false;
-        case Run::other: break;  // the element at the cursor is not a number
+        case Run::other: break; // the element at the cursor is not a number
         }
       }
       if (s_.peek('[')) {
@@ -378,7 +389,8 @@ private:
         return Run::other;
       }
       const char* const digits = p;
-      if (*p == '0') ++p;
+      if (*p == '0')
+        ++p;
       else
         while (p < e && is_digit(*p)) ++p;
       const std::size_t int_digits = static_cast<std::size_t>(p - digits);
@@ -435,7 +447,8 @@ private:
     char c = *at;
     if (c == '"') {
       if (!s_.string(nullptr)) return false;
-      if (type_ != DataType::BYTES) why = type_ == DataType::BOOL ? "expected true or false" : "expected a number";
+      if (type_ != DataType::BYTES)
+        why = type_ == DataType::BOOL ? "expected true or false" : "expected a number";
       return true;
     }
     if (c == 't' || c == 'f') {
@@ -445,7 +458,7 @@ private:
     }
     if (c == 'n' || c == '{') {
       if (!s_.skip_value(2)) return false;
-      why = type_ == DataType::BOOL ? "expected true or false"
+      why = type_ == DataType::BOOL    ? "expected true or false"
             : type_ == DataType::BYTES ? "expected a string"
                                        : "expected a number";
       return true;
@@ -460,7 +473,8 @@ private:
       why = check_integer(t);
     } else if ((type_ == DataType::FP32 || type_ == DataType::FP16) && could_exceed_float(t)) {
       double v = to_double(t);
-      if (std::fabs(v) > std::numeric_limits<float>::max()) why = "out of range for " + std::string(to_string(type_));
+      if (std::fabs(v) > std::numeric_limits<float>::max())
+        why = "out of range for " + std::string(to_string(type_));
     }
     return true;
   }
@@ -588,14 +602,15 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
               // Beyond int64: the DOM holds it as a uint64 (a dimension far too large) when it
               // fits one, else as a double (not an integer).
               std::uint64_t big = 0;
-              bool fits_u64 = !t.negative && std::from_chars(t.text.data(), t.text.data() + t.text.size(), big).ec ==
-                                                 std::errc{};
+              bool fits_u64 =
+                  !t.negative &&
+                  std::from_chars(t.text.data(), t.text.data() + t.text.size(), big).ec == std::errc{};
               if (f.shape_error.empty())
-                f.shape_error = fits_u64 ? "dimensions must be >= 0" : "expected integers";
+                f.shape_error = fits_u64 ? std::string(v2::kDimensionTooLarge) : "expected integers";
               continue;
             }
-            if (f.shape_error.empty() && (dim < 0 || dim > (std::int64_t{1} << 40)))
-              f.shape_error = "dimensions must be >= 0";
+            if (f.shape_error.empty() && dim < 0) f.shape_error = "dimensions must be >= 0";
+            if (f.shape_error.empty() && dim > v2::kMaxDimension) f.shape_error = v2::kDimensionTooLarge;
             f.shape.push_back(dim);
           } else {
             if (!s.skip_value(4)) return false;
@@ -610,7 +625,8 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
         s.ws();
         f.data_begin = s.position();
         // Usually name and datatype come first: then check the data in this same pass.
-        const TensorSpec* spec = f.name == InputFacts::Kind::string ? schema.find_input(f.name_value) : nullptr;
+        const TensorSpec* spec =
+            f.name == InputFacts::Kind::string ? schema.find_input(f.name_value) : nullptr;
         if (f.data_is_array && spec != nullptr && f.datatype == InputFacts::Kind::string &&
             f.datatype_value == to_string(spec->datatype)) {
           DataWalker walker(s, spec->datatype, std::max<std::size_t>(spec->shape.size(), 1), index);
@@ -620,7 +636,7 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
             f.data_end = s.position();
             return true;
           }
-          if (!s.error().empty()) return false;  // a syntax error
+          if (!s.error().empty()) return false; // a syntax error
           // A semantic error stops the walk: keep it, and skip the rest for syntax.
           f.data_scanned = true;
           f.data_error = std::move(walker.error);
@@ -641,10 +657,10 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
     ok = object_members([&](std::string_view key) -> bool {
       if (key == "id") {
         if (s.peek('"')) {
-          id_kind = Kind::other;  // a string
+          id_kind = Kind::other; // a string
           return s.string(&id);
         }
-        id_kind = Kind::array;  // not a string
+        id_kind = Kind::array; // not a string
         return s.skip_value(1);
       }
       if (key == "inputs") {

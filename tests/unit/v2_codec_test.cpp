@@ -295,6 +295,11 @@ TEST(DecodeInferRequest, WrongRankOrShape) {
   expect_error(with_shape("[1,1,64]"), "inputs[0].shape: expected [N, 64]", "got [1, 1, 64]");
   expect_error(with_shape("[]"), "inputs[0].shape: expected [N, 64]", "got []");
   expect_error(with_shape("[1,-64]"), "inputs[0].shape: dimensions must be >= 0");
+  // Too large is not negative: the message says what the limit is.
+  expect_error(with_shape("[4611686018427387904,64]"),
+               "inputs[0].shape: dimensions must be at most 1099511627776");
+  expect_error(with_shape("[18446744073709551615,64]"),
+               "inputs[0].shape: dimensions must be at most 1099511627776");
   expect_error(with_shape("[1,64.0]"), "inputs[0].shape: expected integers");
   expect_error(with_shape("[1,\"64\"]"), "inputs[0].shape: expected integers");
   expect_error(with_shape("\"1x64\""), "inputs[0].shape: required array of integers");
@@ -572,6 +577,16 @@ TEST(JsonEscape, EscapesWithoutQuotes) {
   EXPECT_EQ(json_escape("a\"b"), "a\\\"b");
   EXPECT_EQ(json_escape("tab\t"), "tab\\t");
   EXPECT_EQ(json_escape(std::string_view("\x01", 1)), "\\u0001");
+}
+
+TEST(EncodeError, BytesThatAreNotUtf8BecomeReplacementCharactersSoTheBodyIsJson) {
+  // An input name is echoed into the message; a client may send any bytes.
+  const std::string body = encode_error("inputs[0].name: unknown input \"ab\xff\xc0z\"");
+  std::error_code ec;
+  auto parsed = boost::json::parse(body, ec);
+  ASSERT_FALSE(ec) << body;
+  EXPECT_EQ(std::string(parsed.at("error").as_string().c_str()),
+            "inputs[0].name: unknown input \"ab\xef\xbf\xbd\xef\xbf\xbdz\"");
 }
 
 } // namespace

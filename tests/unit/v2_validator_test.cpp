@@ -51,8 +51,8 @@ void expect_same(const std::string& body, const ModelSchema& schema) {
     EXPECT_EQ(dom->requested_outputs, fast->requested_outputs) << body;
     return;
   }
-  EXPECT_EQ(dom.error().code, fast.error().code) << body << "\n dom: " << dom.error().message
-                                                << "\n fast: " << fast.error().message;
+  EXPECT_EQ(dom.error().code, fast.error().code)
+      << body << "\n dom: " << dom.error().message << "\n fast: " << fast.error().message;
   if (dom.error().code != ErrorCode::malformed_json) {
     EXPECT_EQ(dom.error().message, fast.error().message) << body;
   }
@@ -89,8 +89,8 @@ INSTANTIATE_TEST_SUITE_P(Scans, Validator,
 
 std::string x_body(const std::string& datatype, const std::string& shape, const std::string& data,
                    const std::string& extra = "") {
-  return R"({"inputs":[{"name":"x","datatype":")" + datatype + R"(","shape":)" + shape + R"(,"data":)" + data +
-         "}]" + extra + "}";
+  return R"({"inputs":[{"name":"x","datatype":")" + datatype + R"(","shape":)" + shape + R"(,"data":)" +
+         data + "}]" + extra + "}";
 }
 
 TEST_P(Validator, AgreesWithTheDecoderOnHandWrittenCases) {
@@ -126,6 +126,11 @@ TEST_P(Validator, AgreesWithTheDecoderOnHandWrittenCases) {
       x_body("FP32", "[-1,4]", "[]"),
       x_body("FP32", "[1,\"4\"]", "[]"),
       x_body("FP32", "[99999999999999999999,4]", "[]"),
+      x_body("FP32", "[4611686018427387904,4]", "[]"),
+      x_body("FP32", "[1099511627777,4]", "[]"),
+      x_body("FP32", "[1099511627776,4]", "[]"),
+      x_body("FP32", "[9223372036854775808,4]", "[]"),
+      x_body("FP32", "[-9223372036854775809,4]", "[]"),
       x_body("FP32", "5", "[]"),
       x_body("FP32", "[1,4]", "\"abc\""),
       R"({"inputs":[{"datatype":"FP32","shape":[1,4],"data":[1,2,3,4],"name":"x"}]})",
@@ -173,10 +178,11 @@ TEST_P(Validator, AgreesOnIntegerBoolAndBytesTypes) {
     auto s = schema_with(type, {-1, 4});
     std::string name(to_string(type));
     for (const char* data :
-         {"[0,1,2,3]", "[-1,0,0,0]", "[127,128,-128,-129]", "[255,256,65535,65536]", "[2.0,3.5,0,0]", "[1e2,0,0,0]",
-          "[4294967295,4294967296,0,0]", "[9223372036854775807,0,0,0]", "[9223372036854775808,0,0,0]",
-          "[-9223372036854775808,0,0,0]", "[-9223372036854775809,0,0,0]", "[18446744073709551615,0,0,0]",
-          "[18446744073709551616,0,0,0]", "[1e19,0,0,0]", "[-0,0,0,0]", "[\"1\",0,0,0]", "[true,0,0,0]"})
+         {"[0,1,2,3]", "[-1,0,0,0]", "[127,128,-128,-129]", "[255,256,65535,65536]", "[2.0,3.5,0,0]",
+          "[1e2,0,0,0]", "[4294967295,4294967296,0,0]", "[9223372036854775807,0,0,0]",
+          "[9223372036854775808,0,0,0]", "[-9223372036854775808,0,0,0]", "[-9223372036854775809,0,0,0]",
+          "[18446744073709551615,0,0,0]", "[18446744073709551616,0,0,0]", "[1e19,0,0,0]", "[-0,0,0,0]",
+          "[\"1\",0,0,0]", "[true,0,0,0]"})
       expect_same(x_body(name, "[1,4]", data), s);
   }
   auto b = schema_with(DataType::BOOL, {-1, 4});
