@@ -3,8 +3,13 @@ BUILD_DIR ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CONFIG ?= examples/quickstart.yaml
+# The address `make run` tells the user to try: server.listen in $(CONFIG), else the default.
+RUN_LISTEN = $(or $(shell sed -n 's/^  listen: *\([^ #]*\).*/\1/p' $(CONFIG) 2>/dev/null | head -n1),127.0.0.1:8080)
+# ccache: paths relative to the checkout, so a fresh clone elsewhere reuses the objects.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build run test test-unit test-integration bench format tidy clean
+.PHONY: all bootstrap configure build run test test-unit test-integration test-asan test-tsan bench format tidy clean
 
 all: build
 
@@ -21,7 +26,7 @@ build: configure
 
 run: build
 	@echo "Starting tandem with $(CONFIG). In another terminal, try:"
-	@echo "  curl -s http://127.0.0.1:8080/v2/models/digits/infer -H 'content-type: application/json' -d @examples/digit.json"
+	@echo "  curl -s http://$(RUN_LISTEN)/v2/models/digits/infer -H 'content-type: application/json' -d @examples/digit.json"
 	@echo
 	exec $(BUILD_DIR)/tandem serve -c $(CONFIG)
 
@@ -33,6 +38,25 @@ test-unit: build
 
 test-integration: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -L integration
+
+# Sanitizers, each in its own build directory. ASan + UBSan over the unit, sim and integration
+# suites (the binaries the tests start are instrumented too); TSan over the unit suite and the
+# integration tests of the threaded parts (audit writer, job journal, span exporter, batch).
+SANITIZER_TARGETS = tandem tandem_unit_tests tandem_sim_tests tandem_integration_tests
+test-asan: bootstrap
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_SANITIZE=address
+	cmake --build build-asan -j$(JOBS) --target $(SANITIZER_TARGETS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure --timeout 600 -L 'unit|sim|integration' -E '^js\.'
+
+TSAN_INTEGRATION = '^(JobsTest|Batch|AuditTest|TracingTest|StateLockTest)\.'
+test-tsan: bootstrap
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_SANITIZE=thread
+	cmake --build build-tsan -j$(JOBS) --target tandem tandem_unit_tests tandem_integration_tests
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure --timeout 600 -L unit
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure --timeout 600 -L integration -R $(TSAN_INTEGRATION)
 
 bench: build
 	bench/run-all
