@@ -956,7 +956,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
   t.upstream += upstream_done - a.since;
   if (response) record.status = static_cast<int>(response->status);
   auto& tier = ep.tier(a.used);
-  const double cost = tier.cost->attribute(upstream_done, upstream_done - a.since, lease.sharing());
+  const double cost = tier.cost->attribute(upstream_done - a.since, lease.sharing());
   t.cost_usd += cost;
   const bool success = response && response->status < 500;
   lease.report(success);
