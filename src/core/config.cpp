@@ -101,8 +101,9 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
 }
 
 HttpLimits parse_limits(const YAML::Node& node, const std::string& path) {
-  check_keys(node, path,
-             {"max_body_bytes", "max_header_bytes", "max_connections", "idle_timeout"});
+  check_keys(
+      node, path,
+      {"max_body_bytes", "max_header_bytes", "max_connections", "idle_timeout", "max_inflight_body_bytes"});
   HttpLimits limits;
   if (node["max_body_bytes"])
     limits.max_body_bytes = static_cast<std::size_t>(
@@ -116,6 +117,16 @@ HttpLimits parse_limits(const YAML::Node& node, const std::string& path) {
   if (node["idle_timeout"])
     limits.idle_timeout_ms = get_duration(node["idle_timeout"], path + ".idle_timeout");
   return limits;
+  if (node["max_inflight_body_bytes"]) {
+    limits.max_inflight_body_bytes = static_cast<std::size_t>(
+        get_int(node["max_inflight_body_bytes"], path + ".max_inflight_body_bytes", 1024, 1LL << 40));
+    // A smaller budget would refuse a body that max_body_bytes allows, even on an idle server.
+    if (limits.max_inflight_body_bytes < limits.max_body_bytes)
+      fail(path + ".max_inflight_body_bytes",
+           "must be at least max_body_bytes (" + std::to_string(limits.max_body_bytes) + ")");
+  } else {
+    limits.max_inflight_body_bytes = std::max(limits.max_inflight_body_bytes, limits.max_body_bytes);
+  }
 }
 
 EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,

@@ -2,6 +2,7 @@
 // The YAML configuration (shape fixed in design.md). Parsing is strict: an unknown key is an
 // error naming it, so a typo never silently falls back to a default.
 #include "core/status.hpp"
+#include "core/webhook_target.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -18,6 +19,9 @@ struct HttpLimits {
   std::size_t max_connections = 10'000;
   std::chrono::milliseconds idle_timeout_ms{60'000};  // keep-alive idle and per-request read limit
   std::size_t max_response_bytes = 256u << 20;        // from a worker
+  // All request bodies being received or handled at once: 16 bodies of the largest size, or
+  // about 190 of the 1.3 MB wide tensor. Never below max_body_bytes (see http/body_budget.hpp).
+  std::size_t max_inflight_body_bytes = 256u << 20;
 };
 
 struct WorkerSpec {
@@ -125,6 +129,8 @@ struct JobsConfig {
   int webhook_attempts = 3;
   std::chrono::milliseconds webhook_retry_delay_ms{1000};  // doubles after each failed attempt
   std::chrono::milliseconds webhook_timeout_ms{10'000};
+  // Addresses a webhook may reach although they are loopback, private or link-local (CIDRs).
+  std::vector<Cidr> webhook_allow;
 };
 
 struct ServerConfig {

@@ -9,6 +9,7 @@
 // kMinBytes (cheap to fill) or over kMaxBodyBytes (rare, and too large to keep) are not kept.
 // One per server, on its io thread.
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,11 @@ public:
   static constexpr std::size_t kMaxSpare = 4;
   static constexpr std::size_t kMaxSpareBytes = 32u << 20;
 
-  /// A string of exactly `length` bytes whose contents are unspecified.
-  std::string take(std::size_t length) {
+  /// A string of exactly `length` bytes whose contents are unspecified. A spare is reused only
+  /// if its capacity is at most `max_capacity`: the request's body budget counts all of it.
+  std::string take(std::size_t length, std::size_t max_capacity = std::numeric_limits<std::size_t>::max()) {
     std::string body;
-    if (length >= kMinBytes && !spare_.empty()) {
+    if (length >= kMinBytes && !spare_.empty() && spare_.back().capacity() <= max_capacity) {
       body = std::move(spare_.back());
       spare_.pop_back();
       held_bytes_ -= body.capacity();

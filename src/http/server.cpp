@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 #include <span>
 #include <tuple>
 
@@ -39,15 +40,21 @@ std::string_view Reply::header(std::string_view name) const {
   return {};
 }
 
-Server::Server(asio::io_context& io, HttpLimits limits, Handler handler, MetricsRegistry& metrics)
-    : io_(io), limits_(limits), handler_(std::move(handler)), acceptor_(io),
-      connections_gauge_(metrics.gauge("tandem_http_connections", "Open client connections.", {}).with({})),
-      connections_accepted_(metrics.counter("tandem_http_connections_accepted_total",
-                                            "Client connections accepted.", {}).with({})),
-      rejected_(metrics.counter("tandem_http_rejected_total",
-                                "Requests or connections refused by an HTTP limit, by reason.",
-                                {"reason"})),
-      sweeper_(io) {}
+Server::Server(asio::io_context& io, HttpLimits limits, Handler handler, MetricsRegistry& metrics) :
+    io_(io), limits_(limits), handler_(std::move(handler)), acceptor_(io),
+    connections_gauge_(metrics.gauge("tandem_http_connections", "Open client connections.", {}).with({})),
+    connections_accepted_(
+        metrics.counter("tandem_http_connections_accepted_total", "Client connections accepted.", {})
+            .with({})),
+    rejected_(metrics.counter("tandem_http_rejected_total",
+                              "Requests or connections refused by an HTTP limit, by reason.", {"reason"})),
+    // Never below max_body_bytes: a body the limits allow must fit when nothing else is in flight.
+    body_budget_(std::max(limits.max_inflight_body_bytes, limits.max_body_bytes),
+                 &metrics
+                      .gauge("tandem_http_body_bytes_in_flight",
+                             "Bytes reserved for request bodies being received or handled.", {})
+                      .with({})),
+    sweeper_(io) {}
 
 Result<tcp::endpoint> Server::listen(const std::string& host, unsigned short port) {
   boost::system::error_code ec;
@@ -164,6 +171,55 @@ asio::awaitable<boost::system::error_code> read_sized_body(tcp::socket& socket, 
   co_return ec;
 }
 
+// True when the request's Transfer-Encoding fields, all together, name chunked and nothing else:
+// Beast takes "gzip, chunked" as chunked and would hand the handler a still-compressed body.
+bool plain_chunked(const Request& head) {
+  std::size_t codings = 0;
+  bool chunked = false;
+  for (auto [it, end] = head.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
+    for (const auto coding : bhttp::token_list{it->value()}) {
+      ++codings;
+      chunked = beast::iequals(coding, "chunked");
+    }
+  return codings == 1 && chunked;
+}
+
+// Reads a chunked body through `parser`, growing the body's string only within `reservation`:
+// before each put() the string has room for all that is buffered, so the parser's appends never
+// reallocate past what the budget granted. Sets `over_budget` (and returns an error) when the
+// budget refuses to grow.
+asio::awaitable<boost::system::error_code> read_chunked_body(tcp::socket& socket, beast::flat_buffer& buffer,
+                                                             RequestParser& parser,
+                                                             BodyBudget::Reservation& reservation,
+                                                             std::size_t max_body_bytes, bool& over_budget) {
+  constexpr auto body_done = [](const auto& p) { return p.is_done(); };
+  std::string& body = parser.get().body();
+  for (;;) {
+    if (buffer.size() > 0) {
+      const std::size_t needed = body.size() + buffer.size();
+      if (needed > body.capacity()) {
+        // Geometric growth (no quadratic copying), but only as far as the budget grants.
+        const std::size_t wanted = std::max(needed, std::min(2 * body.capacity(), max_body_bytes));
+        if (!reservation.grow_to(wanted) && !reservation.grow_to(needed)) {
+          over_budget = true;
+          co_return bhttp::error::body_limit;
+        }
+        // A fresh string gets exactly the capacity asked for; reserve() on this one may double it.
+        std::string grown;
+        grown.reserve(reservation.bytes());
+        grown.append(body);
+        body.swap(grown);
+      }
+      const boost::system::error_code ec = parse_step(buffer, parser, body_done);
+      if (ec != bhttp::error::need_more) co_return ec;
+    }
+    auto [read_ec, n] =
+        co_await socket.async_read_some(read_space(buffer), asio::as_tuple(asio::use_awaitable));
+    if (read_ec) co_return parse_end(read_ec, parser, body_done);
+    buffer.commit(n);
+  }
+}
+
 // Writes an error reply, then, because the client may still be sending its body, half-closes
 // and drains a bounded amount for a bounded time: closing with unread data makes the kernel
 // send RST, and the client might never read the reply.
@@ -197,6 +253,16 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
   socket.non_blocking(true, mode_ec);  // for write_now(); asynchronous operations do not mind
   beast::flat_buffer buffer;
   std::unique_ptr<RequestParser> parser;
+  // Over server.limits.max_inflight_body_bytes: a fast 503, and the connection is closed.
+  const auto budget_refusal = [this] {
+    rejected_.with({"body_budget"}).inc();
+    Reply reply = json_response(503, v2::encode_error("server.limits.max_inflight_body_bytes reached: " +
+                                                      std::to_string(body_budget_.in_flight_bytes()) +
+                                                      " of " + std::to_string(body_budget_.limit_bytes()) +
+                                                      " bytes are held by request bodies in flight; retry"));
+    reply.set("Retry-After", "1");
+    return reply;
+  };
   for (;;) {
     boost::system::error_code read_ec;
     if (buffer.size() == 0) {
@@ -211,6 +277,9 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     }
     arm(watch);  // the whole request within the idle timeout
     std::string sized_body;  // a body of known length, read past the parser
+    // Declared before the body it covers: released after it, on every way out of this request.
+    BodyBudget::Reservation reservation = body_budget_.open();
+    std::optional<Reply> refusal; // refused before (or while) its body is read
     parser = std::make_unique<RequestParser>();
     parser->body_limit(limits_.max_body_bytes);
     parser->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
@@ -222,27 +291,43 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       read_ec = co_await parse_buffered(socket, buffer, *parser, head_done);
     if (!read_ec) {
       const auto& head = parser->get();
-      if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+      const auto length = parser->content_length(); // the parser has refused one over max_body_bytes
+      if (head.count(bhttp::field::transfer_encoding) > 0 && !plain_chunked(head)) {
+        rejected_.with({"unsupported_transfer_encoding"}).inc();
+        refusal = json_response(501, v2::encode_error("Transfer-Encoding \"" +
+                                                      std::string(head[bhttp::field::transfer_encoding]) +
+                                                      "\" is not supported; send the body as is or chunked"));
+      } else if (length && !parser->is_done() && !reservation.grow_to(static_cast<std::size_t>(*length))) {
+        refusal = budget_refusal(); // before a byte of the body is read or allocated
+      } else if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
         // Clients that ask (curl does, for bodies over 1 KiB) wait a second for this otherwise.
         static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
         std::tie(read_ec, std::ignore) = co_await asio::async_write(
             socket, asio::buffer(go_on.data(), go_on.size()), asio::as_tuple(asio::use_awaitable));
       }
-      // The parser has refused a Content-Length over max_body_bytes already.
-      if (auto length = parser->content_length(); !read_ec && !parser->is_done() && length) {
-        sized_body = bodies_.take(static_cast<std::size_t>(*length));
+      if (refusal || read_ec || parser->is_done()) {
+        // nothing (more) to read
+      } else if (length) {
+        // A recycled string counts whole, so take() reuses one only within what the budget grants.
+        sized_body = bodies_.take(static_cast<std::size_t>(*length),
+                                  body_budget_.grantable_bytes(reservation.bytes()));
+        (void)reservation.grow_to(sized_body.capacity());
         read_ec = co_await read_sized_body(socket, buffer, sized_body);
-      } else if (!read_ec && !parser->is_done()) {  // chunked
-        std::tie(read_ec, std::ignore) =
-            co_await bhttp::async_read(socket, buffer, *parser, asio::as_tuple(asio::use_awaitable));
+      } else { // chunked
+        bool over_budget = false;
+        read_ec = co_await read_chunked_body(socket, buffer, *parser, reservation, limits_.max_body_bytes,
+                                             over_budget);
+        if (over_budget) refusal = budget_refusal();
       }
     }
-    if (read_ec || watch.expired) {
+    if (read_ec || watch.expired || refusal) {
       Reply error_response;
       bool reply = true;
       if (watch.expired) {
         rejected_.with({"read_timeout"}).inc();
         reply = false;
+      } else if (refusal) {
+        error_response = std::move(*refusal);
       } else if (read_ec == bhttp::error::body_limit) {
         rejected_.with({"body_too_large"}).inc();
         error_response = json_response(413, v2::encode_error(
@@ -262,6 +347,11 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
       }
       if (reply) {
         watch.unlink();
+        // The reply needs no body: give its memory and its share of the budget back before the
+        // linger, which may take seconds.
+        parser.reset();
+        sized_body = std::string();
+        reservation.release();
         co_await reply_and_linger(socket, error_response);
       }
       break;

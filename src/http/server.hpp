@@ -1,9 +1,10 @@
 #pragma once
 // Asynchronous HTTP/1.1 server with keep-alive on Boost.Beast and C++20 coroutines. Every
-// limit (connections, header bytes, body bytes, idle time) is enforced, counted in a metric
-// and answered with a clear error.
+// limit (connections, header bytes, body bytes, bodies in flight, idle time) is enforced,
+// counted in a metric and answered with a clear error.
 #include "core/config.hpp"
 #include "core/status.hpp"
+#include "http/body_budget.hpp"
 #include "http/body_recycler.hpp"
 #include "http/types.hpp"
 #include "telemetry/metrics.hpp"
@@ -64,6 +65,7 @@ private:
   // Oldest deadline first: every phase has the same timeout, so appending keeps the order.
   boost::intrusive::list<Watch, boost::intrusive::constant_time_size<false>> watched_;
   BodyRecycler bodies_;
+  BodyBudget body_budget_; // server.limits.max_inflight_body_bytes
   asio::steady_timer sweeper_;
 };
 

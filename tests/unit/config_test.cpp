@@ -245,6 +245,23 @@ TEST(ParseConfig, OtherRangeChecks) {
                           "server.limits.max_body_bytes:"));
 }
 
+TEST(ParseConfig, InflightBodyBudgetIsNeverBelowTheLargestBody) {
+  EXPECT_EQ(parsed(kMinimal).server.limits.max_inflight_body_bytes, 256u << 20);
+  const auto limits = [](const std::string& yaml) {
+    return parsed("server: {limits: " + yaml + "}\nendpoints: {d: {model: m}}\n").server.limits;
+  };
+  EXPECT_EQ(limits("{max_body_bytes: 1048576, max_inflight_body_bytes: 1048576}").max_inflight_body_bytes,
+            1u << 20);
+  // Raising max_body_bytes alone raises the default budget with it.
+  EXPECT_EQ(limits("{max_body_bytes: 1073741824}").max_inflight_body_bytes, 1u << 30);
+  const auto message =
+      error_of("server: {limits: {max_body_bytes: 2097152, max_inflight_body_bytes: 1048576}}\n"
+               "endpoints: {d: {model: m}}\n");
+  EXPECT_TRUE(starts_with(message,
+                          "server.limits.max_inflight_body_bytes: must be at least max_body_bytes (2097152)"))
+      << message;
+}
+
 TEST(ParseConfig, BadDurationNamesTheKey) {
   auto message = error_of("endpoints: {d: {model: m, worker: {start_timeout: 5 days}}}\n");
   EXPECT_TRUE(starts_with(message, "endpoints.d.worker.start_timeout: invalid duration \"5 days\""))
