@@ -1,7 +1,10 @@
 #include "cli/commands.hpp"
+#include "cli/worker_args.hpp"
 #include "core/logging.hpp"
 #include "worker/worker_server.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <memory>
 
 namespace tandem::cli {
@@ -51,6 +54,25 @@ void add_worker_command(CLI::App& app, int& exit_code) {
     if (!init_logging(options->worker_id.empty() ? "worker" : "worker " + options->worker_id, *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);
     exit_code = worker::run_worker(*options);
   });
+}
+
+std::optional<std::string> worker_args_error(const std::vector<std::string>& args) {
+  CLI::App app;
+  int exit_code = 0;
+  add_worker_command(app, exit_code);
+  // The same options and checks as a real start, but nothing runs.
+  app.get_subcommand("worker")->callback(std::function<void()>());
+  std::vector<std::string> argv{"worker", "--model", "."};  // the pool passes --model itself
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::reverse(argv.begin(), argv.end());  // CLI11 takes the vector last argument first
+  try {
+    app.parse(argv);
+  } catch (const CLI::Success&) {
+    return "--help and --version print and exit: not a worker argument";
+  } catch (const CLI::ParseError& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
 }
 
 } // namespace tandem::cli

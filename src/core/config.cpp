@@ -1,4 +1,5 @@
 #include "core/config.hpp"
+#include "cli/worker_args.hpp"
 
 #include "core/duration.hpp"
 
@@ -299,6 +300,16 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     ep.serverless = spec;
   }
   if (!ep.dedicated && !ep.serverless) ep.dedicated = DedicatedPoolSpec{};
+  // Only the reference worker's parser is known here; a custom command takes what it takes.
+  if (ep.worker.command.empty()) {
+    if (auto bad = cli::worker_args_error(ep.worker.args)) fail(path + ".worker.args", *bad);
+    if (ep.rollout) {
+      // The new version's workers get worker.args followed by these.
+      auto combined = ep.worker.args;
+      combined.insert(combined.end(), ep.rollout->worker_args.begin(), ep.rollout->worker_args.end());
+      if (auto bad = cli::worker_args_error(combined)) fail(path + ".rollout.worker_args", *bad);
+    }
+  }
   if (ep.routing == "dedicated-only" && !ep.dedicated)
     fail(path + ".routing", "dedicated-only needs a dedicated pool");
   if (ep.routing == "serverless-only" && !ep.serverless)

@@ -380,5 +380,30 @@ TEST(ParseConfig, JobsSectionHasRunpodLikeDefaultsAndStrictKeys) {
                           "server.jobs.result_retention"));
 }
 
+TEST(ConfigTest, ReferenceWorkerArgsAreParsedWithTheWorkersOwnParserAtLoad) {
+  // A typo would crash-loop every worker; it fails the load, naming the endpoint and the argument.
+  const auto typo = error_of("endpoints: {d: {model: m, worker: {args: [--threds, '2']}}}\n");
+  EXPECT_TRUE(starts_with(typo, "endpoints.d.worker.args:")) << typo;
+  EXPECT_NE(typo.find("--threds"), std::string::npos) << typo;
+  // The worker's own range checks apply too.
+  const auto range = error_of("endpoints: {d: {model: m, worker: {args: [--threads, '0']}}}\n");
+  EXPECT_TRUE(starts_with(range, "endpoints.d.worker.args:")) << range;
+  EXPECT_NE(range.find("--threads"), std::string::npos) << range;
+  // Rollout arguments are appended to worker.args for the new version's workers.
+  const auto rollout = error_of(
+      "endpoints: {d: {model: m, worker: {args: [--threads, '2']}, rollout: {to: m@latest, worker_args: [--bach]}}}\n");
+  EXPECT_TRUE(starts_with(rollout, "endpoints.d.rollout.worker_args:")) << rollout;
+  EXPECT_NE(rollout.find("--bach"), std::string::npos) << rollout;
+  // Valid arguments load; a custom command's arguments are its own business.
+  EXPECT_EQ(parsed("endpoints: {d: {model: m, worker: {args: [--threads, '2', --batch-max-size, '8']}}}\n")
+                .endpoints.at(0)
+                .worker.args.size(),
+            4u);
+  EXPECT_EQ(parsed("endpoints: {d: {model: m, worker: {command: [srv, '{listen}'], args: [--threds, '2']}}}\n")
+                .endpoints.at(0)
+                .worker.args.size(),
+            2u);
+}
+
 } // namespace
 } // namespace tandem
