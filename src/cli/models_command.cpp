@@ -90,6 +90,9 @@ int run_push(const CommonArgs& common, const PushArgs& args) {
   if (!manifest_text) return report_failure("push", manifest_text.error());
   auto manifest = parse_model_manifest(*manifest_text, directory, (directory / "tandem-model.yaml").string());
   if (!manifest) return report_failure("push", manifest.error());
+  // Checked here, before any byte leaves this machine: the server's refusal would come after the upload.
+  if (auto inside = check_artifact_inside(*manifest, (directory / "tandem-model.yaml").string()); !inside)
+    return report_failure("push", inside.error());
   auto artifact = sha256_file(manifest->artifact);
   if (!artifact) return report_failure("push", artifact.error());
 

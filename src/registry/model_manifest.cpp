@@ -199,6 +199,25 @@ Result<ModelManifest> parse_model_manifest(const std::string& text, const std::f
   }
 }
 
+Status check_artifact_inside(const ModelManifest& manifest, const std::string& where) {
+  std::error_code ec;
+  const auto directory = std::filesystem::weakly_canonical(manifest.directory, ec);
+  if (ec)
+    return make_error(ErrorCode::invalid_request, where + ": artifact: cannot resolve the model directory " +
+                                                      manifest.directory.string() + ": " + ec.message());
+  const auto artifact = std::filesystem::weakly_canonical(manifest.artifact, ec);
+  if (ec)
+    return make_error(ErrorCode::invalid_request, where + ": artifact: cannot resolve \"" +
+                                                      manifest.artifact_name + "\": " + ec.message());
+  // Inside means a proper descendant: a relative path from the directory that never climbs.
+  const auto relative = artifact.lexically_relative(directory);
+  if (relative.empty() || *relative.begin() == ".." || relative == ".")
+    return make_error(ErrorCode::invalid_request, where + ": artifact: \"" + manifest.artifact_name +
+                                                      "\" resolves to " + artifact.string() +
+                                                      ", outside the model directory " + directory.string());
+  return Ok{};
+}
+
 Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory) {
   auto manifest_path = directory / "tandem-model.yaml";
   auto text = read_file(manifest_path);
@@ -208,6 +227,7 @@ Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory
   const std::string where = manifest_path.string();
   auto m = parse_model_manifest(*text, directory, where);
   if (!m) return m;
+  if (auto inside = check_artifact_inside(*m, where); !inside) return inside.error();
   auto artifact = sha256_file(m->artifact);
   if (!artifact)
     return make_error(ErrorCode::not_found, where + ": artifact " + m->artifact.string() + " is not readable");

@@ -76,6 +76,11 @@ std::string model_version_digest(std::string_view manifest_sha256, std::string_v
 Result<ModelManifest> parse_model_manifest(const std::string& text, const std::filesystem::path& directory,
                                            const std::string& where);
 
+/// The manifest's `artifact`, after following symlinks, must lie inside its model directory
+/// (so `artifact: ../../etc/passwd` is refused before anything is read or uploaded).
+/// invalid_request naming `artifact` otherwise.
+Status check_artifact_inside(const ModelManifest& manifest, const std::string& where);
+
 /// Reads DIR/tandem-model.yaml and hashes the artifact. Errors name the file and the key.
 Result<ModelManifest> load_model_manifest(const std::filesystem::path& directory);
 
