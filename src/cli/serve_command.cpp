@@ -205,6 +205,7 @@ int run_serve(const ServeArgs& args) {
     std::fprintf(stderr, "tandem serve: %s\n", bound.error().message.c_str());
     return 2;
   }
+  job_manager.set_listen_port(bound->port());  // a webhook back to this server is refused
   gw.start();
   // Rollouts declared in the configuration start now (an endpoint already on the target
   // version has nothing to roll out).

@@ -408,7 +408,7 @@ JobsConfig parse_jobs(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
              {"queue_max", "queue_max_bytes", "concurrency", "result_retention", "retained_max", "retained_max_bytes",
               "execution_timeout",
-              "ttl", "webhook_attempts", "webhook_retry_delay", "webhook_timeout"});
+              "ttl", "webhook_allow", "webhook_attempts", "webhook_retry_delay", "webhook_timeout"});
   JobsConfig j;
   if (node["queue_max"]) j.queue_max = static_cast<int>(get_int(node["queue_max"], path + ".queue_max", 1, 10'000'000));
   if (node["queue_max_bytes"])
@@ -433,6 +433,16 @@ JobsConfig parse_jobs(const YAML::Node& node, const std::string& path) {
     j.retained_max = static_cast<int>(get_int(node["retained_max"], path + ".retained_max", 1, 10'000'000));
   if (node["webhook_attempts"])
     j.webhook_attempts = static_cast<int>(get_int(node["webhook_attempts"], path + ".webhook_attempts", 1, 20));
+  if (node["webhook_allow"]) {
+    const auto ranges = get_string_list(node["webhook_allow"], path + ".webhook_allow");
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+      auto cidr = parse_cidr(ranges[i]);
+      if (!cidr)
+        fail(path + ".webhook_allow[" + std::to_string(i) + "]",
+             "expected an address or CIDR such as 127.0.0.1/32 or 10.1.0.0/16, got '" + ranges[i] + "'");
+      j.webhook_allow.push_back(*cidr);
+    }
+  }
   return j;
 }
 

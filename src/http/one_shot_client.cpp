@@ -80,7 +80,8 @@ asio::awaitable<Resolved> resolve(const asio::any_io_executor& executor, const H
 } // namespace
 
 asio::awaitable<Result<unsigned>> post_json(asio::any_io_executor executor, const HttpUrl& url, std::string body,
-                                            std::chrono::milliseconds timeout, IoInbox& inbox) {
+                                            std::chrono::milliseconds timeout, IoInbox& inbox,
+                                            EndpointVetter vet) {
   beast::tcp_stream stream(executor);
   stream.expires_after(timeout);
   auto failed = [&](const boost::system::error_code& ec, const char* what) -> Error {
@@ -92,9 +93,36 @@ asio::awaitable<Result<unsigned>> post_json(asio::any_io_executor executor, cons
   };
   auto resolved = co_await resolve(executor, url, timeout, inbox);
   if (resolved.error) co_return failed(resolved.error, "resolving");
+  std::optional<std::string> refused;
+  if (vet) {
+    // Only addresses the vetter accepts are tried; a name may resolve to several.
+    std::vector<tcp::endpoint> accepted;
+    for (const auto& e : resolved.endpoints) {
+      if (auto why = vet(e, tcp::endpoint{})) refused = std::move(why);
+      else accepted.push_back(e);
+    }
+    if (accepted.empty())
+      co_return Error{ErrorCode::invalid_request, "refusing http://" + url.host + ":" + url.port + url.target + ": " +
+                                                       refused.value_or("no address")};
+    resolved.endpoints = std::move(accepted);
+  }
   auto [connect_ec, connected] = co_await stream.async_connect(resolved.endpoints, asio::as_tuple(asio::use_awaitable));
   (void)connected;
   if (connect_ec) co_return failed(connect_ec, "connecting to");
+  if (vet) {
+    // The address actually connected to, checked before a byte is sent.
+    boost::system::error_code remote_ec;
+    boost::system::error_code local_ec;
+    const auto remote = stream.socket().remote_endpoint(remote_ec);
+    const auto local = stream.socket().local_endpoint(local_ec);
+    if (remote_ec || local_ec) co_return failed(remote_ec ? remote_ec : local_ec, "connecting to");
+    if (auto why = vet(remote, local)) {
+      boost::system::error_code ignored;
+      stream.socket().close(ignored);
+      co_return Error{ErrorCode::invalid_request,
+                      "refusing http://" + url.host + ":" + url.port + url.target + ": " + *why};
+    }
+  }
   bhttp::request<bhttp::string_body> request{bhttp::verb::post, url.target, 11};
   request.set(bhttp::field::host, url.host);
   request.set(bhttp::field::content_type, "application/json");

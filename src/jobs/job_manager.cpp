@@ -1,5 +1,6 @@
 #include "jobs/job_manager.hpp"
 
+#include "core/webhook_target.hpp"
 #include "http/one_shot_client.hpp"
 
 #include <boost/json.hpp>
@@ -36,6 +37,18 @@ double header_number(const http::Reply& reply, std::string_view name) {
   return end == value.c_str() ? 0 : v;
 }
 
+IpAddress ip_of(const asio::ip::address& address) {
+  IpAddress out;
+  if (address.is_v4()) {
+    const auto bytes = address.to_v4().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), out.bytes.begin());
+    out.v4 = true;
+  } else {
+    out.bytes = address.to_v6().to_bytes();
+  }
+  return out;
+}
+
 } // namespace
 
 JobManager::JobManager(asio::io_context& io, IoInbox& inbox, JobExecutor& executor, JobJournal& journal,
@@ -54,6 +67,11 @@ JobManager::JobManager(asio::io_context& io, IoInbox& inbox, JobExecutor& execut
                                 {"endpoint"})),
       webhooks_(metrics.counter("tandem_job_webhooks_total", "Webhook deliveries: delivered, retried, failed.",
                                 {"outcome"})),
+      webhook_refused_(metrics.counter("tandem_job_webhook_refused_total",
+                                       "Webhooks refused for their target: at submission (a literal address) or at "
+                                       "delivery (the address connected to): loopback, link_local, private, "
+                                       "unspecified, multicast, reserved, self.",
+                                       {"reason"})),
       expired_(metrics.counter("tandem_jobs_expired_total",
                                "Finished jobs forgotten: retention (result_retention passed) or retained_max "
                                "(too many finished jobs; the oldest went early).",
@@ -507,6 +525,19 @@ JobCounts JobManager::counts(std::string_view endpoint) const {
   return c;
 }
 
+Status JobManager::check_webhook(std::string_view webhook) {
+  auto url = http::parse_http_url(webhook);
+  if (!url) return Error{ErrorCode::invalid_request, "webhook: expected an http:// URL such as http://host:port/path"};
+  auto address = parse_ip_address(url->host);
+  if (!address) return Ok{};  // a name: judged at delivery by the address it resolves to
+  auto why = webhook_target_refusal(*address, config_.webhook_allow);
+  if (!why) return Ok{};
+  webhook_refused_.with({std::string(*why)}).inc();
+  return Error{ErrorCode::invalid_request, "webhook: " + url->host + " is a " + std::string(*why) +
+                                               " address; webhooks may not reach it unless server.jobs.webhook_allow "
+                                               "lists it"};
+}
+
 asio::awaitable<void> JobManager::deliver_webhook(std::string id) {
   asio::steady_timer pause(io_);
   for (;;) {
@@ -519,7 +550,31 @@ asio::awaitable<void> JobManager::deliver_webhook(std::string id) {
     if (!url) {
       delivered = Error{ErrorCode::invalid_request, "not an http:// URL"};
     } else {
-      auto answered = co_await http::post_json(io_.get_executor(), *url, std::move(body), config_.webhook_timeout_ms, inbox_);
+      std::string refusal;
+      auto vet = [this, &refusal](const http::tcp::endpoint& remote,
+                                  const http::tcp::endpoint& local) -> std::optional<std::string> {
+        const auto target = ip_of(remote.address());
+        std::optional<std::string_view> why = webhook_target_refusal(target, config_.webhook_allow);
+        if (!why && local.port() != 0 && webhook_target_is_self(target, remote.port(), ip_of(local.address()), listen_port_))
+          why = "self";
+        if (!why) return std::nullopt;
+        refusal = std::string(*why);
+        return refusal + " address " + remote.address().to_string() + " (allow it in server.jobs.webhook_allow)";
+      };
+      auto answered = co_await http::post_json(io_.get_executor(), *url, std::move(body), config_.webhook_timeout_ms,
+                                               inbox_, vet);
+      if (!answered && !refusal.empty()) {
+        // Not retried: the target stays forbidden.
+        job = find(id);
+        if (job == nullptr || job->generation != generation || job->record.webhook_state != "pending") co_return;
+        webhook_refused_.with({refusal}).inc();
+        webhooks_.with({"failed"}).inc();
+        ++job->record.webhook_attempts;
+        job->record.webhook_state = "failed";
+        spdlog::warn("job {}: webhook {} refused: {}", id, job->record.webhook, answered.error().message);
+        persist(*job);
+        co_return;
+      }
       if (!answered) delivered = answered.error();
       else if (*answered < 200 || *answered >= 300)
         delivered = Error{ErrorCode::upstream_error, "answered HTTP " + std::to_string(*answered)};

@@ -72,6 +72,11 @@ public:
   /// Stops dispatching and wakes every waiter. Executions in flight finish on their own.
   void shutdown();
   void set_status_encoder(StatusEncoder encoder) { encode_status_ = std::move(encoder); }
+  /// The port this server listens on: a webhook to it on this host is refused.
+  void set_listen_port(unsigned short port) { listen_port_ = port; }
+  /// Checks a submitted webhook whose host is a literal address against server.jobs.webhook_allow
+  /// (a name is checked at delivery, once resolved). Errors: invalid_request naming `webhook`.
+  [[nodiscard]] Status check_webhook(std::string_view url);
 
   [[nodiscard]] bool has_endpoint(std::string_view endpoint) const { return executor_.has_endpoint(endpoint); }
   [[nodiscard]] Status validate(std::string_view endpoint, std::string_view input_json) const {
@@ -153,6 +158,8 @@ private:
   Family<Counter>& finished_;
   Family<Counter>& requeued_;
   Family<Counter>& webhooks_;
+  Family<Counter>& webhook_refused_;
+  unsigned short listen_port_ = 0;
   Family<Counter>& expired_;
   Family<Gauge>& queued_;
   Family<Gauge>& executing_;

@@ -259,6 +259,8 @@ asio::awaitable<http::Reply> RunpodApi::submit(http::Request& request, const std
   constexpr std::int64_t kPolicyMaxMs = 7LL * 24 * 3600 * 1000;  // a week: RunPod's own ceiling for ttl
   auto submission = parse_submission(request.body(), endpoint, kPolicyMaxMs);
   if (!submission) co_return error_reply(submission.error());
+  if (!submission->webhook.empty())
+    if (auto allowed = jobs_.check_webhook(submission->webhook); !allowed) co_return error_reply(allowed.error());
   if (auto valid = jobs_.validate(endpoint, submission->input_json); !valid) {
     Error e = valid.error();
     e.message = "input: " + e.message;
