@@ -294,7 +294,7 @@ TEST(JobsTest, QueueLimitAnswers429) {
 TEST(JobsTest, WebhookReceivesTheFinishedJobAndFailedDeliveriesAreRetried) {
   OtlpReceiver receiver;  // records any POST; used here as a webhook receiver
   receiver.fail_next(1, 503);
-  ServerProcess server(digits_endpoint(1), "  jobs: {webhook_retry_delay: 50ms}\n");
+  ServerProcess server(digits_endpoint(1), "  jobs: {webhook_retry_delay: 50ms, webhook_allow: [\"127.0.0.1/32\"]}\n");
   ASSERT_TRUE(server.wait_ready(1));
   auto client = server.client();
   auto rows = load_heldout();
