@@ -16,6 +16,7 @@
 #include "registry/model_registry.hpp"
 #include "registry/sqlite_store.hpp"
 #include "registry/state_lock.hpp"
+#include "worker/onnx_engine.hpp"
 #include "telemetry/otlp_exporter.hpp"
 
 #include <spdlog/spdlog.h>
@@ -73,6 +74,7 @@ int run_serve(const ServeArgs& args) {
   }
   registry::ModelRegistry models(**store, config->server.state_dir,
                                  [&clock] { return clock.unix_ns() / 1'000'000; });
+  models.set_artifact_check(worker::check_model);
   // Deploy: resolve every endpoint's model (a directory, or NAME@VERSION / NAME@latest from the
   // registry) once, now, and record what was resolved.
   std::vector<ModelManifest> manifests;
@@ -93,6 +95,14 @@ int run_serve(const ServeArgs& args) {
       std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
                    manifest.error().message.c_str());
       return 2;
+    }
+    // The reference worker would fail to load it and restart forever: say why now, and stop.
+    if (ep.worker.command.empty()) {
+      if (auto loads = worker::check_model(*manifest); !loads) {
+        std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
+                     loads.error().message.c_str());
+        return 2;
+      }
     }
     if (!registry_digest.empty() && manifest->digest != registry_digest) {
       std::fprintf(stderr,

@@ -30,14 +30,14 @@ void add_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-body-bytes", options->limits.max_body_bytes, "Largest request body accepted")
       ->capture_default_str()
       ->check(CLI::Range(1024.0, 4294967296.0));
-  cmd->add_option("--otlp-endpoint", options->otlp_endpoint,
-                  "Export a span per sampled inference to this OTLP/HTTP collector (http://HOST:PORT/v1/traces)");
-  cmd->add_option("--batch-max-size", options->batch_max_size,
   cmd->add_option("--max-inflight-body-bytes", options->limits.max_inflight_body_bytes,
                   "Request bodies held at once, all connections together; larger new bodies get 503 "
                   "(never below --max-body-bytes)")
       ->capture_default_str()
       ->check(CLI::Range(1024.0, 1099511627776.0));
+  cmd->add_option("--otlp-endpoint", options->otlp_endpoint,
+                  "Export a span per sampled inference to this OTLP/HTTP collector (http://HOST:PORT/v1/traces)");
+  cmd->add_option("--batch-max-size", options->batch_max_size,
                   "Dynamic batching: rows per merged engine call (overrides the manifest's batching.max_batch_size; "
                   "0 turns batching off)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000}));

@@ -117,7 +117,6 @@ HttpLimits parse_limits(const YAML::Node& node, const std::string& path) {
         get_int(node["max_connections"], path + ".max_connections", 1, 1'000'000));
   if (node["idle_timeout"])
     limits.idle_timeout_ms = get_duration(node["idle_timeout"], path + ".idle_timeout");
-  return limits;
   if (node["max_inflight_body_bytes"]) {
     limits.max_inflight_body_bytes = static_cast<std::size_t>(
         get_int(node["max_inflight_body_bytes"], path + ".max_inflight_body_bytes", 1024, 1LL << 40));
@@ -128,6 +127,7 @@ HttpLimits parse_limits(const YAML::Node& node, const std::string& path) {
   } else {
     limits.max_inflight_body_bytes = std::max(limits.max_inflight_body_bytes, limits.max_body_bytes);
   }
+  return limits;
 }
 
 EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,

@@ -10,12 +10,39 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 namespace tandem::pool {
 
+namespace {
+
+// What execvp would run: a name with a slash as given, a bare name looked up on PATH.
+bool find_executable(const std::string& command) {
+  if (command.find('/') != std::string::npos) return ::access(command.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  const std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t begin = 0;
+  while (begin <= dirs.size()) {
+    std::size_t end = dirs.find(':', begin);
+    if (end == std::string_view::npos) end = dirs.size();
+    const std::string_view dir = dirs.substr(begin, end - begin);
+    std::string candidate(dir.empty() ? std::string_view(".") : dir);  // an empty entry is the current directory
+    candidate.append("/").append(command);
+    if (::access(candidate.c_str(), X_OK) == 0) return true;
+    begin = end + 1;
+  }
+  return false;
+}
+
+} // namespace
+
 Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv) {
   if (argv.empty()) return make_error(ErrorCode::internal, "empty worker command");
+  // The child's exec failing shows only as exit code 127; find the program here to say why.
+  if (!find_executable(argv[0])) return make_error(ErrorCode::not_found, "command not found: " + argv[0]);
   // Everything the child needs is prepared before fork: after fork only async-signal-safe calls.
   std::vector<char*> args;
   args.reserve(argv.size() + 1);

@@ -125,6 +125,12 @@ Result<PushResult> ModelRegistry::push(const PushRequest& request) {
     return make_error(ErrorCode::invalid_request, "artifact sha256:" + request.artifact_sha256 +
                                                       " has not been uploaded: PUT /admin/v1/blobs/sha256:" +
                                                       request.artifact_sha256 + " first");
+  if (artifact_check_) {
+    ModelManifest checked = *manifest;
+    checked.artifact = blobs_.path_of(request.artifact_sha256);
+    if (auto ok = artifact_check_(checked); !ok)
+      return make_error(ErrorCode::invalid_request, "artifact: " + ok.error().message);
+  }
   if (!request.parent.empty() && !parse_model_ref(request.parent))
     return make_error(ErrorCode::invalid_request, "parent: expected NAME@VERSION, got \"" + request.parent + "\"");
 

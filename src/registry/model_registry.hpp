@@ -54,6 +54,11 @@ public:
   /// `now_unix_ms` stamps created times (time comes in; tests pass a fixed one).
   ModelRegistry(StateStore& store, std::filesystem::path state_dir, std::function<std::int64_t()> now_unix_ms);
 
+  /// Run at push on the parsed manifest, its `artifact` pointing at the uploaded blob: a
+  /// version whose artifact fails it is refused (invalid_request, "artifact: <reason>"). The
+  /// composition root passes the reference engine's check; none by default.
+  void set_artifact_check(std::function<Status(const ModelManifest&)> check) { artifact_check_ = std::move(check); }
+
   [[nodiscard]] BlobStore& blobs() { return blobs_; }
   /// Creates a version, or returns the existing one for identical content. Errors:
   /// invalid_request (bad name/manifest, artifact blob not uploaded), conflict (identical
@@ -68,6 +73,7 @@ private:
   Status materialize(const ModelVersionRecord& record);
 
   StateStore& store_;
+  std::function<Status(const ModelManifest&)> artifact_check_;
   std::filesystem::path state_dir_;
   BlobStore blobs_;
   std::function<std::int64_t()> now_unix_ms_;

@@ -18,8 +18,9 @@ OnnxEngine::~OnnxEngine() = default;
 
 Result<std::unique_ptr<OnnxEngine>> OnnxEngine::load(const ModelManifest& manifest, int threads) {
   if (manifest.format != "onnx")
-    return make_error(ErrorCode::invalid_request, "model format \"" + manifest.format +
-                                                      "\" is not supported by the reference worker (onnx only)");
+    return make_error(ErrorCode::invalid_request,
+                      "model format \"" + manifest.format +
+                          "\" is not supported by the reference worker (onnx only)");
   for (const auto& in : manifest.schema.inputs)
     if (in.datatype != DataType::FP32)
       return make_error(ErrorCode::invalid_request,
@@ -29,7 +30,11 @@ Result<std::unique_ptr<OnnxEngine>> OnnxEngine::load(const ModelManifest& manife
   try {
     engine->impl_->net = cv::dnn::readNetFromONNX(manifest.artifact.string());
   } catch (const cv::Exception& e) {
-    return make_error(ErrorCode::invalid_request, "cannot load " + manifest.artifact.string() + ": " + e.what());
+    return make_error(ErrorCode::invalid_request,
+                      "cannot load " + manifest.artifact.string() + ": " + e.what());
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::invalid_request,
+                      "cannot load " + manifest.artifact.string() + ": " + e.what());
   }
   engine->impl_->schema = manifest.schema;
   for (const auto& out : manifest.schema.outputs) engine->impl_->all_outputs.push_back(out.name);
@@ -51,9 +56,16 @@ Result<std::unique_ptr<OnnxEngine>> OnnxEngine::load(const ModelManifest& manife
   }
   auto result = engine->infer(warmup, {});
   if (!result)
-    return make_error(ErrorCode::invalid_request, "model " + manifest.name + " failed its warm-up run: " +
-                                                      result.error().message);
+    return make_error(ErrorCode::invalid_request,
+                      "model " + manifest.name + " failed its warm-up run: " + result.error().message);
   return engine;
+}
+
+Status check_model(const ModelManifest& manifest) {
+  if (manifest.format != "onnx") return Ok{};
+  auto engine = OnnxEngine::load(manifest, 1);
+  if (!engine) return engine.error();
+  return Ok{};
 }
 
 Result<std::vector<v2::OutputTensor>> OnnxEngine::infer(const v2::DecodedRequest& request,

@@ -29,4 +29,10 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
+/// The check mode of the engine: loads the artifact and runs the warm-up batch, then frees it.
+/// What the registry runs at push and `tandem serve` at start-up, so that a corrupt or empty
+/// ONNX file is refused with OpenCV's reason instead of crash-looping workers. Formats other
+/// than onnx pass (their worker, not this engine, is the judge).
+Status check_model(const ModelManifest& manifest);
+
 } // namespace tandem::worker

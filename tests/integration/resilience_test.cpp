@@ -173,6 +173,31 @@ TEST(Resilience, AnyV2ServerCanBeAWorkerThroughWorkerCommand) {
   EXPECT_EQ(res.status, 200) << res.body << server.logs();
 }
 
+TEST(Resilience, AMistypedReferenceWorkerArgumentFailsStartUpNamingIt) {
+  // Before, every worker exited with a usage error and was restarted forever.
+  std::string failure;
+  try {
+    ServerProcess server(digits_endpoint(1, "    worker: {args: [--threds, \"2\"]}\n"));
+  } catch (const std::runtime_error& e) {
+    failure = e.what();
+  }
+  ASSERT_FALSE(failure.empty()) << "tandem serve started with worker.args [--threds, 2]";
+  EXPECT_NE(failure.find("endpoints.digits.worker.args"), std::string::npos) << failure;
+  EXPECT_NE(failure.find("--threds"), std::string::npos) << failure;
+}
+
+TEST(Resilience, AMissingWorkerBinaryIsLoggedAsCommandNotFound) {
+  const std::string missing = "/nonexistent/tandem-no-such-server";
+  std::string endpoint = "  digits:\n    model: " + (source_dir() / "models/digits").string() +
+                         "\n    worker:\n      command: [\"" + missing +
+                         "\", \"{listen}\"]\n"
+                         "    dedicated: {replicas: 1}\n";
+  ServerProcess server(endpoint);
+  EXPECT_TRUE(wait_until(
+      [&] { return server.logs().find("command not found: " + missing) != std::string::npos; }, 10s))
+      << server.logs();
+}
+
 TEST(Resilience, SlowWorkerHitsTheDeadline) {
   ServerProcess server("  digits:\n    model: " + (source_dir() / "models/digits").string() +
                        "\n    slo: {timeout_ms: 200}\n    worker: {args: [\"--fault-delay-ms\", \"1000\"]}\n"
