@@ -22,7 +22,9 @@ struct RequestsArgs {
   std::string endpoint;
   std::string since;
   std::string status;
+  std::string client_request_id;
   int limit = 50;
+  int timeout_s = 30;
   std::string id;
   int interval_ms = 1000;
   int max_records = 0;  // tail: stop after this many (0: until interrupted)
@@ -41,6 +43,7 @@ std::string encode(const std::string& text) { return http::url_encode(text); }
 std::string query(const RequestsArgs& a, const std::string& since, bool oldest_first, int limit) {
   std::string q = "?limit=" + std::to_string(limit);
   if (!a.endpoint.empty()) q += "&endpoint=" + encode(a.endpoint);
+  if (!a.client_request_id.empty()) q += "&client_request_id=" + encode(a.client_request_id);
   if (!since.empty()) q += "&since=" + encode(since);
   if (!a.status.empty()) q += "&status=" + encode(a.status);
   if (oldest_first) q += "&order=asc";
@@ -71,7 +74,7 @@ int failed_http(const char* what, const AdminResponse& r) {
 }
 
 int run_list(const RequestsArgs& a) {
-  auto client = AdminClient::create(a.server, std::chrono::seconds(30));
+  auto client = AdminClient::create(a.server, std::chrono::seconds(a.timeout_s));
   if (!client) return failed("list", client.error());
   auto res = client->request("GET", "/admin/v1/requests" + query(a, a.since, false, a.limit));
   if (!res) return failed("list", res.error());
@@ -87,10 +90,22 @@ int run_list(const RequestsArgs& a) {
 }
 
 int run_show(const RequestsArgs& a) {
-  auto client = AdminClient::create(a.server, std::chrono::seconds(30));
+  auto client = AdminClient::create(a.server, std::chrono::seconds(a.timeout_s));
   if (!client) return failed("show", client.error());
   auto res = client->request("GET", "/admin/v1/requests/" + encode(a.id));
   if (!res) return failed("show", res.error());
+  if (res->status == 409) {
+    // Several requests were sent with this client id: list them, choose none.
+    std::fprintf(stderr, "tandem requests show: %s\n", error_message(*res).c_str());
+    boost::system::error_code ec;
+    const auto page = json::parse(res->body, ec);
+    if (!ec && page.is_object())
+      if (const auto* matches = page.as_object().if_contains("matches"); matches && matches->is_array()) {
+        print_header();
+        for (const auto& r : matches->as_array()) print_row(r.as_object());
+      }
+    return 1;
+  }
   if (res->status != 200) return failed_http("show", *res);
   if (a.as_json) {
     std::printf("%s\n", res->body.c_str());
@@ -99,6 +114,8 @@ int run_show(const RequestsArgs& a) {
   const auto r = json::parse(res->body).as_object();
   const auto& d = r.at("duration_ms").as_object();
   std::printf("request:     %s\n", str(r.at("request_id")).c_str());
+  if (const auto* client = r.if_contains("client_request_id"); client && client->is_string())
+    std::printf("client id:   %s\n", str(*client).c_str());
   std::printf("trace:       %s\n", str(r.at("trace_id")).c_str());
   std::printf("time:        %s\n", str(r.at("time")).c_str());
   std::printf("endpoint:    %s (model version %s)\n", str(r.at("endpoint")).c_str(), str(r.at("model_version")).c_str());
@@ -117,7 +134,7 @@ int run_show(const RequestsArgs& a) {
 }
 
 int run_tail(const RequestsArgs& a) {
-  auto client = AdminClient::create(a.server, std::chrono::seconds(30));
+  auto client = AdminClient::create(a.server, std::chrono::seconds(a.timeout_s));
   if (!client) return failed("tail", client.error());
   std::signal(SIGINT, [](int) { interrupted = 1; });
   std::signal(SIGTERM, [](int) { interrupted = 1; });
@@ -178,6 +195,8 @@ int run_tail(const RequestsArgs& a) {
 void add_common(CLI::App* cmd, RequestsArgs& a) {
   cmd->add_option("--server", a.server, "tandem server URL (default: $TANDEM_SERVER, else http://127.0.0.1:8080)");
   cmd->add_flag("--json", a.as_json, "Print JSON instead of a table");
+  cmd->add_option("--timeout", a.timeout_s, "Seconds to wait for the server")->capture_default_str()->check(
+      CLI::Range(1, 3600));
 }
 
 void add_filters(CLI::App* cmd, RequestsArgs& a) {
@@ -195,11 +214,16 @@ void add_requests_command(CLI::App& app, int& exit_code) {
   auto* list = requests->add_subcommand("list", "Recent requests, newest first");
   add_common(list, *a);
   add_filters(list, *a);
+  list->add_option("--client-request-id", a->client_request_id,
+                   "Only requests the client sent with this x-request-id (takes no other filter)");
   list->add_option("--limit", a->limit, "At most this many (1-1000)")->capture_default_str()->check(CLI::Range(1, 1000));
   list->callback([a, &exit_code] { exit_code = run_list(*a); });
 
   auto* show = requests->add_subcommand("show", "One request's record");
-  show->add_option("id", a->id, "Request id (x-request-id)")->required();
+  show->add_option("id", a->id,
+                   "The request's id (its x-request-id answer header), or the id the client sent (when one "
+                   "request alone was sent with it)")
+      ->required();
   add_common(show, *a);
   show->callback([a, &exit_code] { exit_code = run_show(*a); });
 

@@ -63,6 +63,7 @@ json::object audit_object(const registry::AuditRecord& r) {
                                    {"upstream", r.upstream_ms},
                                    {"total", r.total_ms}}},
       {"cost_usd", r.cost_usd},
+      {"client_request_id", r.client_request_id.empty() ? json::value(nullptr) : json::value(r.client_request_id)},
   };
 }
 
@@ -261,12 +262,17 @@ http::Reply AdminApi::blob(http::Request& request, std::string_view id) {
 
 http::Reply AdminApi::requests(std::string_view query) {
   registry::AuditQuery q;
+  std::string client_request_id;
   const std::int64_t now_ms = clock_.unix_ns() / 1'000'000;
   auto params = http::parse_query(query);
   if (!params) return error_reply({ErrorCode::invalid_request, "query string: a malformed %-escape"});
   for (const auto& [key, value] : *params) {
     if (key == "endpoint") {
       q.endpoint = value;
+    } else if (key == "client_request_id") {
+      if (value.empty() || value.size() > 128)
+        return error_reply({ErrorCode::invalid_request, "client_request_id: expected 1 to 128 characters"});
+      client_request_id = value;
     } else if (key == "since" || key == "before") {
       auto t = parse_time_bound(value, now_ms);
       if (!t)
@@ -294,9 +300,11 @@ http::Reply AdminApi::requests(std::string_view query) {
       q.oldest_first = value == "asc";
     } else {
       return error_reply({ErrorCode::invalid_request,
-                          key + ": unknown parameter (known: endpoint, since, before, status, limit, order)"});
+                          key + ": unknown parameter (known: endpoint, client_request_id, since, before, status, "
+                                "limit, order)"});
     }
   }
+  if (!client_request_id.empty()) return requests_by_client_id(client_request_id, q);
   auto rows = store_.query_audit(q);
   if (!rows) return error_reply(rows.error());
   json::array out;
@@ -309,10 +317,37 @@ http::Reply AdminApi::request_by_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return error_reply({ErrorCode::not_found, "no such request id"});
   auto found = store_.find_audit(std::string(id));
   if (!found) return error_reply(found.error());
-  if (!*found)
+  if (*found) return json_reply(200, audit_object(**found));
+  // Not a record's own id: a client's, which any number of requests may have sent. One match
+  // is that record; several are listed rather than one chosen, so that a request sent with
+  // another's id cannot stand in for it.
+  constexpr int kShown = 20;
+  auto sent = store_.find_audit_by_client_id(std::string(id), kShown + 1);
+  if (!sent) return error_reply(sent.error());
+  if (sent->empty())
     return error_reply({ErrorCode::not_found, "no audit record for request " + std::string(id) +
                                                   " (expired, not yet written, or never seen)"});
-  return json_reply(200, audit_object(**found));
+  if (sent->size() == 1) return json_reply(200, audit_object(sent->front()));
+  json::array matches;
+  for (std::size_t i = 0; i < sent->size() && i < static_cast<std::size_t>(kShown); ++i)
+    matches.push_back(audit_object((*sent)[i]));
+  const std::string count = sent->size() > static_cast<std::size_t>(kShown) ? "more than " + std::to_string(kShown)
+                                                                               : std::to_string(sent->size());
+  return json_reply(409, json::object{{"error", count + " requests were sent with x-request-id " + std::string(id) +
+                                                    "; ask for one by its request_id"},
+                                      {"code", "ambiguous_request_id"},
+                                      {"matches", std::move(matches)}});
+}
+
+http::Reply AdminApi::requests_by_client_id(const std::string& client_request_id, const registry::AuditQuery& q) {
+  if (!q.endpoint.empty() || q.since_unix_ms != 0 || q.before_unix_ms != 0 || q.status != 0 || q.oldest_first)
+    return error_reply({ErrorCode::invalid_request, "client_request_id: takes only limit besides"});
+  auto rows = store_.find_audit_by_client_id(client_request_id, q.limit);
+  if (!rows) return error_reply(rows.error());
+  json::array out;
+  for (const auto& r : *rows) out.push_back(audit_object(r));
+  const auto count = out.size();
+  return json_reply(200, json::object{{"requests", std::move(out)}, {"count", count}, {"limit", q.limit}});
 }
 
 http::Reply AdminApi::deployments(std::string_view query) {

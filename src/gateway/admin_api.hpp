@@ -31,6 +31,7 @@ private:
   http::Reply push(const http::Request& request);
   http::Reply blob(http::Request& request, std::string_view id);
   http::Reply requests(std::string_view query);
+  http::Reply requests_by_client_id(const std::string& client_request_id, const registry::AuditQuery& q);
   http::Reply request_by_id(std::string_view id);
   http::Reply deployments(std::string_view query);
 

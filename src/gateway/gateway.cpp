@@ -399,11 +399,20 @@ EndpointRuntime& Gateway::pick(EndpointSlot& slot, const http::Request& request,
   return bucket < static_cast<std::uint64_t>(slot.candidate_percent) ? *candidate : *slot.stable;
 }
 
-http::Reply Gateway::error_response(const Error& error, const std::string& endpoint,
-                                       const std::string& request_id) {
+namespace {
+
+/// The request's ids on its answer: its own in x-request-id, the client's echoed.
+void set_request_ids(const InferTrace& t, http::Reply& reply) {
+  reply.set("x-request-id", t.request_id);
+  if (!t.client_request_id.empty()) reply.set("x-client-request-id", t.client_request_id);
+}
+
+} // namespace
+
+http::Reply Gateway::error_response(const Error& error, const std::string& endpoint, const InferTrace* trace) {
   int status = http_status(error.code);
   auto res = http::json_response(static_cast<unsigned>(status), v2::encode_error(error.message));
-  if (!request_id.empty()) res.set("x-request-id", request_id);
+  if (trace != nullptr) set_request_ids(*trace, res);
   if (status == 503) res.set("Retry-After", "1");
   if (endpoint.empty()) unrouted_.with({std::to_string(status)}).inc();
   return res;
@@ -437,8 +446,7 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
 http::Reply Gateway::no_such_version(const EndpointRuntime& ep, std::string_view version) {
   return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
                                                    v2::quote_value(version) + " (serving " + ep.manifest.version +
-                                                   ")"},
-                        "", "");
+                                                   ")"}, "");
 }
 
 asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
@@ -446,8 +454,7 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
   auto only_get = [&]() -> std::optional<http::Reply> {
     if (request.method() == verb::get || request.method() == verb::head) return std::nullopt;
     auto res = error_response({ErrorCode::method_not_allowed,
-                               std::string(request.method_string()) + " is not allowed on " + std::string(target)},
-                              "", "");
+                               std::string(request.method_string()) + " is not allowed on " + std::string(target)}, "");
     res.set("Allow", "GET");
     return res;
   };
@@ -487,7 +494,7 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
   if (auto path = v2::parse_model_path(target)) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())
-      co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(path->name)}, "", "");
+      co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(path->name)}, "");
     EndpointRuntime& ep = pick(*it->second, request, path->version);
     if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
       co_return no_such_version(ep, path->version);
@@ -495,8 +502,7 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
       if (request.method() != verb::post) {
         auto res = error_response({ErrorCode::method_not_allowed,
                                    std::string(request.method_string()) + " is not allowed on " +
-                                       std::string(target) + "; use POST"},
-                                  "", "");
+                                       std::string(target) + "; use POST"}, "");
         res.set("Allow", "POST");
         co_return res;
       }
@@ -506,8 +512,7 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
     co_return model_route(ep, path->action == v2::ModelAction::ready);
   }
   co_return error_response({ErrorCode::not_found, "no route for " + std::string(request.method_string()) + " " +
-                                                      std::string(target)},
-                           "", "");
+                                                      std::string(target)}, "");
 }
 
 http::Reply Gateway::model_route(const EndpointRuntime& ep, bool ready_only) {
@@ -581,6 +586,7 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
   if (options_.audit) {
     registry::AuditRecord r;
     r.request_id = std::move(t.request_id);
+    r.client_request_id = std::move(t.client_request_id);
     r.trace_id = std::move(t.trace_id);
     r.time_unix_ms = t.started_unix_ns / 1'000'000;
     r.endpoint = ep.config.name;
@@ -635,6 +641,7 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
   root.attributes = {{"http.request.method", std::string("POST")},
                      {"http.response.status_code", static_cast<std::int64_t>(reply.status)},
                      {"tandem.request_id", t.request_id},
+                     {"tandem.client_request_id", t.client_request_id},
                      {"tandem.endpoint", ep.config.name},
                      {"tandem.model_version", ep.manifest.version},
                      {"tandem.tier", t.tier},
@@ -727,7 +734,7 @@ jobs::WorkerCounts Gateway::worker_counts(std::string_view endpoint) const {
 asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::Request& request, TimePoint deadline) {
   auto it = by_name_.find(endpoint);
   if (it == by_name_.end())
-    co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(endpoint)}, "", "");
+    co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(endpoint)}, "");
   EndpointRuntime& ep = pick(*it->second, request, "");
   http::Reply reply = co_await infer(ep, request, deadline);
   // No server writes this reply: what waits for its writing runs now.
@@ -777,7 +784,7 @@ struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
 http::Reply Gateway::fail(Attempts& a, const Error& e, std::string_view tier) {
   a.t.error_code = std::string(error_label(e.code));
   count(a.ep, tier, http_status(e.code), e.code, to_seconds(clock_.now() - a.t.started));
-  return error_response(e, a.ep.config.name, a.t.request_id);
+  return error_response(e, a.ep.config.name, &a.t);
 }
 
 bool Gateway::admit(Attempts& a) {
@@ -973,7 +980,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
     out.status = response->status;
     if (response->content_type != "application/json") out.content_type = std::move(response->content_type);
     out.body = std::move(response->body);
-    out.set("x-request-id", t.request_id);
+    set_request_ids(t, out);
     out.set("x-tandem-tier", t.tier);
     out.set("x-tandem-worker", lease.worker_id());
     out.set("x-tandem-model-version", ep.manifest.version);
@@ -1054,9 +1061,12 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
       --*active;
     }
   } guard{ep.in_flight, &in_flight_total_, &ep.active};
-  t.request_id = std::string(request["x-request-id"]);
-  if (!is_acceptable_request_id(t.request_id))
-    t.request_id = ids_.next_time_ordered(t.started_unix_ns / 1'000'000);
+  // The record's id is always made here, so that no client can make another's record unreachable
+  // by sending its id; the client's own id is kept beside it, echoed and searchable.
+  std::string_view client_id = request["x-client-request-id"];
+  if (client_id.empty()) client_id = request["x-request-id"];
+  if (is_acceptable_request_id(client_id)) t.client_request_id = std::string(client_id);
+  t.request_id = ids_.next_time_ordered(t.started_unix_ns / 1'000'000);
   start_trace(request, t);
 
   // Every way out of the attempts leaves the answer in a.answer or the reason in a.last_error.

@@ -46,7 +46,8 @@ struct GatewayOptions {
 /// What one inference request did: filled along the request path, then turned into its audit
 /// record and (when sampled) its spans. Times are on the gateway's monotonic clock.
 struct InferTrace {
-  std::string request_id;
+  std::string request_id;         // made here, unique: the audit record's key
+  std::string client_request_id;  // the client's x-client-request-id or x-request-id, if acceptable
   std::string trace_id;
   std::string parent_span_id;  // the caller's span, from its traceparent
   telemetry::SpanIdText span_id; // the gateway's server span for this request
@@ -217,7 +218,7 @@ private:
   http::Reply model_route(const EndpointRuntime& endpoint, bool ready_only);
   http::Reply admin_workers() const;
   http::Reply metrics_response();
-  http::Reply error_response(const Error& error, const std::string& endpoint, const std::string& request_id);
+  http::Reply error_response(const Error& error, const std::string& endpoint, const InferTrace* trace = nullptr);
   void count(const EndpointRuntime& endpoint, std::string_view tier, int status,
              std::optional<ErrorCode> error, double seconds);
 

@@ -80,7 +80,7 @@ public:
     return true;
   }
   bool on_array_end(std::size_t, boost::json::error_code& ec) {
-    if (depth_ == 2 && column_ != kColumns)
+    if (depth_ == 2 && column_ != kColumns && column_ != kAuditRecordColumnsV1)
       return fail(ec, "record " + std::to_string(records.size()) + " has " + std::to_string(column_) +
                           " columns, not " + std::to_string(kColumns));
     --depth_;
@@ -161,6 +161,7 @@ private:
     case 6: return &r.tier;
     case 7: return &r.worker;
     case 9: return &r.error_code;
+    case 16: return &r.client_request_id;
     default: return nullptr;
     }
   }
@@ -212,8 +213,8 @@ private:
 } // namespace
 
 void append_audit_record_json(const AuditRecord& r, std::string& out) {
-  const std::string_view texts[] = {r.request_id,   r.trace_id, r.endpoint, r.model_version,
-                                    r.input_sha256, r.tier,     r.worker,   r.error_code};
+  const std::string_view texts[] = {r.request_id, r.trace_id, r.endpoint,   r.model_version,    r.input_sha256,
+                                    r.tier,       r.worker,   r.error_code, r.client_request_id};
   std::size_t bound = 2 + kColumns + 8 * kNumberBound; // brackets, commas, numbers
   for (std::string_view text : texts) bound += json_string_bound(text);
   // Written through a pointer into space made once: appending piece by piece cost more than
@@ -247,6 +248,8 @@ void append_audit_record_json(const AuditRecord& r, std::string& out) {
     *p++ = ',';
     p = write_real(value, p);
   }
+  *p++ = ',';
+  p = write_json_string(r.client_request_id, p);
   *p++ = ']';
   out.resize(static_cast<std::size_t>(p - out.data()));
 }
@@ -285,7 +288,8 @@ std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records) 
       block->endpoints += r.endpoint;
       block->endpoints += '\n';
     }
-    if (time_in_request_id(r.request_id) != r.time_unix_ms) block->foreign_ids.push_back(&r);
+    if (time_in_request_id(r.request_id) != r.time_unix_ms) block->indexed_ids.emplace_back(r.request_id, &r);
+    if (!r.client_request_id.empty()) block->indexed_ids.emplace_back(r.client_request_id, &r);
   }
   if (block != nullptr) block->records_json.push_back(']');
   return blocks;

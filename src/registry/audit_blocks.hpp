@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tandem::registry {
@@ -26,7 +27,9 @@ constexpr std::int64_t kAuditBlockSpanMaxMs = 10'000;
 inline constexpr const char* kAuditRecordColumns[] = {
     "request_id",    "trace_id",    "time_unix_ms", "endpoint",   "model_version", "input_sha256",
     "tier",          "worker",      "status",       "error_code", "attempts",      "queue_ms",
-    "cold_start_ms", "upstream_ms", "total_ms",     "cost_usd"};
+    "cold_start_ms", "upstream_ms", "total_ms",     "cost_usd",      "client_request_id"};
+/// Blocks written before client_request_id existed hold one column fewer; they read with it empty.
+constexpr std::size_t kAuditRecordColumnsV1 = std::size(kAuditRecordColumns) - 1;
 
 /// One block, ready to store.
 struct AuditBlock {
@@ -40,9 +43,9 @@ struct AuditBlock {
   /// outside 100..599). A query for failures skips the blocks without any.
   std::int64_t status_classes = 0;
   std::string records_json;
-  /// The records whose request id does not carry their arrival time (ids the client chose):
-  /// they need an index row of their own to be found by id.
-  std::vector<const AuditRecord*> foreign_ids;
+  /// Ids that need an index row of their own to be found: a client's request id (the record's
+  /// own id carries its arrival time, which finds its block), or a record id that does not.
+  std::vector<std::pair<std::string_view, const AuditRecord*>> indexed_ids;
 };
 
 /// The status_classes bit of `status`.
@@ -50,7 +53,7 @@ std::int64_t status_class_bit(int status);
 
 /// Cuts `records` (any order) into blocks: sorted by arrival time, ties in the order given,
 /// each block at most kAuditBlockRecordsMax records spanning at most kAuditBlockSpanMaxMs.
-/// The records must outlive the blocks (foreign_ids points into them).
+/// The records must outlive the blocks (indexed_ids points into them).
 std::vector<AuditBlock> make_audit_blocks(std::span<const AuditRecord> records);
 
 /// Appends `record` to `out` as one JSON array (no separator). Text that is not valid UTF-8 is

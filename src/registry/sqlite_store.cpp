@@ -578,39 +578,38 @@ public:
   }
 
   Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) override {
-    // Ids the gateway made carry their arrival time, which bounds the blocks to look in; ids a
-    // client chose have a row in audit_request_ids. With duplicates, the newest wins.
-    std::optional<std::pair<std::int64_t, AuditRecord>> newest;
-    const auto search = [&](Statement& s, const char* what) -> Status {
-      int rc = 0;
-      while ((rc = s.step()) == SQLITE_ROW) {
-        const std::int64_t block_seq = s.int64(0);
-        if (newest && newest->first > block_seq) continue;
-        auto records = read_audit_block(block_seq, s.text_view(1));
-        if (!records) return records.error();
-        for (auto r = records->rbegin(); r != records->rend(); ++r) {
-          if (r->request_id != request_id) continue;
-          newest.emplace(block_seq, std::move(*r));
-          break;
-        }
-      }
-      if (rc != SQLITE_DONE) return failure(std::string("looking up request ") + request_id + " " + what);
-      return Ok{};
+    // Ids the gateway made carry their arrival time, which bounds the blocks to look in; older
+    // records whose id a client chose have a row in audit_request_ids. Record ids are unique;
+    // should a store hold duplicates from before they were, the newest wins.
+    std::optional<AuditRecord> found;
+    const auto keep = [&](AuditRecord&& r) {
+      if (r.request_id != request_id) return true;
+      found = std::move(r);
+      return true;
     };
     if (auto time = time_in_request_id(request_id)) {
       Statement s(db_, "SELECT seq, records_json FROM audit_blocks WHERE first_time_unix_ms BETWEEN ? AND ? "
                        "AND last_time_unix_ms >= ? ORDER BY seq");
       if (!s.prepared()) return failure("preparing the lookup of request " + request_id);
       s.bind(1, *time - kAuditBlockSpanMaxMs).bind(2, *time).bind(3, *time);
-      if (auto found = search(s, "by time"); !found) return found.error();
+      if (auto scanned = scan_blocks(s, keep, "looking up request " + request_id); !scanned) return scanned.error();
+      if (found) return found;
     }
-    Statement s(db_, "SELECT b.seq, b.records_json FROM audit_request_ids i JOIN audit_blocks b ON b.seq = i.block_seq "
-                     "WHERE i.request_id = ? ORDER BY b.seq");
-    if (!s.prepared()) return failure("preparing the lookup of request " + request_id);
-    s.bind(1, request_id);
-    if (auto found = search(s, "by id"); !found) return found.error();
-    if (!newest) return std::optional<AuditRecord>{};
-    return std::optional<AuditRecord>(std::move(newest->second));
+    if (auto scanned = scan_indexed(request_id, keep); !scanned) return scanned.error();
+    return found;
+  }
+
+  Result<std::vector<AuditRecord>> find_audit_by_client_id(const std::string& client_request_id, int limit) override {
+    std::vector<AuditRecord> found;
+    auto scanned = scan_indexed(client_request_id, [&](AuditRecord&& r) {
+      if (r.client_request_id == client_request_id) found.push_back(std::move(r));
+      return true;
+    });
+    if (!scanned) return scanned.error();
+    // Blocks come oldest first and records in arrival order within one.
+    std::reverse(found.begin(), found.end());
+    if (limit >= 0 && found.size() > static_cast<std::size_t>(limit)) found.resize(static_cast<std::size_t>(limit));
+    return found;
   }
 
   Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) override {
@@ -694,6 +693,29 @@ public:
 
 private:
   /// The records of block `seq`, or an error naming the block.
+  /// Calls `each` with every record of the blocks `s` selects (seq, records_json), block by block.
+  Status scan_blocks(Statement& s, const std::function<bool(AuditRecord&&)>& each, const std::string& what) {
+    int rc = 0;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      auto records = read_audit_block(s.int64(0), s.text_view(1));
+      if (!records) return records.error();
+      for (AuditRecord& r : *records)
+        if (!each(std::move(r))) return Ok{};
+    }
+    if (rc != SQLITE_DONE) return failure(what);
+    return Ok{};
+  }
+
+  /// The records of the blocks an audit_request_ids row for `id` points at, oldest block first
+  /// (each block once, though several of its records may carry the id).
+  Status scan_indexed(const std::string& id, const std::function<bool(AuditRecord&&)>& each) {
+    Statement s(db_, "SELECT b.seq, b.records_json FROM audit_blocks b WHERE b.seq IN "
+                     "(SELECT block_seq FROM audit_request_ids WHERE request_id = ?) ORDER BY b.seq");
+    if (!s.prepared()) return failure("preparing the lookup of request id " + id);
+    s.bind(1, id);
+    return scan_blocks(s, each, "looking up request id " + id);
+  }
+
   static Result<std::vector<AuditRecord>> read_audit_block(std::int64_t seq, std::string_view records_json) {
     auto records = parse_audit_block_json(records_json);
     if (!records)
@@ -701,8 +723,8 @@ private:
     return records;
   }
 
-  /// Writes `records` as blocks, and an id row for each record whose id does not carry its
-  /// time. In the caller's transaction.
+  /// Writes `records` as blocks, and an id row for each client's request id and each record
+  /// id that does not carry its time. In the caller's transaction.
   Status write_audit_blocks(std::span<const AuditRecord> records) {
     if (!insert_audit_block_) {
       insert_audit_block_ = std::make_unique<Statement>(
@@ -727,11 +749,11 @@ private:
       block_insert.reset();
       if (rc != SQLITE_DONE) return failure("inserting audit records");
       const std::int64_t block_seq = sqlite3_last_insert_rowid(db_);
-      for (const AuditRecord* r : block.foreign_ids) {
-        id_insert.bind_borrowed(1, r->request_id).bind(2, r->time_unix_ms).bind(3, block_seq);
+      for (const auto& [id, r] : block.indexed_ids) {
+        id_insert.bind_borrowed(1, id).bind(2, r->time_unix_ms).bind(3, block_seq);
         const int id_rc = id_insert.step();
         id_insert.reset();
-        if (id_rc != SQLITE_DONE) return failure("indexing audit request id " + r->request_id);
+        if (id_rc != SQLITE_DONE) return failure("indexing audit request id " + std::string(id));
       }
     }
     return Ok{};

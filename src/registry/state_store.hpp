@@ -58,6 +58,7 @@ struct DeploymentRecord {
 
 /// One inference request, as answered.
 struct AuditRecord {
+  /// Made by the gateway, unique: the record's key (a client cannot choose it).
   std::string request_id;
   std::string trace_id;
   std::int64_t time_unix_ms = 0;  // when the request arrived
@@ -74,6 +75,8 @@ struct AuditRecord {
   double upstream_ms = 0;
   double total_ms = 0;
   double cost_usd = 0;
+  /// The x-request-id the client sent, if any: echoed and searchable, never a key.
+  std::string client_request_id;
 };
 
 struct AuditQuery {
@@ -152,7 +155,11 @@ public:
   /// Appends all records in one transaction: all or none.
   virtual Status append_audit(std::span<const AuditRecord> records) = 0;
   virtual Result<std::vector<AuditRecord>> query_audit(const AuditQuery& query) = 0;
+  /// The record whose own id is `request_id`.
   virtual Result<std::optional<AuditRecord>> find_audit(const std::string& request_id) = 0;
+  /// The records a client sent with this x-request-id, newest first, at most `limit`.
+  virtual Result<std::vector<AuditRecord>> find_audit_by_client_id(const std::string& client_request_id,
+                                                                   int limit) = 0;
   /// Deletes records older than the cutoff; returns how many.
   virtual Result<std::int64_t> delete_audit_before(std::int64_t cutoff_unix_ms) = 0;
 

@@ -87,6 +87,7 @@ public:
   [[nodiscard]] unsigned short port() const { return port_; }
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] HttpClient client() const { return HttpClient(host_, port_); }
+  [[nodiscard]] std::string url() const { return "http://" + host_ + ":" + std::to_string(port_); }
   [[nodiscard]] std::string logs() const;
   [[nodiscard]] const std::filesystem::path& directory() const { return dir_; }
 

@@ -95,7 +95,8 @@ TEST(AuditTest, EveryRequestHasARecordWithVersionTierWorkerAndInputHash) {
   int checked = 0;
   for (const auto& v : records) {
     const auto& r = v.as_object();
-    const std::string id(r.at("request_id").as_string());
+    const std::string id(r.at("client_request_id").as_string());
+    EXPECT_EQ(r.at("request_id").as_string().size(), 32u) << "a record's own id is made by the gateway";
     EXPECT_EQ(r.at("model_version").as_string(), version);
     EXPECT_EQ(r.at("trace_id").as_string().size(), 32u);
     if (id == "audit-bad") {
@@ -137,7 +138,7 @@ TEST(AuditTest, EveryRequestHasARecordWithVersionTierWorkerAndInputHash) {
   const std::string url = "http://" + server.host() + ":" + std::to_string(server.port());
   auto list = run_tandem({"requests", "list", "--endpoint", "digits", "--status", "4xx"}, url);
   ASSERT_EQ(list.exit_code, 0) << list.err;
-  EXPECT_NE(list.out.find("audit-bad"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find(bad.header("x-request-id")), std::string::npos) << list.out;
   auto shown = run_tandem({"requests", "show", "audit-3"}, url);
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_NE(shown.out.find(sent["audit-3"].first), std::string::npos) << shown.out;
@@ -209,6 +210,65 @@ TEST(AuditTest, WithInputDigestNoneRecordsCarryNoInputHash) {
   EXPECT_EQ(record->at("input_sha256").as_string(), "");
   EXPECT_EQ(record->at("status").as_int64(), 200);
   EXPECT_EQ(record->at("tier").as_string(), "dedicated");
+}
+
+// A request sent with another's id (its client id, or the id the gateway gave it) is recorded
+// beside it, never in its place: the id a client got back always finds its own record. Before
+// record ids were made by the gateway, the second request replaced the first under "victim-1".
+TEST(AuditTest, ARequestSentWithAnotherRequestsIdCannotShadowItsRecord) {
+  ServerProcess server(digits_endpoint(1), "  audit: {flush_interval: 50ms}\n");
+  ASSERT_TRUE(server.wait_ready(1));
+  auto client = server.client();
+  auto rows = load_heldout();
+  auto victim = client.post("/v2/models/digits/infer", infer_body(rows, 0, 1), {{"x-request-id", "victim-1"}});
+  ASSERT_EQ(victim.status, 200) << victim.body;
+  EXPECT_EQ(victim.header("x-client-request-id"), "victim-1");
+  const std::string victim_id = victim.header("x-request-id");
+  ASSERT_EQ(victim_id.size(), 32u);
+  ASSERT_TRUE(wait_until([&] { return client.get("/admin/v1/requests/victim-1").status == 200; }, 5s));
+
+  const std::string bad_body = R"({"inputs":[{"name":"pixels"}]})";
+  auto reused = client.post("/v2/models/digits/infer", bad_body, {{"x-request-id", "victim-1"}});
+  ASSERT_EQ(reused.status, 400);
+  EXPECT_NE(reused.header("x-request-id"), victim_id);
+  auto forged = client.post("/v2/models/digits/infer", bad_body, {{"x-request-id", victim_id}});
+  ASSERT_EQ(forged.status, 400);
+  ASSERT_TRUE(wait_until([&] { return audit_page(client, "?client_request_id=victim-1").size() == 2; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return audit_page(client, "?client_request_id=" + victim_id).size() == 1; }, 5s));
+
+  // The gateway's id finds the victim's record, whoever else sent that id.
+  auto own = client.get("/admin/v1/requests/" + victim_id);
+  ASSERT_EQ(own.status, 200) << own.body;
+  EXPECT_EQ(json::parse(own.body).at("status").as_int64(), 200);
+  EXPECT_EQ(json::parse(own.body).at("client_request_id").as_string(), "victim-1");
+  // The client's id, sent twice, names no one record: both are listed, newest first.
+  auto shared = client.get("/admin/v1/requests/victim-1");
+  ASSERT_EQ(shared.status, 409) << shared.body;
+  const auto doc = json::parse(shared.body).as_object();
+  EXPECT_EQ(doc.at("code").as_string(), "ambiguous_request_id");
+  const auto& matches = doc.at("matches").as_array();
+  ASSERT_EQ(matches.size(), 2u);
+  EXPECT_EQ(matches[0].at("status").as_int64(), 400);
+  EXPECT_EQ(matches[1].at("request_id").as_string(), victim_id);
+  // A client id sent once still finds its record.
+  auto once = client.get("/admin/v1/requests/" + reused.header("x-request-id"));
+  ASSERT_EQ(once.status, 200);
+  EXPECT_EQ(json::parse(once.body).at("status").as_int64(), 400);
+
+  // The CLI says the same.
+  const auto show_own = run_tandem({"requests", "show", victim_id, "--timeout", "5"}, server.url());
+  EXPECT_EQ(show_own.exit_code, 0) << show_own.err;
+  EXPECT_NE(show_own.out.find("status:      200"), std::string::npos) << show_own.out;
+  EXPECT_NE(show_own.out.find("client id:   victim-1"), std::string::npos) << show_own.out;
+  const auto show_shared = run_tandem({"requests", "show", "victim-1"}, server.url());
+  EXPECT_EQ(show_shared.exit_code, 1);
+  EXPECT_NE(show_shared.err.find("2 requests were sent with x-request-id victim-1"), std::string::npos)
+      << show_shared.err;
+  EXPECT_NE(show_shared.out.find(victim_id), std::string::npos) << show_shared.out;
+  const auto listed = run_tandem({"requests", "list", "--client-request-id", "victim-1", "--json"}, server.url());
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(json::parse(listed.out).at("count").as_int64(), 2);
+  EXPECT_EQ(client.get("/admin/v1/requests?client_request_id=victim-1&status=400").status, 400);
 }
 
 TEST(AuditTest, RecordsOlderThanTheRetentionPeriodAreDeleted) {
@@ -349,7 +409,7 @@ TEST(LoggingTest, LogLinesAreJsonAndCarryTheRequestAndTraceIds) {
   ASSERT_TRUE(wait_until(
       [&] {
         const auto logs = server.logs();
-        auto at = logs.find("\"request_id\":\"logged-request-1\"");
+        auto at = logs.find("\"request_id\":\"" + res.header("x-request-id") + "\"");
         if (at == std::string::npos) return false;
         const auto begin = logs.rfind('\n', at) + 1;
         line = logs.substr(begin, logs.find('\n', at) - begin);

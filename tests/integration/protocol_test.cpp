@@ -66,7 +66,8 @@ TEST_F(ProtocolTest, InferReturnsPredictionWithHeaders) {
   EXPECT_EQ(outputs.at(1).at("datatype").as_string(), "INT64");
   EXPECT_TRUE(outputs.at(1).at("data").at(0).is_int64()) << "labels are integers, not floats";
 
-  EXPECT_EQ(res.header("x-request-id"), "client-id-1");
+  EXPECT_EQ(res.header("x-client-request-id"), "client-id-1");
+  EXPECT_EQ(res.header("x-request-id").size(), 32u);
   EXPECT_EQ(res.header("x-tandem-tier"), "dedicated");
   EXPECT_EQ(res.header("x-tandem-worker"), "digits-ded-0");
   EXPECT_EQ(res.header("x-tandem-model-version").size(), 12u);
@@ -82,6 +83,7 @@ TEST_F(ProtocolTest, InferReturnsPredictionWithHeaders) {
   ASSERT_EQ(traced.status, 200);
   EXPECT_EQ(traced.header("traceparent").substr(3, 32), trace);
   EXPECT_EQ(traced.header("x-request-id").size(), 32u);
+  EXPECT_EQ(traced.header("x-client-request-id"), "");
 }
 
 TEST_F(ProtocolTest, RequestedOutputsOnly) {

@@ -38,7 +38,35 @@ bool sqlite_reads_as_json(const std::string& text) {
 TEST(AuditBlocks, ARecordIsOneJsonArrayInColumnOrder) {
   EXPECT_EQ(block_of(plain_record()),
             "[[\"req-1\",\"" + std::string(32, 'a') + "\",1795900000123,\"digits\",\"digits@0123456789ab\",\"" +
-                std::string(64, 'c') + "\",\"dedicated\",\"w-1\",200,\"\",1,0.25,0,1.5,2.125,1.097e-06]]");
+                std::string(64, 'c') + "\",\"dedicated\",\"w-1\",200,\"\",1,0.25,0,1.5,2.125,1.097e-06,\"\"]]");
+}
+
+TEST(AuditBlocks, BlocksWrittenBeforeClientIdsReadWithNone) {
+  // Sixteen columns: no client_request_id, as stores written before it hold.
+  auto back = parse_audit_block_json("[[\"req-1\",\"t\",1,\"d\",\"v\",\"h\",\"t\",\"w\",200,\"\",1,0,0,0,0,0]]");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ((*back)[0].request_id, "req-1");
+  EXPECT_EQ((*back)[0].client_request_id, "");
+  AuditRecord r = plain_record();
+  r.client_request_id = "mine-7";
+  auto again = parse_audit_block_json(block_of(r));
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ((*again)[0].client_request_id, "mine-7");
+}
+
+TEST(AuditBlocks, AClientsIdIsIndexedBesideTheRecordsOwn) {
+  AuditRecord own = plain_record();
+  own.request_id = "019a2241a278933f8a0c677f67227b63";
+  own.time_unix_ms = 0x019a2241a278LL;
+  own.client_request_id = "mine-7";
+  AuditRecord foreign = plain_record();
+  foreign.time_unix_ms = own.time_unix_ms;
+  const std::vector<AuditRecord> records = {own, foreign};
+  const auto blocks = make_audit_blocks(records);
+  ASSERT_EQ(blocks.size(), 1u);
+  std::vector<std::string> ids;
+  for (const auto& [id, r] : blocks[0].indexed_ids) ids.emplace_back(id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"mine-7", "req-1"}));
 }
 
 TEST(AuditBlocks, TextThatNeedsEscapingRoundTripsAndIsValidJsonForSqlite) {
@@ -146,7 +174,7 @@ TEST(AuditBlocks, TextThatIsNotABlockIsAnErrorSayingWhatIsWrong) {
       {"", "incomplete"},
       {"{}", "object"},
       {"[" + one, "incomplete"},
-      {"[[\"a\",\"b\",1]]", "3 columns, not 16"},
+      {"[[\"a\",\"b\",1]]", "3 columns, not 17"},
       {"[" + one.substr(0, one.size() - 1) + ",7]]", "too many columns"},
       {"[[1" + one.substr(one.find(',')) + "]", "column request_id holds a number"},
       {"[[[\"nested\"]]]", "a record holds an array"},

@@ -541,6 +541,31 @@ TEST_F(AuditStoreTest, FindAuditWithDuplicateIdsReturnsTheNewest) {
   EXPECT_EQ((*found)->status, 200);
 }
 
+TEST_F(AuditStoreTest, AClientsIdFindsEveryRecordSentWithItNewestFirstButIsNoKey) {
+  auto first = audit_record("019a2241a278933f8a0c677f67227b63", 0x019a2241a278LL, "digits", 200);
+  first.client_request_id = "shared";
+  auto second = audit_record("019a2241a279933f8a0c677f67227b63", 0x019a2241a279LL, "digits", 400);
+  second.client_request_id = "shared";
+  // A client may send a record's own id as its id: that names a second record, not the first.
+  auto forged = audit_record("019a2241a27a933f8a0c677f67227b63", 0x019a2241a27aLL, "digits", 400);
+  forged.client_request_id = first.request_id;
+  ASSERT_TRUE(store().append_audit(std::vector<AuditRecord>{first, second, forged}).ok());
+
+  auto own = store().find_audit(first.request_id);
+  ASSERT_TRUE(own.ok() && own->has_value());
+  EXPECT_EQ((*own)->status, 200);
+  EXPECT_FALSE(store().find_audit("shared")->has_value());
+  auto sent = store().find_audit_by_client_id("shared", 10);
+  ASSERT_TRUE(sent.ok()) << sent.error().message;
+  ASSERT_EQ(sent->size(), 2u);
+  EXPECT_EQ((*sent)[0].request_id, second.request_id);
+  EXPECT_EQ((*sent)[1].request_id, first.request_id);
+  EXPECT_EQ(store().find_audit_by_client_id("shared", 1)->size(), 1u);
+  auto by_forged = store().find_audit_by_client_id(first.request_id, 10);
+  ASSERT_EQ(by_forged->size(), 1u);
+  EXPECT_EQ(by_forged->front().request_id, forged.request_id);
+}
+
 TEST_F(AuditStoreTest, DeleteAuditBeforeReturnsHowManyAndKeepsTheRest) {
   auto deleted = store().delete_audit_before(3000);
   ASSERT_TRUE(deleted.ok()) << deleted.error().message;
