@@ -9,7 +9,7 @@ RUN_LISTEN = $(or $(shell sed -n 's/^  listen: *\([^ #]*\).*/\1/p' $(CONFIG) 2>/
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build run test test-unit test-integration test-asan test-tsan bench format tidy clean
+.PHONY: all bootstrap configure build run test test-unit test-integration test-asan test-tsan fuzz bench format tidy clean
 
 all: build
 
@@ -57,6 +57,24 @@ test-tsan: bootstrap
 	  ctest --output-on-failure --timeout 600 -L unit
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure --timeout 600 -L integration -R $(TSAN_INTEGRATION)
+
+# libFuzzer targets (fuzz/, docs/fuzzing.md), built with clang into build-fuzz/ and each run for
+# FUZZ_SECONDS on a copy of its seed corpus (build-fuzz/corpus; fuzz/corpus is never written).
+# Fails when any target crashes or a sanitizer reports; the input is left in build-fuzz/artifacts.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = fuzz_v2_request fuzz_runpod_submission fuzz_config fuzz_audit_block fuzz_http_request
+fuzz:
+	CC=clang CXX=clang++ cmake -S fuzz -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
+	rm -rf build-fuzz/corpus && cp -r fuzz/corpus build-fuzz/corpus && mkdir -p build-fuzz/artifacts
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/$$t- build-fuzz/corpus/$$t \
+	    > build-fuzz/$$t.log 2>&1 || failed="$$failed $$t"; \
+	  grep -E '^(Done|SUMMARY)|stat::number_of_executed_units' build-fuzz/$$t.log; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed (logs: build-fuzz/<target>.log)"; exit 1; fi
 
 bench: build
 	bench/run-all
