@@ -127,6 +127,12 @@ int run_serve(const ServeArgs& args) {
           "Set `model: {}@{}` to keep the promoted version",
           ep.name, events->front().to_version, manifest->version, manifest->version, manifest->name,
           events->front().to_version);
+    // Legal (a rollout or a later configuration may give it workers), but almost always a
+    // mistake: say so rather than answer 503 to every request in silence.
+    if ((!ep.dedicated || ep.dedicated->replicas == 0) && !ep.serverless)
+      spdlog::warn("endpoint {}: no capacity: dedicated.replicas is 0 and there is no serverless pool, so every "
+                   "inference answers 503 and /v2/models/{}/ready is not ready until workers are configured",
+                   ep.name, ep.name);
     manifests.push_back(std::move(*manifest));
   }
   std::unique_ptr<registry::AuditWriter> audit;

@@ -192,7 +192,15 @@ Result<PushResult> ModelRegistry::push(const PushRequest& request) {
     if (*latest) r.parent_version = r.name + "@" + (*latest)->version;
     else r.parent_version = lineage.parent;
   } else {
-    r.parent_version = request.parent;
+    // Lineage must point at something real: a parent that is not in the registry is refused
+    // rather than recorded (a typo would otherwise break the chain silently).
+    auto parent = resolve(*parse_model_ref(request.parent));
+    if (!parent) {
+      if (parent.error().code != ErrorCode::not_found) return parent.error();
+      return make_error(ErrorCode::invalid_request,
+                        "parent: " + request.parent + " is not a version in the registry (tandem models list)");
+    }
+    r.parent_version = parent->name + "@" + parent->version;
   }
   if (auto m = materialize(r); !m) return m.error();
   auto inserted = store_.insert_model_version(r);

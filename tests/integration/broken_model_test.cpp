@@ -11,6 +11,7 @@ namespace tandem::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 
 // The digits model with its artifact replaced by `artifact_bytes`.
 fs::path broken_digits_model(const fs::path& into, const std::string& artifact_bytes) {
@@ -54,6 +55,16 @@ TEST(BrokenModelTest, PushOfAnEmptyOrCorruptOnnxIsRefusedWithTheEnginesReason) {
   EXPECT_EQ(server.client().post("/v2/models/digits/infer", infer_body(rows, 0, 1)).status, 200);
   server.stop(SIGTERM);
   fs::remove_all(dir);
+}
+
+TEST(BrokenModelTest, AnEndpointWithNoCapacityStartsWithAWarningAndIsNotReady) {
+  ServerProcess server(digits_endpoint(0));
+  auto client = server.client();
+  EXPECT_TRUE(wait_until([&] { return server.logs().find("endpoint digits: no capacity") != std::string::npos; }, 5s))
+      << server.logs();
+  EXPECT_NE(client.get("/v2/models/digits/ready").status, 200);
+  auto rows = load_heldout();
+  EXPECT_EQ(client.post("/v2/models/digits/infer", infer_body(rows, 0, 1)).status, 503);
 }
 
 TEST(BrokenModelTest, AConfigWhoseModelIsCorruptFailsAtStartNamingTheEndpointAndTheReason) {

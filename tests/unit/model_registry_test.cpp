@@ -250,13 +250,27 @@ TEST_F(ModelRegistryTest, ChangedManifestCreatesANewVersionWhoseParentIsThePrevi
   EXPECT_EQ(store_->list_model_versions("digits")->size(), 3u);
 }
 
-TEST_F(ModelRegistryTest, ExplicitParentOnNewContentIsRecorded) {
+TEST_F(ModelRegistryTest, ExplicitParentOnNewContentIsRecordedByItsFullVersion) {
+  upload_artifact();
+  const auto first = push_ok(digits_request()).record;
+  auto second = digits_request();
+  second.manifest_text = manifest_text_ + "# second\n";
+  push_ok(second);
+  auto fork = digits_request();
+  fork.manifest_text = manifest_text_ + "# fork of the first\n";
+  fork.parent = "digits@" + first.version.substr(0, 6);  // a unique prefix
+  EXPECT_EQ(push_ok(fork).record.parent_version, "digits@" + first.version);
+}
+
+TEST_F(ModelRegistryTest, AParentThatIsNotInTheRegistryIsRefused) {
   upload_artifact();
   push_ok(digits_request());
   auto changed = digits_request();
   changed.manifest_text = manifest_text_ + "# fork\n";
   changed.parent = "upstream@0123456789ab";
-  EXPECT_EQ(push_ok(changed).record.parent_version, "upstream@0123456789ab");
+  const std::string message = push_error(changed, ErrorCode::invalid_request);
+  EXPECT_TRUE(contains(message, "parent: upstream@0123456789ab is not a version in the registry")) << message;
+  EXPECT_EQ(store_->list_model_versions("digits")->size(), 1u);
 }
 
 TEST_F(ModelRegistryTest, MalformedParentIsRefused) {
