@@ -4,15 +4,16 @@
 #include "worker/worker_server.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <memory>
 
 namespace tandem::cli {
 
-void add_worker_command(CLI::App& app, int& exit_code) {
-  auto options = std::make_shared<worker::WorkerOptions>();
-  auto log_level = std::make_shared<std::string>("info");
-  auto* cmd = app.add_subcommand("worker", "Run the reference worker: one model over the Open Inference Protocol v2");
+namespace {
+
+constexpr const char* kWorkerDescription = "Run the reference worker: one model over the Open Inference Protocol v2";
+
+// The worker's options, bound to `options` and `log_level`, which must outlive `cmd`'s parse.
+void add_worker_options(CLI::App* cmd, worker::WorkerOptions* options, std::string* log_level) {
   cmd->add_option("--model", options->model_dir, "Model directory (with tandem-model.yaml)")->required();
   cmd->add_option("--listen", options->listen, "HOST:PORT to listen on; port 0 picks a free one")
       ->capture_default_str();
@@ -49,7 +50,20 @@ void add_worker_command(CLI::App& app, int& exit_code) {
                   "Dynamic batching: requests allowed to wait; more are refused with 503 (overrides "
                   "batching.max_queue_size)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}));
-  cmd->add_option("--log-level", *log_level, "trace|debug|info|warn|error|off")->capture_default_str();
+  cmd->add_option("--log-level", *log_level, "trace|debug|info|warn|error|off")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& level) { return is_log_level(level) ? std::string() : "unknown level " + level; },
+          "LEVEL"));
+}
+
+} // namespace
+
+void add_worker_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<worker::WorkerOptions>();
+  auto log_level = std::make_shared<std::string>("info");
+  auto* cmd = app.add_subcommand("worker", kWorkerDescription);
+  add_worker_options(cmd, options.get(), log_level.get());
   cmd->callback([options, log_level, &exit_code] {
     if (!init_logging(options->worker_id.empty() ? "worker" : "worker " + options->worker_id, *log_level)) throw CLI::ValidationError("--log-level", "unknown level " + *log_level);
     exit_code = worker::run_worker(*options);
@@ -57,11 +71,12 @@ void add_worker_command(CLI::App& app, int& exit_code) {
 }
 
 std::optional<std::string> worker_args_error(const std::vector<std::string>& args) {
+  // The same options and checks as a real start, with no callback: nothing runs. The options
+  // live here, beside the parser that writes them.
+  worker::WorkerOptions options;
+  std::string log_level = "info";
   CLI::App app;
-  int exit_code = 0;
-  add_worker_command(app, exit_code);
-  // The same options and checks as a real start, but nothing runs.
-  app.get_subcommand("worker")->callback(std::function<void()>());
+  add_worker_options(app.add_subcommand("worker", kWorkerDescription), &options, &log_level);
   std::vector<std::string> argv{"worker", "--model", "."};  // the pool passes --model itself
   argv.insert(argv.end(), args.begin(), args.end());
   std::reverse(argv.begin(), argv.end());  // CLI11 takes the vector last argument first

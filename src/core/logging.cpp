@@ -67,9 +67,13 @@ public:
 
 } // namespace
 
+bool is_log_level(std::string_view level) {
+  return spdlog::level::from_str(std::string(level)) != spdlog::level::off || level == "off";
+}
+
 bool init_logging(std::string_view role, std::string_view level) {
+  if (!is_log_level(level)) return false;
   auto parsed = spdlog::level::from_str(std::string(level));
-  if (parsed == spdlog::level::off && level != "off") return false;
   // _mt: background threads (the audit writer, the exporters) log too; lines are rare enough
   // that the sink's mutex costs nothing measurable.
   auto logger = spdlog::stderr_logger_mt(std::string(role));

@@ -8,6 +8,10 @@ namespace tandem {
 /// Returns false for an unknown level name.
 bool init_logging(std::string_view role, std::string_view level);
 
+/// Whether init_logging() knows `level` (spdlog's names: trace, debug, info, warn, error, off,
+/// and its aliases).
+bool is_log_level(std::string_view level);
+
 } // namespace tandem
 
 namespace tandem {

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include <charconv>
+#include <cmath>
 
 namespace tandem::jobs {
 
@@ -55,10 +56,18 @@ Result<std::int64_t> wait_param(std::string_view query, std::int64_t default_ms)
 Result<std::int64_t> positive_ms(const json::value& v, const char* field, std::int64_t max_ms) {
   std::int64_t ms = 0;
   if (v.is_int64()) ms = v.as_int64();
-  else if (v.is_uint64() && v.as_uint64() <= static_cast<std::uint64_t>(max_ms)) ms = static_cast<std::int64_t>(v.as_uint64());
-  else if (v.is_double() && v.as_double() == static_cast<double>(static_cast<std::int64_t>(v.as_double())))
-    ms = static_cast<std::int64_t>(v.as_double());
-  else return Error{ErrorCode::invalid_request, std::string(field) + ": expected milliseconds, an integer"};
+  else if (v.is_uint64())  // beyond int64 when parsed: out of range, said below
+    ms = v.as_uint64() <= static_cast<std::uint64_t>(max_ms) ? static_cast<std::int64_t>(v.as_uint64()) : -1;
+  else if (v.is_double()) {
+    // Range first: converting a double beyond int64 (or NaN) to an integer is undefined.
+    const double d = v.as_double();
+    if (!(d >= 1.0 && d <= static_cast<double>(max_ms)))
+      return Error{ErrorCode::invalid_request,
+                   std::string(field) + ": expected milliseconds between 1 and " + std::to_string(max_ms)};
+    if (d != std::floor(d))
+      return Error{ErrorCode::invalid_request, std::string(field) + ": expected milliseconds, an integer"};
+    ms = static_cast<std::int64_t>(d);
+  } else return Error{ErrorCode::invalid_request, std::string(field) + ": expected milliseconds, an integer"};
   if (ms <= 0 || ms > max_ms)
     return Error{ErrorCode::invalid_request,
                  std::string(field) + ": expected milliseconds between 1 and " + std::to_string(max_ms)};

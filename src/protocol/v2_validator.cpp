@@ -1,5 +1,6 @@
 #include "protocol/v2_validator.hpp"
 
+#include "core/json_text.hpp"
 #include "protocol/v2_codec.hpp"
 
 #include <boost/container/small_vector.hpp>
@@ -103,10 +104,13 @@ public:
     return true;
   }
   const char* position() const { return p_; }
+  // The byte at the cursor, or NUL at the end: never a read past the body.
+  [[nodiscard]] char current() const { return p_ < end_ ? *p_ : '\0'; }
   void seek(const char* at) { p_ = at; }
   [[nodiscard]] const char* end() const { return end_; }
 
-  // A string; unescaped into `out` when given. UTF-8 is checked by the worker's decoder.
+  // A string; unescaped into `out` when given. Text must be valid UTF-8, as the worker's
+  // decoder requires: a body the gateway accepts is one the worker accepts.
   bool string(std::string* out) {
     if (!consume('"')) return fail("expected a string");
     const char* start = p_;
@@ -120,6 +124,16 @@ public:
         if (u < 0x20) {
           p_ = c;
           return fail("control character in string");
+        }
+        if (u >= 0x80) {
+          const std::size_t n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(c),
+                                                     static_cast<std::size_t>(stop - c));
+          if (n == 0) {
+            p_ = c;
+            return fail("invalid UTF-8 in string");
+          }
+          c += n - 1;
+          continue;
         }
         if (u == '\\') {
           escaped = true;
@@ -167,7 +181,7 @@ public:
         p_ = p + 1;
         return true;
       }
-      if (u == '\\' || u < 0x20) break;
+      if (u == '\\' || u < 0x20 || u >= 0x80) break;
     }
     --p_;
     if (!string(&storage)) return false;
@@ -443,8 +457,7 @@ private:
   // Reads one non-array value; sets `why` when it does not fit the datatype.
   bool leaf(std::string& why) {
     s_.ws();
-    const char* at = s_.position();
-    char c = *at;
+    const char c = s_.current();
     if (c == '"') {
       if (!s_.string(nullptr)) return false;
       if (type_ != DataType::BYTES)
@@ -588,8 +601,8 @@ Result<ValidatedRequest> validate_infer_request(std::string_view body, const Mod
         if (s.consume(']')) return true;
         do {
           s.ws();
-          const char* at = s.position();
-          if (*at == '-' || is_digit(*at)) {
+          const char c = s.current();
+          if (c == '-' || is_digit(c)) {
             NumberToken t;
             if (!s.number(t)) return false;
             if (!t.plain_integer) {

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <ostream>
 #include <random>
 
@@ -170,6 +172,42 @@ TEST_P(Validator, AgreesOnBodiesThatEndInsideTheDataArray) {
   ASSERT_NE(data_at, std::string::npos);
   // Cut right after the bracket, after each element and after each comma.
   for (std::size_t end = data_at + 1; end <= data_at + 9; ++end) expect_same(whole.substr(0, end), fp);
+}
+
+// Every prefix of a body, each in a heap block of exactly its size: the validator must never
+// look at the byte past the end (a std::string's terminating NUL would hide such a read from
+// AddressSanitizer, so the bytes are copied out of it).
+TEST_P(Validator, NeverReadsPastTheEndOfATruncatedBody) {
+  auto fp = schema_with(DataType::FP32, {-1, 2});
+  const std::string whole = R"({"id":"r","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1.5,true]},)"
+                            R"({"name":"m","datatype":"BOOL","shape":[1],"data":[false]}],"outputs":[{"name":"y"}]})";
+  for (std::size_t size = 0; size <= whole.size(); ++size) {
+    auto exact = std::make_unique<char[]>(size == 0 ? 1 : size);
+    std::memcpy(exact.get(), whole.data(), size);
+    const std::string_view body(exact.get(), size);
+    auto fast = validate_infer_request(body, fp);
+    auto dom = decode_infer_request(body, fp);
+    EXPECT_EQ(fast.ok(), dom.ok()) << whole.substr(0, size);
+  }
+}
+
+// The decoder refuses text that is not UTF-8 anywhere in the body; so does the validator, or
+// the gateway would forward what every worker refuses.
+TEST_P(Validator, AgreesOnInvalidUtf8InKeysAndStrings) {
+  auto fp = schema_with(DataType::FP32, {-1, 1});
+  auto bytes = schema_with(DataType::BYTES, {-1, 1});
+  for (const std::string bad : {"\xff", "\xc0\xaf", "\xed\xa0\x80", "\xe2\x82", "\xf4\x90\x80\x80"}) {
+    const std::string& raw = bad;
+    expect_same(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1],"data":[1]}],")" + raw + R"(":1})", fp);
+    expect_same(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1],"data":[1],"k)" + raw + R"(":1}]})", fp);
+    expect_same(R"({"id":")" + raw + R"(","inputs":[{"name":"x","datatype":"FP32","shape":[1,1],"data":[1]}]})", fp);
+    expect_same(R"({"inputs":[{"name":"x","datatype":"BYTES","shape":[1,1],"data":["a)" + raw + R"("]}]})", bytes);
+    auto fast = validate_infer_request(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1],"data":[1]}],")" + raw + R"(":1})", fp);
+    EXPECT_FALSE(fast.ok()) << bad;
+  }
+  // Valid multi-byte text stays accepted: two, three and four bytes.
+  expect_same("{\"id\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,1],\"data\":[1]}]}", fp);
+  EXPECT_TRUE(validate_infer_request("{\"id\":\"\xc3\xa9\",\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,1],\"data\":[1]}]}", fp).ok());
 }
 
 TEST_P(Validator, AgreesOnIntegerBoolAndBytesTypes) {
