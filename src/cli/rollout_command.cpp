@@ -29,6 +29,7 @@ struct RolloutArgs {
   double max_divergence = -1;
   double p95_slack_ms = -1;
   std::string rollback_window;
+  std::string warmup_timeout;
   std::vector<std::string> worker_args;
   std::string actor;
   int limit = 50;
@@ -110,6 +111,7 @@ int run_start(const RolloutArgs& a) {
   if (a.max_divergence >= 0) body["max_divergence"] = a.max_divergence;
   if (a.p95_slack_ms >= 0) body["p95_slack_ms"] = a.p95_slack_ms;
   if (!a.rollback_window.empty()) body["rollback_window"] = a.rollback_window;
+  if (!a.warmup_timeout.empty()) body["warmup_timeout"] = a.warmup_timeout;
   if (!a.worker_args.empty()) {
     json::array args;
     for (const auto& w : a.worker_args) args.emplace_back(w);
@@ -144,6 +146,8 @@ void add_rollout_command(CLI::App& app, int& exit_code) {
   start->add_option("--p95-slack-ms", a->p95_slack_ms,
                     "p95 differences below this many ms are never a failure, whatever the ratio (2)");
   start->add_option("--rollback-window", a->rollback_window, "Blue/green: how long the old version stays warm (5m)");
+  start->add_option("--warmup-timeout", a->warmup_timeout,
+                    "Abort when the new version's workers are not ready by then, with their last failure (5m)");
   start->add_option("--worker-arg", a->worker_args, "Extra argument for the new version's workers (repeatable)");
   start->add_option("--actor", a->actor, "Who starts it (default: $USER)");
   start->callback([a, &exit_code] { exit_code = run_start(*a); });

@@ -4,6 +4,7 @@
 #include "core/io_inbox.hpp"
 #include "core/logging.hpp"
 #include "gateway/admin_api.hpp"
+#include "gateway/blob_sweeper.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/rollout_manager.hpp"
 #include "http/server.hpp"
@@ -73,7 +74,8 @@ int run_serve(const ServeArgs& args) {
     return 2;
   }
   registry::ModelRegistry models(**store, config->server.state_dir,
-                                 [&clock] { return clock.unix_ns() / 1'000'000; });
+                                 [&clock] { return clock.unix_ns() / 1'000'000; },
+                                 config->server.registry.max_blob_bytes);
   models.set_artifact_check(worker::check_model);
   // Deploy: resolve every endpoint's model (a directory, or NAME@VERSION / NAME@latest from the
   // registry) once, now, and record what was resolved.
@@ -183,6 +185,7 @@ int run_serve(const ServeArgs& args) {
   options.worker_log_args = {"--log-level", args.log_level};
   options.seed = std::random_device{}();
   gateway::AdminApi admin(**store, models, clock);
+  gateway::BlobSweeper blob_sweeper(io, models, metrics, config->server.registry);
   options.admin = &admin;
   options.audit = audit.get();
   options.audit_input_sha256 = config->server.audit.input_sha256;
@@ -239,6 +242,7 @@ int run_serve(const ServeArgs& args) {
     if (d.min_requests) spec.min_requests = *d.min_requests;
     spec.require_approval = d.require_approval;
     if (d.rollback_window_ms) spec.rollback_window = *d.rollback_window_ms;
+    if (d.warmup_timeout_ms) spec.warmup_timeout = *d.warmup_timeout_ms;
     if (d.max_error_rate_increase) spec.thresholds.max_error_rate_increase = *d.max_error_rate_increase;
     if (d.max_p95_ratio) spec.thresholds.max_p95_ratio = *d.max_p95_ratio;
     if (d.max_divergence) spec.thresholds.max_divergence = *d.max_divergence;
@@ -259,6 +263,7 @@ int run_serve(const ServeArgs& args) {
     }
   }
   job_manager.start();
+  blob_sweeper.start();
   server.start();
   std::printf("listening on http://%s:%u\n", bound->address().to_string().c_str(), bound->port());
   std::fflush(stdout);
@@ -304,6 +309,7 @@ int run_serve(const ServeArgs& args) {
     spdlog::info("signal {} received: draining {} request(s), then stopping workers", signal_number,
                  gw.in_flight());
     server.stop();
+    blob_sweeper.stop();
     job_manager.shutdown(); // no new executions; unfinished jobs run again after a restart
     grace.expires_after(std::chrono::milliseconds(args.shutdown_grace_ms));
     grace.async_wait([&](const boost::system::error_code& timer_ec) {

@@ -191,7 +191,7 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     const std::string at = path + ".rollout";
     check_keys(rollout, at,
                {"to", "strategy", "steps", "step_duration", "min_requests", "require_approval", "rollback_window",
-                "max_error_rate_increase", "max_p95_ratio", "max_divergence", "p95_slack_ms", "worker_args"});
+                "warmup_timeout", "max_error_rate_increase", "max_p95_ratio", "max_divergence", "p95_slack_ms", "worker_args"});
     DeclaredRollout r;
     if (!rollout["to"]) fail(at + ".to", "required: the new version, NAME@VERSION or NAME@latest");
     r.to = get_string(rollout["to"], at + ".to");
@@ -215,6 +215,10 @@ EndpointConfig parse_endpoint(const std::string& name, const YAML::Node& node,
     }
     if (rollout["rollback_window"])
       r.rollback_window_ms = get_duration(rollout["rollback_window"], at + ".rollback_window");
+    if (rollout["warmup_timeout"]) {
+      r.warmup_timeout_ms = get_duration(rollout["warmup_timeout"], at + ".warmup_timeout");
+      if (r.warmup_timeout_ms->count() < 1000) fail(at + ".warmup_timeout", "must be at least 1s");
+    }
     if (rollout["max_error_rate_increase"])
       r.max_error_rate_increase = get_double(rollout["max_error_rate_increase"], at + ".max_error_rate_increase");
     if (rollout["max_p95_ratio"]) r.max_p95_ratio = get_double(rollout["max_p95_ratio"], at + ".max_p95_ratio");
@@ -404,6 +408,21 @@ AuditConfig parse_audit(const YAML::Node& node, const std::string& path) {
   return a;
 }
 
+RegistryConfig parse_registry(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"max_blob_bytes", "unused_blob_grace", "blob_sweep_interval"});
+  RegistryConfig r;
+  if (node["max_blob_bytes"])
+    r.max_blob_bytes = static_cast<std::uint64_t>(
+        get_int(node["max_blob_bytes"], path + ".max_blob_bytes", 1LL << 20, 1LL << 50));
+  if (node["unused_blob_grace"])
+    r.unused_blob_grace_ms = get_duration(node["unused_blob_grace"], path + ".unused_blob_grace");
+  if (node["blob_sweep_interval"]) {
+    r.blob_sweep_interval_ms = get_duration(node["blob_sweep_interval"], path + ".blob_sweep_interval");
+    if (r.blob_sweep_interval_ms.count() < 100) fail(path + ".blob_sweep_interval", "must be at least 100ms");
+  }
+  return r;
+}
+
 JobsConfig parse_jobs(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
              {"queue_max", "queue_max_bytes", "concurrency", "result_retention", "retained_max", "retained_max_bytes",
@@ -478,7 +497,7 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
     if (!root || root.IsNull()) fail("(root)", "the configuration is empty");
     check_keys(root, "(root)", {"server", "endpoints"});
     if (auto server = root["server"]) {
-      check_keys(server, "server", {"listen", "state", "limits", "tracing", "audit", "jobs", "autoscaler_tick"});
+      check_keys(server, "server", {"listen", "state", "limits", "tracing", "audit", "jobs", "registry", "autoscaler_tick"});
       if (server["autoscaler_tick"]) {
         config.server.autoscaler_tick_ms = get_duration(server["autoscaler_tick"], "server.autoscaler_tick");
         if (config.server.autoscaler_tick_ms.count() < 10) fail("server.autoscaler_tick", "must be at least 10ms");
@@ -496,6 +515,7 @@ Result<Config> parse_config(const std::string& yaml_text, const std::filesystem:
       if (server["tracing"]) config.server.tracing = parse_tracing(server["tracing"], "server.tracing");
       if (server["audit"]) config.server.audit = parse_audit(server["audit"], "server.audit");
       if (server["jobs"]) config.server.jobs = parse_jobs(server["jobs"], "server.jobs");
+      if (server["registry"]) config.server.registry = parse_registry(server["registry"], "server.registry");
     } else {
       config.server.state_dir = resolve(base_dir, "var");
     }

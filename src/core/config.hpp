@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -69,6 +70,7 @@ struct DeclaredRollout {
   std::optional<std::int64_t> min_requests;
   bool require_approval = false;
   std::optional<std::chrono::milliseconds> rollback_window_ms;
+  std::optional<std::chrono::milliseconds> warmup_timeout_ms;  // default 5m: then the rollout aborts
   std::optional<double> max_error_rate_increase;
   std::optional<double> max_p95_ratio;
   std::optional<double> max_divergence;
@@ -133,6 +135,15 @@ struct JobsConfig {
   std::vector<Cidr> webhook_allow;
 };
 
+/// server.registry: the model registry's blob store (docs/registry.md).
+struct RegistryConfig {
+  std::uint64_t max_blob_bytes = 64ULL << 30;  // all uploaded artifacts together; more is 507
+  // A blob no version uses is deleted once it is this old (time since its upload): long enough
+  // for a push between its upload and its version.
+  std::chrono::milliseconds unused_blob_grace_ms{3600 * 1000};
+  std::chrono::milliseconds blob_sweep_interval_ms{10 * 60 * 1000};
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   std::filesystem::path state_dir = "./var";
@@ -141,6 +152,7 @@ struct ServerConfig {
   TracingConfig tracing;
   AuditConfig audit;
   JobsConfig jobs;
+  RegistryConfig registry;
 };
 
 /// List prices from design.md, used when a pool names a `gpu` but no explicit price.

@@ -12,6 +12,7 @@ int http_status(ErrorCode code) {
   case ErrorCode::payload_too_large: return 413;
   case ErrorCode::overloaded: return 429;
   case ErrorCode::header_too_large: return 431;
+  case ErrorCode::insufficient_storage: return 507;
   case ErrorCode::unavailable: return 503;
   case ErrorCode::upstream_error: return 502;
   case ErrorCode::timeout: return 504;
@@ -30,6 +31,7 @@ std::string_view error_label(ErrorCode code) {
   case ErrorCode::payload_too_large: return "payload_too_large";
   case ErrorCode::overloaded: return "overloaded";
   case ErrorCode::header_too_large: return "header_too_large";
+  case ErrorCode::insufficient_storage: return "insufficient_storage";
   case ErrorCode::unavailable: return "unavailable";
   case ErrorCode::upstream_error: return "upstream_error";
   case ErrorCode::timeout: return "timeout";

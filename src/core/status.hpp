@@ -17,6 +17,7 @@ enum class ErrorCode {
   payload_too_large,  // 413
   overloaded,         // 429, with Retry-After: refused at once rather than answered late
   header_too_large,   // 431
+  insufficient_storage, // 507: a store's quota (blob bytes) would be exceeded
   unavailable,        // 503, with Retry-After
   upstream_error,     // 502
   timeout,            // 504

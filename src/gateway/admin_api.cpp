@@ -132,6 +132,10 @@ std::optional<http::Reply> AdminApi::handle(http::Request& request, std::string_
       (path.size() == models_prefix.size() || path[models_prefix.size()] == '/'))
     return models(request, path.substr(models_prefix.size()));
   if (path.substr(0, blobs_prefix.size()) == blobs_prefix) return blob(request, path.substr(blobs_prefix.size()));
+  if (path == blobs_prefix.substr(0, blobs_prefix.size() - 1)) {
+    if (request.method() != verb::get && request.method() != verb::head) return method_not_allowed(request, path, "GET");
+    return blob_list();
+  }
   if (path == requests_prefix) {
     if (request.method() != verb::get && request.method() != verb::head) return method_not_allowed(request, path, "GET");
     return requests(query);
@@ -254,10 +258,33 @@ http::Reply AdminApi::blob(http::Request& request, std::string_view id) {
     if (auto s = models_.blobs().put(request.body(), hex); !s) return error_reply(s.error());
     return json_reply(201, json::object{{"sha256", hex}, {"bytes", request.body().size()}});
   }
+  if (request.method() == verb::delete_) {
+    if (auto s = models_.delete_blob(hex); !s) return error_reply(s.error());
+    return json_reply(200, json::object{{"deleted", "sha256:" + std::string(hex)}});
+  }
   if (request.method() != verb::get && request.method() != verb::head)
-    return method_not_allowed(request, path, "GET, HEAD, PUT");
+    return method_not_allowed(request, path, "GET, HEAD, PUT, DELETE");
   if (!models_.blobs().contains(hex)) return error_reply({ErrorCode::not_found, "no blob " + std::string(id)});
   return json_reply(200, json::object{{"sha256", hex}});
+}
+
+http::Reply AdminApi::blob_list() {
+  auto& blobs = models_.blobs();
+  auto users = models_.blob_users();
+  if (!users) return error_reply(users.error());
+  json::array items;
+  for (const auto& info : blobs.list()) {
+    json::array used_by;
+    if (auto it = users->find(info.sha256); it != users->end())
+      for (const auto& name : it->second) used_by.emplace_back(name);
+    items.emplace_back(json::object{{"sha256", info.sha256},
+                                    {"bytes", info.bytes},
+                                    {"modified", iso8601_utc(info.modified_unix_ms)},
+                                    {"used_by", std::move(used_by)}});
+  }
+  return json_reply(200, json::object{{"blobs", std::move(items)},
+                                      {"total_bytes", blobs.total_bytes()},
+                                      {"max_blob_bytes", blobs.max_total_bytes()}});
 }
 
 http::Reply AdminApi::requests(std::string_view query) {

@@ -30,6 +30,7 @@ private:
   http::Reply models(http::Request& request, std::string_view rest);
   http::Reply push(const http::Request& request);
   http::Reply blob(http::Request& request, std::string_view id);
+  http::Reply blob_list();
   http::Reply requests(std::string_view query);
   http::Reply requests_by_client_id(const std::string& client_request_id, const registry::AuditQuery& q);
   http::Reply request_by_id(std::string_view id);

@@ -265,9 +265,18 @@ double EndpointRuntime::cold_start_hint_ms() const {
 }
 
 bool EndpointRuntime::any_ready() const {
-  // A serverless pool that scales from zero is "ready" to take requests: it will cold-start.
+  // A serverless pool that scales from zero is ready to take requests when it can cold-start
+  // one: not while its starts are failing (each inference would wait, then get 503).
   if (dedicated.pool && dedicated.pool->any_ready()) return true;
-  return serverless.pool != nullptr && (serverless.pool->any_ready() || config.serverless->min == 0);
+  if (serverless.pool == nullptr) return false;
+  if (serverless.pool->any_ready()) return true;
+  return config.serverless->min == 0 && !serverless.pool->start_failing(std::chrono::steady_clock::now());
+}
+
+std::string EndpointRuntime::last_start_failure() const {
+  for (const TierRuntime* tier : {&dedicated, &serverless})
+    if (tier->pool && !tier->pool->last_start_failure().empty()) return tier->pool->last_start_failure();
+  return {};
 }
 
 void Gateway::start() {

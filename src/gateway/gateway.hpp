@@ -129,6 +129,8 @@ struct EndpointRuntime {
   /// learns) rather than refused on a guess.
   [[nodiscard]] double cold_start_hint_ms() const;
   [[nodiscard]] bool any_ready() const;
+  /// The latest failed worker start of either pool (dedicated first); empty when none.
+  [[nodiscard]] std::string last_start_failure() const;
 };
 
 /// What clients address by name: the endpoint, with the version(s) serving it.

@@ -108,10 +108,10 @@ Result<RolloutRequest> parse_rollout_request(const std::string& body) {
       } else {
         return make_error(ErrorCode::invalid_request, "steps: expected a list such as [5, 25, 50, 100]");
       }
-    } else if (key == "step_duration" || key == "rollback_window") {
+    } else if (key == "step_duration" || key == "rollback_window" || key == "warmup_timeout") {
       auto d = duration_field(v, key);
       if (!d) return d.error();
-      (key == "step_duration" ? spec.step_duration : spec.rollback_window) = *d;
+      (key == "step_duration" ? spec.step_duration : key == "warmup_timeout" ? spec.warmup_timeout : spec.rollback_window) = *d;
     } else if (key == "min_requests") {
       if (!v.is_int64()) return make_error(ErrorCode::invalid_request, "min_requests: expected an integer");
       spec.min_requests = v.as_int64();
@@ -137,7 +137,7 @@ Result<RolloutRequest> parse_rollout_request(const std::string& body) {
       return make_error(ErrorCode::invalid_request,
                         key + ": unknown field (known: endpoint, to, strategy, steps, step_duration, min_requests, "
                               "require_approval, max_error_rate_increase, max_p95_ratio, p95_slack_ms, "
-                              "max_divergence, rollback_window, worker_args, actor)");
+                              "max_divergence, rollback_window, warmup_timeout, worker_args, actor)");
     }
   }
   if (r.endpoint.empty()) return make_error(ErrorCode::invalid_request, "endpoint: required");
@@ -234,7 +234,7 @@ void RolloutManager::tick(TimePoint now) {
       if (c.dedicated.pool) ready = c.dedicated.pool->snapshot().ready_workers >= c.config.dedicated->replicas;
       if (c.serverless.pool) ready = ready && c.serverless.pool->snapshot().ready_workers >= c.config.serverless->min;
     }
-    auto decision = rollout->machine->tick(now, ready, rollout->baseline, rollout->canary);
+    auto decision = rollout->machine->tick(now, ready, rollout->baseline, rollout->canary, c.last_start_failure());
     apply(*rollout, decision);
   }
 }
@@ -260,12 +260,15 @@ void RolloutManager::apply(Active& r, const policy::RolloutDecision& d) {
     break;
   case Action::promote:
   case Action::rollback:
-    r.slot->candidate_percent = d.canary_percent;  // recorded as it ends: 100 promoted, 0 rolled back
-    record(r, d.action == Action::promote ? "promoted" : "rolled_back", d.reason, "tandem");
+  case Action::abort: {
+    r.slot->candidate_percent = d.canary_percent;  // recorded as it ends: 100 promoted, 0 otherwise
+    const char* kind = d.action == Action::promote ? "promoted" : d.action == Action::abort ? "aborted" : "rolled_back";
+    record(r, kind, d.reason, "tandem");
     conclude(r);
     spdlog::log(d.action == Action::promote ? spdlog::level::info : spdlog::level::warn, "rollout {}: {}: {}", r.id,
-                d.action == Action::promote ? "promoted" : "rolled back", d.reason);
+                kind, d.reason);
     break;
+  }
   }
 }
 
@@ -334,6 +337,7 @@ std::string RolloutManager::status_json(const Active& r) const {
       {"steps", std::move(steps)},
       {"step_duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(spec.step_duration).count()},
       {"min_requests", spec.min_requests},
+      {"warmup_timeout_ms", std::chrono::duration_cast<std::chrono::milliseconds>(spec.warmup_timeout).count()},
       {"require_approval", spec.require_approval},
       {"reason", r.machine->last_reason()},
       {"started", iso8601_utc(r.started_unix_ms)},

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 
 namespace tandem::jobs {
 
@@ -531,6 +532,15 @@ Status JobManager::check_webhook(std::string_view webhook) {
   auto address = parse_ip_address(url->host);
   if (!address) return Ok{};  // a name: judged at delivery by the address it resolves to
   auto why = webhook_target_refusal(*address, config_.webhook_allow);
+  // This server on a loopback or unspecified address, allow-list or not (any other address of
+  // this host is caught at delivery, by the address the connection came from).
+  unsigned short port = 0;
+  std::from_chars(url->port.data(), url->port.data() + url->port.size(), port);
+  if (!why && webhook_target_is_self(*address, port, IpAddress{}, listen_port_)) {
+    webhook_refused_.with({"self"}).inc();
+    return Error{ErrorCode::invalid_request, "webhook: " + url->host + ":" + url->port +
+                                                 " is this server; webhooks may never call it"};
+  }
   if (!why) return Ok{};
   webhook_refused_.with({std::string(*why)}).inc();
   return Error{ErrorCode::invalid_request, "webhook: " + url->host + " is a " + std::string(*why) +

@@ -46,6 +46,7 @@ std::string_view to_string(RolloutDecision::Action action) {
   case RolloutDecision::Action::await_approval: return "await_approval";
   case RolloutDecision::Action::promote: return "promote";
   case RolloutDecision::Action::rollback: return "rollback";
+  case RolloutDecision::Action::abort: return "abort";
   }
   return "none";
 }
@@ -68,6 +69,7 @@ std::optional<std::string> validate(const RolloutSpec& spec) {
   if (t.max_p95_ratio < 1) return "max_p95_ratio: expected at least 1";
   if (t.max_divergence < 0 || t.max_divergence > 1) return "max_divergence: expected 0..1";
   if (spec.rollback_window < Duration{0}) return "rollback_window: must not be negative";
+  if (spec.warmup_timeout < std::chrono::seconds(1)) return "warmup_timeout: must be at least 1s";
   return std::nullopt;
 }
 
@@ -176,12 +178,14 @@ RolloutDecision RolloutMachine::finish(RolloutPhase phase, std::string reason, s
   phase_ = phase;
   percent_ = phase == RolloutPhase::promoted ? 100 : 0;
   last_reason_ = std::move(reason);
-  return {phase == RolloutPhase::promoted ? RolloutDecision::Action::promote : RolloutDecision::Action::rollback,
-          percent_, last_reason_, std::move(analysis)};
+  const auto action = phase == RolloutPhase::promoted  ? RolloutDecision::Action::promote
+                     : phase == RolloutPhase::aborted ? RolloutDecision::Action::abort
+                                                      : RolloutDecision::Action::rollback;
+  return {action, percent_, last_reason_, std::move(analysis)};
 }
 
 RolloutDecision RolloutMachine::tick(TimePoint now, bool candidate_ready, const ArmStats& baseline,
-                                     const ArmStats& canary) {
+                                     const ArmStats& canary, std::string_view candidate_failure) {
   if (finished() || phase_ == RolloutPhase::paused) return {RolloutDecision::Action::none, percent_, {}, std::nullopt};
   if (phase_ == RolloutPhase::awaiting_approval) {
     // A canary held at the gate still serves its share: keep watching it while people decide.
@@ -196,7 +200,20 @@ RolloutDecision RolloutMachine::tick(TimePoint now, bool candidate_ready, const 
   // baseline as last seen with enough of it.
   if (baseline.requests >= spec_.min_requests) reference_baseline_ = baseline;
   if (phase_ == RolloutPhase::warming) {
-    if (!candidate_ready) return {RolloutDecision::Action::none, 0, {}, std::nullopt};
+    if (!candidate_ready) {
+      // step_started_ is the rollout's start until the first step.
+      const auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - step_started_).count();
+      if (now - step_started_ >= spec_.warmup_timeout)
+        return finish(RolloutPhase::aborted,
+                      "candidate not ready after " + std::to_string(waited_ms) + " ms (warmup_timeout): " +
+                          (candidate_failure.empty() ? std::string("its workers are still starting")
+                                                     : "last failure: " + std::string(candidate_failure)),
+                      std::nullopt);
+      last_reason_ = candidate_failure.empty()
+                         ? "waiting for the candidate's workers"
+                         : "waiting for the candidate's workers; last failure: " + std::string(candidate_failure);
+      return {RolloutDecision::Action::none, 0, {}, std::nullopt};
+    }
     // A step that sends everything to the candidate (blue/green, or a canary whose first step
     // is 100 %) leaves nothing to compare with afterwards: first observe the baseline for a
     // step (or until it has its minimum sample).

@@ -33,6 +33,7 @@ struct RolloutSpec {
   bool require_approval = false;   // canary: before the final step; blue/green: before the switch
   RolloutThresholds thresholds;
   Duration rollback_window{std::chrono::minutes(5)};  // blue/green: the old version stays warm this long
+  Duration warmup_timeout{std::chrono::minutes(5)};    // candidate not ready by then: the rollout aborts
 };
 
 /// Checks a spec; the error names the field.
@@ -83,6 +84,7 @@ struct RolloutDecision {
     await_approval,    // paused at the gate until approve()
     promote,           // the candidate is the endpoint's version now: release the baseline
     rollback,          // all traffic back to the baseline: release the candidate
+    abort,             // the candidate never became ready: release it (the baseline kept all traffic)
   };
   Action action = Action::none;
   int canary_percent = 0;
@@ -98,8 +100,10 @@ public:
 
   /// Advances on time and traffic. `candidate_ready`: the new version's workers are warm
   /// (canary: at least one; blue/green: all). `baseline`/`canary`: traffic since the current
-  /// step began.
-  RolloutDecision tick(TimePoint now, bool candidate_ready, const ArmStats& baseline, const ArmStats& canary);
+  /// step began. `candidate_failure`: why the candidate's latest worker start failed, if one
+  /// did: the reason shown while warming, and the abort's reason once warmup_timeout passes.
+  RolloutDecision tick(TimePoint now, bool candidate_ready, const ArmStats& baseline, const ArmStats& canary,
+                       std::string_view candidate_failure = {});
 
   /// Operator actions; each returns an error message when not allowed in the current phase.
   std::optional<std::string> approve(TimePoint now);

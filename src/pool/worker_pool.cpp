@@ -179,6 +179,7 @@ void WorkerPool::launch(std::size_t index) {
     auto picked = pick_free_port();
     if (!picked) {
       spdlog::error("worker {}: {}", slot.info.id, picked.error().message);
+      note_start_failure("worker " + slot.info.id + ": " + picked.error().message);
       on_exit(index, generation, -1);
       return;
     }
@@ -187,6 +188,7 @@ void WorkerPool::launch(std::size_t index) {
   auto spawned = spawn_process(command_for(index, port));
   if (!spawned) {
     spdlog::error("worker {}: cannot start: {}", slot.info.id, spawned.error().message);
+    note_start_failure("worker " + slot.info.id + " cannot start: " + spawned.error().message);
     on_exit(index, generation, -1);
     return;
   }
@@ -228,6 +230,7 @@ asio::awaitable<void> WorkerPool::await_ready_pipe(std::size_t index, std::uint6
     if (timed_out) {
       spdlog::error("worker {} did not become ready within {} ms; killing it", slot.info.id,
                     options_.worker.start_timeout_ms.count());
+      slot.start_timed_out = true;
       if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
     }
     co_return;  // otherwise the process exited; on_exit restarts it
@@ -266,6 +269,7 @@ asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint
     if (steady_clock::now() >= deadline) {
       spdlog::error("worker {} did not become ready within {} ms; killing it", slots_[index].info.id,
                     options_.worker.start_timeout_ms.count());
+      slots_[index].start_timed_out = true;
       if (slots_[index].info.pid > 0) ::kill(slots_[index].info.pid, SIGKILL);
       co_return;
     }
@@ -292,6 +296,7 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const h
       io_.get_executor(), endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
       options_.max_response_bytes);
   slot.ready_at = steady_clock::now();
+  last_ready_at_ = slot.ready_at;
   auto startup = std::chrono::duration<double, std::milli>(slot.ready_at - slot.started_at).count();
   cold_starts_.inc();
   cold_start_seconds_.observe(startup / 1000.0);
@@ -310,6 +315,14 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_s
     slot.upstream.reset();
   }
   track_demand();
+  // An exit before ready is a failed start (a timeout kills the worker, which ends here too).
+  if (slot.info.state == WorkerState::starting && !shutting_down_ && slot.wanted)
+    note_start_failure(slot.start_timed_out
+                           ? "worker " + slot.info.id + " did not become ready within " +
+                                 std::to_string(options_.worker.start_timeout_ms.count()) + " ms (worker.start_timeout)"
+                           : "worker " + slot.info.id + " exited (" + describe_wait_status(wait_status) + ") " +
+                                 std::to_string(uptime.count()) + " ms after it was started, before it was ready");
+  slot.start_timed_out = false;
   slot.info.state = WorkerState::stopped;
   slot.info.pid = 0;
   slot.info.in_flight = 0;  // leases of this generation no longer count
@@ -613,6 +626,16 @@ void WorkerPool::shutdown() {
 void WorkerPool::kill_remaining() {
   for (auto& slot : slots_)
     if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
+}
+
+void WorkerPool::note_start_failure(std::string what) {
+  last_start_failure_ = std::move(what);
+  last_start_failure_at_ = steady_clock::now();
+}
+
+bool WorkerPool::start_failing(steady_clock::time_point now, std::chrono::milliseconds memory) const {
+  return !last_start_failure_.empty() && last_start_failure_at_ > last_ready_at_ &&
+         now - last_start_failure_at_ <= memory;
 }
 
 bool WorkerPool::any_ready() const {

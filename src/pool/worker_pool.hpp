@@ -151,6 +151,15 @@ public:
   void kill_remaining();
 
   [[nodiscard]] bool any_ready() const;
+  /// Whether starting workers is failing: the pool's latest start attempt failed (the worker
+  /// exited or timed out before it was ready, or could not be spawned), no worker has become
+  /// ready since, and that failure is at most `memory` old (so a pool scaled to zero after
+  /// failures tries again once it is past).
+  [[nodiscard]] bool start_failing(std::chrono::steady_clock::time_point now,
+                                   std::chrono::milliseconds memory = std::chrono::seconds(60)) const;
+  /// The latest start failure, e.g. "worker digits-s0 exited (exit code 1) 40 ms after it was
+  /// started, before it was ready"; empty when there was none.
+  [[nodiscard]] const std::string& last_start_failure() const { return last_start_failure_; }
   [[nodiscard]] std::vector<WorkerInfo> describe() const;
   [[nodiscard]] const PoolOptions& options() const { return options_; }
 
@@ -158,6 +167,7 @@ private:
   friend class Lease;
   struct Slot {
     WorkerInfo info;
+    bool start_timed_out = false;  // killed for not becoming ready in time: the reason to report
     std::uint64_t generation = 0;
     std::shared_ptr<http::UpstreamPool> upstream;
     std::chrono::steady_clock::time_point started_at{};
@@ -210,6 +220,10 @@ private:
   Counter& ejections_;
   double cold_start_ms_avg_ = 0;
   bool cold_start_measured_ = false;
+  std::string last_start_failure_;
+  std::chrono::steady_clock::time_point last_start_failure_at_{};
+  std::chrono::steady_clock::time_point last_ready_at_{};
+  void note_start_failure(std::string what);
 };
 
 } // namespace tandem::pool

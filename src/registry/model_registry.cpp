@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <fstream>
 #include <system_error>
 
@@ -18,7 +20,66 @@ bool is_sha256_hex(std::string_view text) {
          std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-BlobStore::BlobStore(const fs::path& state_dir) : root_(state_dir / "blobs" / "sha256") {}
+namespace {
+
+std::int64_t unix_ms_of(fs::file_time_type t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::file_clock::to_sys(t).time_since_epoch())
+      .count();
+}
+
+bool is_temporary_name(const std::string& name) { return name.find(".tmp-") != std::string::npos; }
+
+} // namespace
+
+BlobStore::BlobStore(const fs::path& state_dir, std::uint64_t max_total_bytes)
+    : root_(state_dir / "blobs" / "sha256"), max_total_bytes_(max_total_bytes) {
+  for (const auto& blob : list()) {
+    total_bytes_ += blob.bytes;
+    ++count_;
+  }
+}
+
+std::vector<BlobInfo> BlobStore::list() const {
+  std::vector<BlobInfo> out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!is_sha256_hex(name) || !it->is_regular_file(ec)) continue;
+    BlobInfo info;
+    info.sha256 = name;
+    info.bytes = it->file_size(ec);
+    info.modified_unix_ms = unix_ms_of(it->last_write_time(ec));
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const BlobInfo& a, const BlobInfo& b) { return a.sha256 < b.sha256; });
+  return out;
+}
+
+Status BlobStore::remove(std::string_view sha256_hex) {
+  if (!contains(sha256_hex)) return make_error(ErrorCode::not_found, "no blob sha256:" + std::string(sha256_hex));
+  std::error_code ec;
+  const fs::path path = path_of(sha256_hex);
+  const auto bytes = fs::file_size(path, ec);
+  if (!fs::remove(path, ec) || ec)
+    return make_error(ErrorCode::internal, "cannot remove " + path.string() + ": " + ec.message());
+  total_bytes_ -= std::min<std::uint64_t>(total_bytes_, bytes);
+  --count_;
+  return Ok{};
+}
+
+std::int64_t BlobStore::remove_stale_temporaries(std::int64_t cutoff_unix_ms) {
+  std::vector<fs::path> stale;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (is_temporary_name(it->path().filename().string()) && it->is_regular_file(ec) &&
+        unix_ms_of(it->last_write_time(ec)) <= cutoff_unix_ms)
+      stale.push_back(it->path());
+  }
+  std::int64_t removed = 0;
+  for (const auto& path : stale) removed += fs::remove(path, ec) ? 1 : 0;
+  return removed;
+}
 
 fs::path BlobStore::path_of(std::string_view sha256_hex) const {
   return root_ / std::string(sha256_hex.substr(0, 2)) / std::string(sha256_hex);
@@ -75,12 +136,91 @@ Status BlobStore::put(std::string_view bytes, std::string_view expected_sha256) 
   if (actual != expected_sha256)
     return make_error(ErrorCode::invalid_request, "blob content has sha256 " + actual + ", not the " +
                                                       std::string(expected_sha256) + " it was uploaded as");
-  if (contains(expected_sha256)) return Ok{};
-  return write_atomically(path_of(expected_sha256), bytes, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  std::error_code ec;
+  if (contains(expected_sha256)) {
+    fs::last_write_time(path_of(expected_sha256), fs::file_time_type::clock::now(), ec);
+    return Ok{};
+  }
+  if (total_bytes_ + bytes.size() > max_total_bytes_) {
+    ++refused_for_quota_;
+    return make_error(ErrorCode::insufficient_storage,
+                      "blob store full: " + std::to_string(total_bytes_) + " of server.registry.max_blob_bytes (" +
+                          std::to_string(max_total_bytes_) + ") bytes used, this blob is " +
+                          std::to_string(bytes.size()) + " (GET /admin/v1/blobs lists them and the versions using each; DELETE one no version uses)");
+  }
+  auto written = write_atomically(path_of(expected_sha256), bytes,
+                                  fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  if (!written) return written;
+  total_bytes_ += bytes.size();
+  ++count_;
+  return Ok{};
 }
 
-ModelRegistry::ModelRegistry(StateStore& store, fs::path state_dir, std::function<std::int64_t()> now_unix_ms)
-    : store_(store), state_dir_(std::move(state_dir)), blobs_(state_dir_), now_unix_ms_(std::move(now_unix_ms)) {}
+ModelRegistry::ModelRegistry(StateStore& store, fs::path state_dir, std::function<std::int64_t()> now_unix_ms,
+                             std::uint64_t max_blob_bytes)
+    : store_(store), state_dir_(std::move(state_dir)), blobs_(state_dir_, max_blob_bytes),
+      now_unix_ms_(std::move(now_unix_ms)) {}
+
+Result<std::map<std::string, std::vector<std::string>>> ModelRegistry::blob_users() {
+  StateStore& store = store_;
+  auto models = store.list_models();
+  if (!models) return models.error();
+  std::map<std::string, std::vector<std::string>> users;
+  for (const auto& model : *models) {
+    auto versions = store.list_model_versions(model.name);
+    if (!versions) return versions.error();
+    for (const auto& v : *versions) users[v.artifact_sha256].push_back(v.name + "@" + v.version);
+  }
+  for (auto& [sha, names] : users) std::sort(names.begin(), names.end());
+  return users;
+}
+
+Result<std::vector<std::string>> ModelRegistry::versions_using_blob(std::string_view sha256_hex) {
+  auto users = blob_users();
+  if (!users) return users.error();
+  auto it = users->find(std::string(sha256_hex));
+  return it == users->end() ? std::vector<std::string>{} : it->second;
+}
+
+Status ModelRegistry::delete_blob(std::string_view sha256_hex) {
+  if (!blobs_.contains(sha256_hex)) return make_error(ErrorCode::not_found, "no blob sha256:" + std::string(sha256_hex));
+  auto users = versions_using_blob(sha256_hex);
+  if (!users) return users.error();
+  if (!users->empty()) {
+    std::string names;
+    for (const auto& name : *users) names += (names.empty() ? "" : ", ") + name;
+    return make_error(ErrorCode::conflict, "blob sha256:" + std::string(sha256_hex) + " is the artifact of " +
+                                               std::to_string(users->size()) + " version(s): " + names +
+                                               " (versions are immutable; their artifacts stay)");
+  }
+  std::error_code ec;
+  const auto bytes = fs::file_size(blobs_.path_of(sha256_hex), ec);
+  auto removed = blobs_.remove(sha256_hex);
+  if (removed) {
+    ++removed_.removed;
+    removed_.removed_bytes += bytes;
+  }
+  return removed;
+}
+
+Result<BlobSweep> ModelRegistry::sweep_unused_blobs(std::int64_t grace_ms) {
+  auto users = blob_users();
+  if (!users) return users.error();
+  const std::int64_t cutoff = now_unix_ms_() - grace_ms;
+  BlobSweep sweep;
+  for (const auto& blob : blobs_.list()) {
+    if (users->count(blob.sha256) != 0 || blob.modified_unix_ms > cutoff) continue;
+    if (blobs_.remove(blob.sha256)) {
+      ++sweep.removed;
+      sweep.removed_bytes += blob.bytes;
+    }
+  }
+  sweep.temporaries_removed = blobs_.remove_stale_temporaries(cutoff);
+  removed_.removed += sweep.removed;
+  removed_.removed_bytes += sweep.removed_bytes;
+  removed_.temporaries_removed += sweep.temporaries_removed;
+  return sweep;
+}
 
 fs::path ModelRegistry::version_directory(const ModelVersionRecord& record) const {
   return state_dir_ / "models" / record.name / record.version;

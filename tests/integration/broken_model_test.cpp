@@ -67,6 +67,20 @@ TEST(BrokenModelTest, AnEndpointWithNoCapacityStartsWithAWarningAndIsNotReady) {
   EXPECT_EQ(client.post("/v2/models/digits/infer", infer_body(rows, 0, 1)).status, 503);
 }
 
+// A serverless pool at min 0 is ready while it can start workers; once a start fails it is not
+// (every inference would wait, then get 503), until a start succeeds or the failure is a minute old.
+TEST(BrokenModelTest, AServerlessPoolWhoseWorkersCannotStartIsNotReady) {
+  ServerProcess server("  digits:\n    model: " + (source_dir() / "models/digits").string() +
+                       "\n    slo: {timeout_ms: 2000}\n    serverless: {min: 0, max: 1}\n"
+                       "    worker: {command: [sh, -c, 'echo cannot load >&2; exit 3'], start_timeout: 2s}\n");
+  auto client = server.client();
+  EXPECT_EQ(client.get("/v2/health/ready").status, 200) << "no start has failed yet";
+  auto inference = client.post("/v2/models/digits/infer", infer_body(load_heldout(), 0, 1));
+  EXPECT_GE(inference.status, 500) << inference.body;
+  EXPECT_TRUE(wait_until([&] { return client.get("/v2/health/ready").status == 503; }, 10s)) << server.logs();
+  EXPECT_EQ(client.get("/v2/models/digits/ready").status, 503);
+}
+
 TEST(BrokenModelTest, AConfigWhoseModelIsCorruptFailsAtStartNamingTheEndpointAndTheReason) {
   const fs::path dir = make_temp_dir();
   const auto model = broken_digits_model(dir / "model", truncated_onnx());

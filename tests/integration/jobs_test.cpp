@@ -325,6 +325,36 @@ TEST(JobsTest, WebhookReceivesTheFinishedJobAndFailedDeliveriesAreRetried) {
   EXPECT_EQ(metric_value(metrics, "tandem_job_webhooks_total{outcome=\"retried\"}"), 1);
 }
 
+// A webhook is a request the server makes for a client: by default it may not reach loopback
+// (or private, link-local) addresses, and never the server itself, allow-list or not. Before
+// this, a webhook to the admin API aborted a rollout.
+TEST(JobsTest, AWebhookToLoopbackOrToTheServerItselfIsRefusedAndCounted) {
+  OtlpReceiver receiver;
+  auto rows = load_heldout();
+  const std::string hook = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hooks/job";
+  {
+    ServerProcess server(digits_endpoint(1));
+    auto client = server.client();
+    auto refused = client.post(std::string(kBase) + "run", job_body(rows, 1, ", \"webhook\": \"" + hook + "\""));
+    EXPECT_EQ(refused.status, 400) << refused.body;
+    EXPECT_NE(refused.body.find("loopback"), std::string::npos) << refused.body;
+    EXPECT_NE(refused.body.find("webhook_allow"), std::string::npos) << refused.body;
+    EXPECT_EQ(metric_value(client.get("/metrics").body, "tandem_job_webhook_refused_total{reason=\"loopback\"}"), 1);
+  }
+  ServerProcess server(digits_endpoint(1), "  jobs: {webhook_allow: [\"127.0.0.0/8\"]}\n");
+  ASSERT_TRUE(server.wait_ready(1));
+  auto client = server.client();
+  const std::string self = "http://127.0.0.1:" + std::to_string(server.port()) + "/admin/v1/rollouts/digits/abort";
+  auto refused = client.post(std::string(kBase) + "run", job_body(rows, 2, ", \"webhook\": \"" + self + "\""));
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("this server"), std::string::npos) << refused.body;
+  EXPECT_EQ(metric_value(client.get("/metrics").body, "tandem_job_webhook_refused_total{reason=\"self\"}"), 1);
+  // The allow-list lets the receiver through.
+  auto accepted = client.post(std::string(kBase) + "run", job_body(rows, 3, ", \"webhook\": \"" + hook + "\""));
+  EXPECT_EQ(accepted.status, 200) << accepted.body;
+  EXPECT_TRUE(wait_until([&] { return !receiver.requests().empty(); }, 10s)) << server.logs();
+}
+
 TEST(JobsTest, AnAcceptedJobSurvivesAKillNineOfTheGatewayAndCompletesAfterRestart) {
   const auto dir = make_temp_dir();
   auto rows = load_heldout();

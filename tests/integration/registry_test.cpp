@@ -1,12 +1,14 @@
 // The model registry end to end: the real CLI pushing to the real server, the SQLite state
 // surviving a restart, and an endpoint deployed from NAME@VERSION.
 #include "harness.hpp"
+#include "core/sha256.hpp"
 #include "registry/model_manifest.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 namespace tandem::testing {
 namespace {
@@ -141,6 +143,78 @@ TEST(RegistryTest, UnknownRegistryReferenceFailsAtStartWithAClearMessage) {
   EXPECT_NE(text.str().find("is not in the registry"), std::string::npos) << text.str();
   std::error_code ec;
   fs::remove_all(dir, ec);
+}
+
+// A manifest whose artifact points outside its directory is refused by the CLI before it sends
+// anything: the server holds no blob afterwards.
+TEST(RegistryTest, PushOfAManifestPointingOutsideItsDirectoryUploadsNothing) {
+  const fs::path dir = make_temp_dir();
+  const fs::path model = copy_digits_model(dir / "model");
+  {
+    std::ifstream in(model / "tandem-model.yaml");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string manifest = text.str();
+    const auto at = manifest.find("artifact: model.onnx");
+    ASSERT_NE(at, std::string::npos) << manifest;
+    manifest.replace(at, std::string("artifact: model.onnx").size(), "artifact: ../../../../../../etc/passwd");
+    std::ofstream(model / "tandem-model.yaml") << manifest;
+  }
+  ServerProcess server(digits_endpoint(1), "", dir);
+  auto pushed = run_tandem({"models", "push", model.string(), "--name", "digits"}, server.url());
+  EXPECT_NE(pushed.exit_code, 0) << pushed.out;
+  EXPECT_NE(pushed.err.find("outside the model directory"), std::string::npos) << pushed.err;
+  auto blobs = server.client().get("/admin/v1/blobs");
+  ASSERT_EQ(blobs.status, 200) << blobs.body;
+  EXPECT_TRUE(json::parse(blobs.body).at("blobs").as_array().empty()) << blobs.body;
+  EXPECT_FALSE(fs::exists(dir / "state" / "blobs" / "sha256")) << "a blob directory was created";
+}
+
+// DELETE takes a blob no version uses (409 for one a version uses), the sweep takes the ones
+// left behind once they are older than the grace, and the quota refuses a blob past it.
+TEST(RegistryTest, UnusedBlobsAreDeletedOnRequestSweptAfterTheGraceAndBoundedByTheQuota) {
+  const fs::path dir = make_temp_dir();
+  const fs::path model = copy_digits_model(dir / "model");
+  const auto local = load_model_manifest(model);
+  ASSERT_TRUE(local.ok());
+  const std::uint64_t artifact_bytes = fs::file_size(model / "model.onnx");
+  // Room for the artifact and one small blob; a sweep every 200 ms of blobs older than 1 s.
+  const std::string registry_yaml = "  registry: {max_blob_bytes: " + std::to_string(artifact_bytes + (1 << 20)) +
+                                    ", unused_blob_grace: 1s, blob_sweep_interval: 200ms}\n";
+  ServerProcess server(digits_endpoint(1), registry_yaml, dir);
+  auto pushed = run_tandem({"models", "push", model.string(), "--name", "digits"}, server.url());
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  auto client = server.client();
+  const std::string used = "/admin/v1/blobs/sha256:" + local->artifact_sha256;
+  auto refused = client.request(http::verb::delete_, used, "");
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("digits@" + local->version), std::string::npos) << refused.body;
+
+  const std::string small(1000, 's');
+  const std::string small_path = "/admin/v1/blobs/sha256:" + sha256_hex(small);
+  ASSERT_EQ(client.request(http::verb::put, small_path, small).status, 201);
+  auto listed = json::parse(client.get("/admin/v1/blobs").body).as_object();
+  EXPECT_EQ(listed.at("blobs").as_array().size(), 2u) << listed;
+  EXPECT_EQ(listed.at("total_bytes").as_int64(), static_cast<std::int64_t>(artifact_bytes + small.size()));
+  auto deleted = client.request(http::verb::delete_, small_path, "");
+  EXPECT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_EQ(client.get(small_path).status, 404);
+
+  // Past the quota: 507, counted.
+  const std::string big((1 << 20) + 1, 'b');
+  auto full = client.request(http::verb::put, "/admin/v1/blobs/sha256:" + sha256_hex(big), big);
+  EXPECT_EQ(full.status, 507) << full.body;
+  EXPECT_NE(full.body.find("server.registry.max_blob_bytes"), std::string::npos) << full.body;
+
+  // Uploaded and never pushed: swept once older than the grace. The version's blob stays.
+  ASSERT_EQ(client.request(http::verb::put, small_path, small).status, 201);
+  EXPECT_TRUE(wait_until([&] { return client.get(small_path).status == 404; }, 10s)) << server.logs();
+  EXPECT_EQ(client.get(used).status, 200);
+  auto metrics = client.get("/metrics").body;
+  EXPECT_EQ(metric_value(metrics, "tandem_blob_uploads_refused_total"), 1.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "tandem_blobs_removed_total"), 2.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "tandem_blobs"), 1.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "tandem_blob_bytes"), static_cast<double>(artifact_bytes)) << metrics;
 }
 
 } // namespace

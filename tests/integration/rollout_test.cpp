@@ -268,6 +268,48 @@ TEST(RolloutTest, ApprovalGateHoldsTheCanaryUntilApprovedThenPromotesAndReleases
   fs::remove_all(dir, ec);
 }
 
+// A candidate whose workers cannot start is not left warming forever: after warmup_timeout the
+// rollout aborts, and its reason is the workers' last failure. The old version serves throughout.
+TEST(RolloutTest, ACandidateThatNeverWarmsIsAbortedWithItsWorkersLastFailure) {
+  const fs::path dir = make_temp_dir();
+  ServerProcess server(digits_endpoint(1));
+  ASSERT_TRUE(server.wait_ready(1));
+  const std::string new_version = push_new_version(server, dir / "candidate");
+  ASSERT_FALSE(new_version.empty());
+  // The registry's copy of the candidate is damaged on disk after its push (its check passed):
+  // the worker cannot load it and exits at start.
+  const fs::path artifact = server.directory() / "state" / "models" / "digits" / new_version / "model.onnx";
+  ASSERT_TRUE(fs::exists(artifact)) << artifact;
+  fs::remove(artifact);
+  std::ofstream(artifact) << "not an onnx model";
+  auto client = server.client();
+  auto started = client.post("/admin/v1/rollouts", R"({"endpoint":"digits","to":"digits@)" + new_version +
+                                                       R"(","warmup_timeout":"3s","actor":"test"})");
+  ASSERT_EQ(started.status, 201) << started.body;
+  EXPECT_EQ(json::parse(started.body).at("warmup_timeout_ms").as_int64(), 3000);
+  // While it waits, the reason says why.
+  EXPECT_TRUE(wait_until([&] {
+    auto s = rollout_status(client);
+    return s.contains("reason") && std::string(s.at("reason").as_string()).find("last failure") != std::string::npos;
+  }, 10s)) << json::serialize(rollout_status(client));
+  ASSERT_TRUE(wait_until([&] { return phase_of(client) == "aborted"; }, 20s)) << json::serialize(rollout_status(client));
+  const auto status = rollout_status(client);
+  const std::string reason(status.at("reason").as_string());
+  EXPECT_NE(reason.find("warmup_timeout"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("exited"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("before it was ready"), std::string::npos) << reason;
+  EXPECT_EQ(client.post("/v2/models/digits/infer", infer_body(load_heldout(), 0, 1)).status, 200);
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& w : server.workers())
+      if (w.id.find(new_version.substr(0, 6)) != std::string::npos) return false;
+    return true;
+  }, 10s)) << "the candidate's workers were not stopped";
+  auto history = run_tandem({"rollout", "history", "digits"}, server.url());
+  EXPECT_NE(history.out.find("aborted"), std::string::npos) << history.out;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 TEST(RolloutTest, BadRolloutRequestsGetClearErrors) {
   ServerProcess server(digits_endpoint(1));
   auto client = server.client();

@@ -280,6 +280,32 @@ TEST(RolloutPolicy, OperatorActionsAreRefusedWhenTheyDoNotApply) {
   EXPECT_EQ(m.canary_percent(), 0);
 }
 
+TEST(RolloutPolicy, ACandidateNotReadyByTheWarmupTimeoutAbortsWithItsLastFailure) {
+  RolloutSpec spec;
+  spec.warmup_timeout = std::chrono::seconds(30);
+  const TimePoint start{};
+  RolloutMachine m(spec, start);
+  const std::string failure = "worker digits-d0 exited (exit code 2) 40 ms after it was started, before it was ready";
+  // Until the deadline: still warming, and the reason says what failed.
+  for (int s = 0; s < 30; ++s) {
+    auto d = m.tick(start + std::chrono::seconds(s), false, {}, {}, failure);
+    EXPECT_EQ(d.action, RolloutDecision::Action::none);
+    EXPECT_EQ(m.phase(), RolloutPhase::warming);
+  }
+  EXPECT_NE(m.last_reason().find(failure), std::string::npos) << m.last_reason();
+  auto d = m.tick(start + std::chrono::seconds(30), false, {}, {}, failure);
+  EXPECT_EQ(d.action, RolloutDecision::Action::abort);
+  EXPECT_EQ(m.phase(), RolloutPhase::aborted);
+  EXPECT_EQ(m.canary_percent(), 0);
+  EXPECT_NE(d.reason.find("warmup_timeout"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find(failure), std::string::npos) << d.reason;
+  // A candidate that warms in time is not affected by the deadline.
+  RolloutMachine slow(spec, start);
+  EXPECT_EQ(slow.tick(start + std::chrono::seconds(29), true, {}, {}).action, RolloutDecision::Action::start_step);
+  spec.warmup_timeout = std::chrono::milliseconds(10);
+  EXPECT_NE(validate(spec)->find("warmup_timeout"), std::string::npos);
+}
+
 TEST(RolloutPolicy, DivergenceIsTotalVariationDistance) {
   EXPECT_DOUBLE_EQ(output_divergence({{"a", 5}, {"b", 5}}, {{"a", 50}, {"b", 50}}), 0.0);
   EXPECT_DOUBLE_EQ(output_divergence({{"a", 1}}, {{"b", 1}}), 1.0);

@@ -394,6 +394,13 @@ TEST(ConfigTest, ReferenceWorkerArgsAreParsedWithTheWorkersOwnParserAtLoad) {
       "endpoints: {d: {model: m, worker: {args: [--threads, '2']}, rollout: {to: m@latest, worker_args: [--bach]}}}\n");
   EXPECT_TRUE(starts_with(rollout, "endpoints.d.rollout.worker_args:")) << rollout;
   EXPECT_NE(rollout.find("--bach"), std::string::npos) << rollout;
+  // The log level is checked at load too (it was checked only once a worker ran).
+  const auto level = error_of("endpoints: {d: {model: m, worker: {args: [--log-level, loud]}}}\n");
+  EXPECT_NE(level.find("unknown level loud"), std::string::npos) << level;
+  EXPECT_EQ(parsed("endpoints: {d: {model: m, worker: {args: [--log-level, warn, --seed, '7']}}}\n")
+                .endpoints.at(0)
+                .worker.args.size(),
+            4u);
   // Valid arguments load; a custom command's arguments are its own business.
   EXPECT_EQ(parsed("endpoints: {d: {model: m, worker: {args: [--threads, '2', --batch-max-size, '8']}}}\n")
                 .endpoints.at(0)
@@ -403,6 +410,43 @@ TEST(ConfigTest, ReferenceWorkerArgsAreParsedWithTheWorkersOwnParserAtLoad) {
                 .endpoints.at(0)
                 .worker.args.size(),
             2u);
+}
+
+} // namespace
+} // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(ConfigTest, RegistryBlobStoreSettingsHaveDefaultsAndBounds) {
+  const std::string endpoints = "endpoints: {d: {model: m}}\n";
+  const auto defaults = parsed(endpoints).server.registry;
+  EXPECT_EQ(defaults.max_blob_bytes, 64ULL << 30);
+  EXPECT_EQ(defaults.unused_blob_grace_ms.count(), 3'600'000);
+  EXPECT_EQ(defaults.blob_sweep_interval_ms.count(), 600'000);
+  const auto set =
+      parsed("server: {registry: {max_blob_bytes: 2097152, unused_blob_grace: 30s, blob_sweep_interval: 1s}}\n" +
+             endpoints)
+          .server.registry;
+  EXPECT_EQ(set.max_blob_bytes, 2097152u);
+  EXPECT_EQ(set.unused_blob_grace_ms.count(), 30'000);
+  EXPECT_EQ(set.blob_sweep_interval_ms.count(), 1'000);
+  EXPECT_NE(error_of("server: {registry: {max_blob_bytes: 10}}\n" + endpoints).find("server.registry.max_blob_bytes"),
+            std::string::npos);
+  EXPECT_NE(error_of("server: {registry: {blob_sweep_interval: 1ms}}\n" + endpoints)
+                .find("server.registry.blob_sweep_interval"),
+            std::string::npos);
+  EXPECT_NE(error_of("server: {registry: {quota: 1}}\n" + endpoints).find("quota"), std::string::npos);
+}
+
+TEST(ConfigTest, ARolloutsWarmupTimeoutIsReadAndBounded) {
+  const auto ep = parsed("endpoints: {d: {model: m, rollout: {to: m@latest, warmup_timeout: 90s}}}\n").endpoints.at(0);
+  ASSERT_TRUE(ep.rollout.has_value());
+  ASSERT_TRUE(ep.rollout->warmup_timeout_ms.has_value());
+  EXPECT_EQ(ep.rollout->warmup_timeout_ms->count(), 90'000);
+  EXPECT_NE(error_of("endpoints: {d: {model: m, rollout: {to: m@latest, warmup_timeout: 10ms}}}\n")
+                .find("endpoints.d.rollout.warmup_timeout"),
+            std::string::npos);
 }
 
 } // namespace

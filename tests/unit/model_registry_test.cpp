@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include "support/temp_dir.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -514,6 +515,96 @@ TEST_F(ModelRegistryTest, VersionsSurviveClosingAndReopeningTheStore) {
   request.tags = {{"team", "speech"}};
   push_error(request, ErrorCode::conflict);
   EXPECT_TRUE(registry().blobs().contains(artifact_sha256_));
+}
+
+// --- blobs: quota, delete, sweep -----------------------------------------------------------
+
+std::int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TEST_F(ModelRegistryTest, ANewBlobPastTheQuotaIsRefusedWith507AndCounted) {
+  BlobStore blobs(dir_.path(), 3000);
+  const std::string a(2000, 'a');
+  const std::string b(1001, 'b');
+  ASSERT_TRUE(blobs.put(a, sha256_hex(a)).ok());
+  EXPECT_EQ(blobs.total_bytes(), 2000u);
+  auto refused = blobs.put(b, sha256_hex(b));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::insufficient_storage);
+  EXPECT_EQ(http_status(refused.error().code), 507);
+  EXPECT_TRUE(contains(refused.error().message, "server.registry.max_blob_bytes (3000)")) << refused.error().message;
+  EXPECT_EQ(blobs.refused_for_quota(), 1);
+  EXPECT_FALSE(blobs.contains(sha256_hex(b)));
+  // Uploading a blob already stored takes no more space: still accepted when full.
+  EXPECT_TRUE(blobs.put(a, sha256_hex(a)).ok());
+  // A fitting one still goes in, and the totals are counted again on reopening.
+  const std::string c(1000, 'c');
+  ASSERT_TRUE(blobs.put(c, sha256_hex(c)).ok());
+  BlobStore reopened(dir_.path(), 3000);
+  EXPECT_EQ(reopened.total_bytes(), 3000u);
+  EXPECT_EQ(reopened.count(), 2);
+}
+
+TEST_F(ModelRegistryTest, ABlobAVersionUsesCannotBeDeletedAndAnUnusedOneCan) {
+  upload_artifact();
+  const auto pushed = push_ok(digits_request());
+  auto refused = registry().delete_blob(artifact_sha256_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::conflict);
+  EXPECT_TRUE(contains(refused.error().message, "digits@" + pushed.record.version)) << refused.error().message;
+  EXPECT_TRUE(registry().blobs().contains(artifact_sha256_));
+
+  const std::string stray = "bytes no version uses";
+  ASSERT_TRUE(registry().blobs().put(stray, sha256_hex(stray)).ok());
+  ASSERT_TRUE(registry().delete_blob(sha256_hex(stray)).ok());
+  EXPECT_FALSE(registry().blobs().contains(sha256_hex(stray)));
+  EXPECT_EQ(registry().blobs().count(), 1);
+  EXPECT_EQ(registry().blobs_removed().removed, 1);
+  auto again = registry().delete_blob(sha256_hex(stray));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::not_found);
+}
+
+TEST_F(ModelRegistryTest, TheSweepRemovesUnusedBlobsOlderThanTheGraceAndNothingAVersionUses) {
+  upload_artifact();
+  push_ok(digits_request());
+  const std::string stray = "an upload whose push never came";
+  ASSERT_TRUE(registry().blobs().put(stray, sha256_hex(stray)).ok());
+  const fs::path leftover = registry().blobs().path_of(artifact_sha256_).parent_path() / "x.tmp-1-1";
+  std::ofstream(leftover) << "half an upload";
+  const std::int64_t one_hour_ms = 3'600'000;
+
+  now_ms_ = wall_clock_ms();  // just uploaded: within the grace, nothing goes
+  auto early = registry().sweep_unused_blobs(one_hour_ms);
+  ASSERT_TRUE(early.ok()) << early.error().message;
+  EXPECT_EQ(early->removed, 0);
+  EXPECT_EQ(early->temporaries_removed, 0);
+  EXPECT_TRUE(registry().blobs().contains(sha256_hex(stray)));
+
+  now_ms_ = wall_clock_ms() + 2 * one_hour_ms;  // two hours later
+  auto late = registry().sweep_unused_blobs(one_hour_ms);
+  ASSERT_TRUE(late.ok()) << late.error().message;
+  EXPECT_EQ(late->removed, 1);
+  EXPECT_EQ(late->removed_bytes, stray.size());
+  EXPECT_EQ(late->temporaries_removed, 1);
+  EXPECT_FALSE(registry().blobs().contains(sha256_hex(stray)));
+  EXPECT_FALSE(fs::exists(leftover));
+  EXPECT_TRUE(registry().blobs().contains(artifact_sha256_));  // digits uses it
+}
+
+TEST_F(ModelRegistryTest, UploadingAStoredBlobAgainRenewsItsTimeSoThePushAfterItFindsIt) {
+  const std::string bytes = "uploaded twice";
+  ASSERT_TRUE(registry().blobs().put(bytes, sha256_hex(bytes)).ok());
+  const fs::path path = registry().blobs().path_of(sha256_hex(bytes));
+  fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::hours(3));
+  ASSERT_TRUE(registry().blobs().put(bytes, sha256_hex(bytes)).ok());
+  now_ms_ = wall_clock_ms();
+  auto swept = registry().sweep_unused_blobs(3'600'000);
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(swept->removed, 0);
+  EXPECT_TRUE(registry().blobs().contains(sha256_hex(bytes)));
 }
 
 } // namespace
