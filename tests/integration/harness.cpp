@@ -316,6 +316,9 @@ std::vector<DigitRow> load_heldout() {
 
 std::string infer_body(const std::vector<DigitRow>& rows, std::size_t begin, std::size_t count) {
   std::string data;
+  if (begin + count > rows.size())  // a caller's bug; indexing past the end crashed the test binary
+    throw std::out_of_range("infer_body: rows " + std::to_string(begin) + ".." + std::to_string(begin + count) +
+                            " of " + std::to_string(rows.size()));
   for (std::size_t r = begin; r < begin + count; ++r)
     for (int v : rows[r].pixels) {
       if (!data.empty()) data += ',';
