@@ -63,7 +63,7 @@ test-tsan: bootstrap
 # Fails when any target crashes or a sanitizer reports; the input is left in build-fuzz/artifacts.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = fuzz_v2_request fuzz_runpod_submission fuzz_config fuzz_audit_block fuzz_http_request
-fuzz:
+fuzz: bootstrap
 	CC=clang CXX=clang++ cmake -S fuzz -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
 	rm -rf build-fuzz/corpus && cp -r fuzz/corpus build-fuzz/corpus && mkdir -p build-fuzz/artifacts
