@@ -527,8 +527,11 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
 http::Reply Gateway::model_route(const EndpointRuntime& ep, bool ready_only) {
   if (ready_only) {
     bool ready = ep.any_ready();
-    return http::json_response(ready ? 200 : 503, R"({"name":")" + v2::json_escape(ep.config.name) +
-                                                       R"(","ready":)" + (ready ? "true" : "false") + "}");
+    std::string body = R"({"name":")" + v2::json_escape(ep.config.name) + R"(","ready":)" + (ready ? "true" : "false");
+    // Not ready: say why when a worker start failed (the worker's own last error line included).
+    if (const std::string why = ready ? std::string() : ep.last_start_failure(); !why.empty())
+      body += R"(,"reason":")" + v2::json_escape(why) + "\"";
+    return http::json_response(ready ? 200 : 503, body + "}");
   }
   return http::json_response(200, v2::encode_model_metadata(ep.config.name, ep.manifest.version, "onnx",
                                                             ep.manifest.schema));

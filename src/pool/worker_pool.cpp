@@ -3,6 +3,7 @@
 #include "core/clock.hpp"
 
 #include "policy/router.hpp"
+#include "pool/stderr_relay.hpp"
 #include "pool/worker_process.hpp"
 
 #include <spdlog/spdlog.h>
@@ -179,7 +180,7 @@ void WorkerPool::launch(std::size_t index) {
     auto picked = pick_free_port();
     if (!picked) {
       spdlog::error("worker {}: {}", slot.info.id, picked.error().message);
-      note_start_failure("worker " + slot.info.id + ": " + picked.error().message);
+      note_start_failure("worker " + slot.info.id + ": " + picked.error().message, slots_.size(), 0);
       on_exit(index, generation, -1);
       return;
     }
@@ -188,10 +189,19 @@ void WorkerPool::launch(std::size_t index) {
   auto spawned = spawn_process(command_for(index, port));
   if (!spawned) {
     spdlog::error("worker {}: cannot start: {}", slot.info.id, spawned.error().message);
-    note_start_failure("worker " + slot.info.id + " cannot start: " + spawned.error().message);
+    note_start_failure("worker " + slot.info.id + " cannot start: " + spawned.error().message, slots_.size(), 0);
     on_exit(index, generation, -1);
     return;
   }
+  asio::co_spawn(io_,
+                 relay_stderr(
+                     io_, spawned->stderr_read_fd, STDERR_FILENO,
+                     [this, index, generation](const std::string& line) {
+                       if (slots_[index].generation == generation) slots_[index].last_error_line = line;
+                     },
+                     [this, index, generation](const std::string& line) { on_stderr_closed(index, generation, line); }),
+                 asio::detached);
+  slot.last_error_line.clear();
   slot.info.state = WorkerState::starting;
   slot.info.pid = spawned->pid;
   slot.info.address.clear();
@@ -321,7 +331,8 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_s
                            ? "worker " + slot.info.id + " did not become ready within " +
                                  std::to_string(options_.worker.start_timeout_ms.count()) + " ms (worker.start_timeout)"
                            : "worker " + slot.info.id + " exited (" + describe_wait_status(wait_status) + ") " +
-                                 std::to_string(uptime.count()) + " ms after it was started, before it was ready");
+                                 std::to_string(uptime.count()) + " ms after it was started, before it was ready",
+                       index, generation);
   slot.start_timed_out = false;
   slot.info.state = WorkerState::stopped;
   slot.info.pid = 0;
@@ -628,9 +639,19 @@ void WorkerPool::kill_remaining() {
     if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
 }
 
-void WorkerPool::note_start_failure(std::string what) {
-  last_start_failure_ = std::move(what);
+void WorkerPool::note_start_failure(std::string what, std::size_t index, std::uint64_t generation) {
+  start_failure_base_ = std::move(what);
+  start_failure_index_ = index;
+  start_failure_generation_ = generation;
+  const std::string& said = index < slots_.size() ? slots_[index].last_error_line : std::string();
+  last_start_failure_ = said.empty() ? start_failure_base_ : start_failure_base_ + ": " + said;
   last_start_failure_at_ = steady_clock::now();
+}
+
+void WorkerPool::on_stderr_closed(std::size_t index, std::uint64_t generation, const std::string& last_error) {
+  // The exit may have been handled before the worker's last lines were read: add its reason.
+  if (last_error.empty() || start_failure_index_ != index || start_failure_generation_ != generation) return;
+  last_start_failure_ = start_failure_base_ + ": " + last_error;
 }
 
 bool WorkerPool::start_failing(steady_clock::time_point now, std::chrono::milliseconds memory) const {

@@ -157,8 +157,9 @@ public:
   /// failures tries again once it is past).
   [[nodiscard]] bool start_failing(std::chrono::steady_clock::time_point now,
                                    std::chrono::milliseconds memory = std::chrono::seconds(60)) const;
-  /// The latest start failure, e.g. "worker digits-s0 exited (exit code 1) 40 ms after it was
-  /// started, before it was ready"; empty when there was none.
+  /// The latest start failure, e.g. "worker digits-s0 exited (exit code 2) 40 ms after it was
+  /// started, before it was ready: artifact: cannot load ...", with the last error line of its
+  /// stderr when it wrote one; empty when there was none.
   [[nodiscard]] const std::string& last_start_failure() const { return last_start_failure_; }
   [[nodiscard]] std::vector<WorkerInfo> describe() const;
   [[nodiscard]] const PoolOptions& options() const { return options_; }
@@ -168,6 +169,7 @@ private:
   struct Slot {
     WorkerInfo info;
     bool start_timed_out = false;  // killed for not becoming ready in time: the reason to report
+    std::string last_error_line;   // the latest error its stderr showed (this generation)
     std::uint64_t generation = 0;
     std::shared_ptr<http::UpstreamPool> upstream;
     std::chrono::steady_clock::time_point started_at{};
@@ -223,7 +225,12 @@ private:
   std::string last_start_failure_;
   std::chrono::steady_clock::time_point last_start_failure_at_{};
   std::chrono::steady_clock::time_point last_ready_at_{};
-  void note_start_failure(std::string what);
+  std::string start_failure_base_;
+  std::size_t start_failure_index_ = 0;
+  std::uint64_t start_failure_generation_ = 0;
+  // `index` and `generation`: the process that failed, whose stderr may still add its reason.
+  void note_start_failure(std::string what, std::size_t index, std::uint64_t generation);
+  void on_stderr_closed(std::size_t index, std::uint64_t generation, const std::string& last_error);
 };
 
 } // namespace tandem::pool

@@ -52,12 +52,18 @@ Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
     return make_error(ErrorCode::internal, std::string("pipe2: ") + std::strerror(errno));
+  int err_fds[2];
+  if (::pipe2(err_fds, O_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return make_error(ErrorCode::internal, std::string("pipe2: ") + std::strerror(err));
+  }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
+    for (int fd : {fds[0], fds[1], err_fds[0], err_fds[1]}) ::close(fd);
     return make_error(ErrorCode::internal, std::string("fork: ") + std::strerror(err));
   }
   if (pid == 0) {
@@ -68,6 +74,7 @@ Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+    ::dup2(err_fds[1], STDERR_FILENO);  // clears O_CLOEXEC on the duplicate, as below
     if (fds[1] == kReadyFd) {
       ::fcntl(kReadyFd, F_SETFD, 0);
     } else {
@@ -77,7 +84,8 @@ Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv) {
     ::_exit(127);
   }
   ::close(fds[1]);
-  return SpawnedProcess{pid, fds[0]};
+  ::close(err_fds[1]);
+  return SpawnedProcess{pid, fds[0], err_fds[0]};
 }
 
 std::string self_executable() {

@@ -14,13 +14,15 @@ inline constexpr int kReadyFd = 3;
 
 struct SpawnedProcess {
   pid_t pid = -1;
-  int ready_read_fd = -1;  // the parent's end; the caller owns it
+  int ready_read_fd = -1;   // the parent's end; the caller owns it
+  int stderr_read_fd = -1;  // the child's stderr, a pipe the caller owns and must drain
 };
 
 /// fork + exec of argv[0] (a path, or a name looked up on PATH). The child: gets the pipe's write end as fd 3, its own
 /// process group (a terminal's Ctrl-C reaches only the gateway, which then stops workers in
 /// order), default signal dispositions, and PR_SET_PDEATHSIG=SIGKILL so that it cannot outlive
-/// a gateway that was killed outright.
+/// a gateway that was killed outright. Its stderr is a pipe (`stderr_read_fd`), so the caller
+/// can relay it and keep the reason of a failed start (pool/stderr_relay.hpp).
 Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv);
 
 /// Path of the running executable (/proc/self/exe).

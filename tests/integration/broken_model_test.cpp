@@ -78,7 +78,14 @@ TEST(BrokenModelTest, AServerlessPoolWhoseWorkersCannotStartIsNotReady) {
   auto inference = client.post("/v2/models/digits/infer", infer_body(load_heldout(), 0, 1));
   EXPECT_GE(inference.status, 500) << inference.body;
   EXPECT_TRUE(wait_until([&] { return client.get("/v2/health/ready").status == 503; }, 10s)) << server.logs();
-  EXPECT_EQ(client.get("/v2/models/digits/ready").status, 503);
+  // The model's readiness says why, in the worker's own words.
+  auto ready = client.get("/v2/models/digits/ready");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find(R"("reason":"worker digits-)"), std::string::npos) << ready.body;
+  EXPECT_NE(ready.body.find("exit code 3"), std::string::npos) << ready.body;
+  EXPECT_NE(ready.body.find("cannot load"), std::string::npos) << ready.body;
+  // The worker's line is still in the server's log, as it was when workers wrote to it directly.
+  EXPECT_NE(server.logs().find("cannot load"), std::string::npos);
 }
 
 TEST(BrokenModelTest, AConfigWhoseModelIsCorruptFailsAtStartNamingTheEndpointAndTheReason) {

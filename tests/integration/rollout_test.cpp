@@ -298,6 +298,9 @@ TEST(RolloutTest, ACandidateThatNeverWarmsIsAbortedWithItsWorkersLastFailure) {
   EXPECT_NE(reason.find("warmup_timeout"), std::string::npos) << reason;
   EXPECT_NE(reason.find("exited"), std::string::npos) << reason;
   EXPECT_NE(reason.find("before it was ready"), std::string::npos) << reason;
+  // ...and what the worker itself said on its way out, read from its stderr.
+  EXPECT_NE(reason.find("cannot load"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("model.onnx"), std::string::npos) << reason;
   EXPECT_EQ(client.post("/v2/models/digits/infer", infer_body(load_heldout(), 0, 1)).status, 200);
   EXPECT_TRUE(wait_until([&] {
     for (const auto& w : server.workers())

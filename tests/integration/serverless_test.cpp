@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 namespace tandem::testing {
@@ -119,16 +120,24 @@ TEST(Serverless, DedicatedFirstSpillsOverToServerlessWhenDedicatedIsFull) {
   ASSERT_TRUE(server.wait_ready(1)) << server.logs();
   auto rows = load_heldout();
   std::atomic<int> dedicated{0}, serverless{0}, failed{0};
+  std::mutex mutex;
+  std::string failures;
   std::vector<std::thread> clients;
   for (int t = 0; t < 32; ++t)
     clients.emplace_back([&, t] {
       auto res = server.client().post("/v2/models/digits/infer", infer_body(rows, static_cast<std::size_t>(t), 1));
-      if (res.status != 200) ++failed;
-      else if (res.header("x-tandem-tier") == "dedicated") ++dedicated;
-      else ++serverless;
+      if (res.status != 200) {
+        ++failed;
+        std::lock_guard lock(mutex);
+        failures += std::to_string(res.status) + " " + res.body + " " + res.error + "\n";
+      } else if (res.header("x-tandem-tier") == "dedicated") {
+        ++dedicated;
+      } else {
+        ++serverless;
+      }
     });
   for (auto& c : clients) c.join();
-  EXPECT_EQ(failed.load(), 0) << server.logs();
+  EXPECT_EQ(failed.load(), 0) << failures << server.logs();
   EXPECT_GT(dedicated.load(), 0);
   EXPECT_GT(serverless.load(), 0) << "a burst of 32 on one dedicated slot must spill over";
   auto metrics = server.client().get("/metrics").body;
