@@ -21,6 +21,14 @@ namespace tandem::testing {
 namespace http = boost::beast::http;
 
 std::filesystem::path source_dir();
+
+/// Built with sanitizers (make test-asan, make test-tsan): code runs 2 to 20 times slower, so
+/// a test whose outcome depends on the machine's speed skips.
+#ifdef TANDEM_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
 std::filesystem::path tandem_binary();
 
 /// Waits until `condition` is true or the deadline passes; polls every few milliseconds.

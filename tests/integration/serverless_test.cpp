@@ -113,6 +113,9 @@ TEST(Serverless, ScalesFromZeroGrowsUnderLoadAndReturnsToZero) {
 }
 
 TEST(Serverless, DedicatedFirstSpillsOverToServerlessWhenDedicatedIsFull) {
+  // The 200 ms budget holds a spillover only while a serverless cold start fits in it; an
+  // instrumented worker starts too slowly, and admission then rightly answers 429.
+  if (kSanitized) GTEST_SKIP() << "depends on cold-start speed, which sanitizers slow several times";
   ServerProcess server("  digits:\n    model: " + (source_dir() / "models/digits").string() +
                        "\n    slo: {p95_ms: 200, timeout_ms: 5000}\n    worker: {args: [\"--fault-delay-ms\", \"30\"]}\n"
                        "    dedicated: {replicas: 1, max_concurrency_per_worker: 1}\n"
