@@ -1,6 +1,6 @@
 #pragma once
 // Time enters tandem through this interface so that policy code and tests can run on a
-// simulated clock (design.md principle 1).
+// simulated clock: decisions take the time, never read it.
 #include <chrono>
 #include <cstdint>
 #include <ctime>

@@ -1,5 +1,5 @@
 #pragma once
-// The YAML configuration (shape fixed in design.md). Parsing is strict: an unknown key is an
+// The YAML configuration (its shape is a public interface). Parsing is strict: an unknown key is an
 // error naming it, so a typo never silently falls back to a default.
 #include "core/status.hpp"
 #include "core/webhook_target.hpp"
@@ -155,7 +155,7 @@ struct ServerConfig {
   RegistryConfig registry;
 };
 
-/// List prices from design.md, used when a pool names a `gpu` but no explicit price.
+/// Published list prices per GPU model, used when a pool names a `gpu` but no explicit price.
 std::optional<double> list_price_per_second(const std::string& gpu);  // serverless
 std::optional<double> list_price_per_hour(const std::string& gpu);    // dedicated (community)
 

@@ -1,7 +1,7 @@
 #pragma once
 // The request path: HTTP in, validate against the endpoint's schema, lease a worker slot from
 // the endpoint's pool, forward over a pooled keep-alive connection, retry once elsewhere on a
-// transport failure or 5xx, answer with the headers design.md fixes, count everything.
+// transport failure or 5xx, answer with the x-tandem-* headers clients rely on, count everything.
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"

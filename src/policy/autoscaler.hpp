@@ -1,5 +1,5 @@
 #pragma once
-// Pure autoscaling decision for a serverless pool (design.md principle 1), after Knative's KPA
+// Pure autoscaling decision for a serverless pool (snapshot and time in), after Knative's KPA
 // with Modal's knobs: desired = ceil(average concurrency / target) over a stable window, a
 // shorter panic window that reacts to bursts and never scales down while panicking, `buffer`
 // extra warm workers while there is traffic, scale-to-`min` (zero by default) once the pool

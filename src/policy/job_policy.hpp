@@ -1,5 +1,5 @@
 #pragma once
-// Pure decisions about asynchronous jobs (design.md principle 1): what an execution's answer
+// Pure decisions about asynchronous jobs (snapshot and time in, decision out): what an execution's answer
 // means for the job, when a job has outlived its ttl, how long to wait before trying a refused
 // job or a failed webhook again, and which jobs' results have expired. Times are Unix ms,
 // passed in; nothing here reads a clock.

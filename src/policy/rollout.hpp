@@ -1,5 +1,5 @@
 #pragma once
-// Pure rollout logic (design.md principle 1): the analysis that compares a candidate model
+// Pure rollout logic (snapshot and time in, decision out): the analysis that compares a candidate model
 // version with the baseline, and the state machine that walks canary steps or a blue/green
 // switch, waits for approvals, promotes or rolls back. It reads no clock and does no I/O: the
 // gateway (and the simulation tests) feed it the time and the traffic it observed.

@@ -1,5 +1,5 @@
 #pragma once
-// Pure load-balancing decision inside one pool (design.md principle 1): least outstanding
+// Pure load-balancing decision inside one pool (snapshot in, decision out; no I/O, no clock): least outstanding
 // requests with power-of-two-choices. No clock, no I/O; randomness comes in as a value.
 #include <cstdint>
 #include <optional>

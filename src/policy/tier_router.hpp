@@ -1,5 +1,5 @@
 #pragma once
-// Pure tier routing and admission (design.md principle 1): given what each tier looks like
+// Pure tier routing and admission (snapshot in, decision out; no I/O): given what each tier looks like
 // now, the request's latency budget and its priority, decide which tier(s) to use, in which
 // order, whether the request may wait (queue, scale up, cold start) there, or whether to refuse
 // it at once because no tier can serve it in time.
