@@ -162,12 +162,11 @@ ModelRegistry::ModelRegistry(StateStore& store, fs::path state_dir, std::functio
       now_unix_ms_(std::move(now_unix_ms)) {}
 
 Result<std::map<std::string, std::vector<std::string>>> ModelRegistry::blob_users() {
-  StateStore& store = store_;
-  auto models = store.list_models();
+  auto models = store_.list_models();
   if (!models) return models.error();
   std::map<std::string, std::vector<std::string>> users;
   for (const auto& model : *models) {
-    auto versions = store.list_model_versions(model.name);
+    auto versions = store_.list_model_versions(model.name);
     if (!versions) return versions.error();
     for (const auto& v : *versions) users[v.artifact_sha256].push_back(v.name + "@" + v.version);
   }
