@@ -1,5 +1,5 @@
 // The audit block reader: the records JSON of one stored block.
-#include "registry/audit_blocks.hpp"
+#include "state/audit_blocks.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -3,7 +3,7 @@
 // parse_step() as a connection's buffer would be: the head first, then the body, then the end of
 // the stream. The input is split in two reads at a position taken from its first byte, so
 // messages that straddle reads are covered too.
-#include "core/config.hpp"
+#include "config/config.hpp"
 #include "http/parse_buffered.hpp"
 #include "http/types.hpp"
 

@@ -6,7 +6,7 @@
 // VALIDATOR_SCAN=bytewise|sse2|avx2|avx512|avx512_lanes in the environment picks how runs of numbers are
 // scanned (default: the best this CPU supports), to compare the variants.
 #include "protocol/v2_validator.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 
 #include <chrono>
 #include <cstdio>

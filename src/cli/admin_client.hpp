@@ -2,7 +2,7 @@
 // A small blocking HTTP client for the admin subcommands (`tandem models ...`,
 // `tandem requests ...`). The server is --server URL, else $TANDEM_SERVER, else
 // http://127.0.0.1:8080, the server's default listen address.
-#include "core/status.hpp"
+#include "base/status.hpp"
 
 #include <chrono>
 #include <map>

@@ -3,7 +3,7 @@
 // row, appended in completion order, and the OUTPUT.jobs journal of the jobs submitted. What an
 // existing output and journal hold is what a resumed run has left to do.
 #include "cli/batch_rows.hpp"
-#include "core/status.hpp"
+#include "base/status.hpp"
 
 #include <boost/json/object.hpp>
 

@@ -2,7 +2,7 @@
 // The input of `tandem batch` (docs/batch.md#the-input-file): a JSONL file that is read and
 // checked whole before anything is submitted, each row becoming the body of a job. Also the
 // whole-file and line reading that the output file shares.
-#include "core/status.hpp"
+#include "base/status.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // `tandem models push|list|show`: the model registry, over the admin API.
 #include "cli/admin_client.hpp"
 #include "cli/commands.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,8 +1,9 @@
 #include "cli/commands.hpp"
-#include "core/clock.hpp"
-#include "core/config.hpp"
-#include "core/io_inbox.hpp"
-#include "core/logging.hpp"
+#include "cli/worker_args.hpp"
+#include "base/clock.hpp"
+#include "config/config.hpp"
+#include "base/io_inbox.hpp"
+#include "base/logging.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/blob_sweeper.hpp"
 #include "gateway/gateway.hpp"
@@ -13,10 +14,10 @@
 #include "jobs/runpod_api.hpp"
 #include "pool/child_reaper.hpp"
 #include "pool/worker_process.hpp"
-#include "registry/audit_writer.hpp"
-#include "registry/model_registry.hpp"
-#include "registry/sqlite_store.hpp"
-#include "registry/state_lock.hpp"
+#include "state/audit_writer.hpp"
+#include "state/model_registry.hpp"
+#include "state/sqlite_store.hpp"
+#include "state/state_lock.hpp"
 #include "worker/onnx_engine.hpp"
 #include "telemetry/otlp_exporter.hpp"
 
@@ -41,7 +42,7 @@ struct ServeArgs {
 };
 
 int run_serve(const ServeArgs& args) {
-  auto config = load_config(args.config_file);
+  auto config = load_config(args.config_file, {.worker_args = worker_args_error});
   if (!config) {
     std::fprintf(stderr, "tandem serve: %s\n", config.error().message.c_str());
     return 2;

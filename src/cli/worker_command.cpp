@@ -1,6 +1,6 @@
 #include "cli/commands.hpp"
 #include "cli/worker_args.hpp"
-#include "core/logging.hpp"
+#include "base/logging.hpp"
 #include "worker/worker_server.hpp"
 
 #include <algorithm>
@@ -27,6 +27,10 @@ void add_worker_options(CLI::App* cmd, worker::WorkerOptions* options, std::stri
   cmd->add_option("--fault-error-rate", options->fault_error_rate,
                   "FAULT INJECTION (tests only): answer this fraction (0-1) of inferences with HTTP 500")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--fault-error-status", options->fault_error_status,
+                  "FAULT INJECTION (tests only): the HTTP status of an injected fault (400-599)")
+      ->capture_default_str()
+      ->check(CLI::Range(400, 599));
   cmd->add_option("--seed", options->seed, "Seed for fault injection (default: the pid)");
   cmd->add_option("--max-body-bytes", options->limits.max_body_bytes, "Largest request body accepted")
       ->capture_default_str()

@@ -1,6 +1,6 @@
 #include "gateway/admin_api.hpp"
 
-#include "core/duration.hpp"
+#include "base/duration.hpp"
 #include "http/error_reply.hpp"
 #include "http/query.hpp"
 

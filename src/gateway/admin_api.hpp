@@ -6,10 +6,10 @@
 // Threading and time: runs on the io thread and calls the store synchronously. Every query is
 // bounded (a row limit, indexed lookups), so a call costs milliseconds at most; blob uploads
 // are bounded by server.limits.max_body_bytes.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 #include "http/types.hpp"
-#include "registry/model_registry.hpp"
-#include "registry/state_store.hpp"
+#include "state/model_registry.hpp"
+#include "state/state_store.hpp"
 
 #include <optional>
 #include <string_view>

@@ -3,8 +3,8 @@
 // blob_sweep_interval, each blob no version uses that is older than unused_blob_grace. Also
 // exports the blob store's gauges and counters. Runs on the io thread, like the admin API
 // that uploads and deletes blobs, so the two never race.
-#include "core/config.hpp"
-#include "registry/model_registry.hpp"
+#include "config/config.hpp"
+#include "state/model_registry.hpp"
 #include "telemetry/metrics.hpp"
 
 #include <boost/asio/awaitable.hpp>

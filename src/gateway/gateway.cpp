@@ -1,9 +1,9 @@
 #include "gateway/gateway.hpp"
 
-#include "core/decimal.hpp"
-#include "core/logging.hpp"
-#include "core/recycled.hpp"
-#include "core/sha256.hpp"
+#include "base/decimal.hpp"
+#include "base/logging.hpp"
+#include "base/recycled.hpp"
+#include "base/sha256.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/rollout_manager.hpp"
 #include "telemetry/trace_context.hpp"
@@ -227,7 +227,13 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
   }
 }
 
-policy::TierState TierRuntime::state(double service_hint_ms, double cold_start_hint_ms) const {
+namespace {
+// The service time assumed when nothing is known (a worker command that reports no prior, no
+// answer measured yet); the router then lets no more requests wait than slots will serve them.
+constexpr double kServicePriorFallbackMs = 10.0;
+} // namespace
+
+policy::TierState TierRuntime::state(double service_prior_ms, double cold_start_hint_ms) const {
   policy::TierState s;
   if (!pool) return s;
   auto snap = pool->snapshot();
@@ -239,7 +245,8 @@ policy::TierState TierRuntime::state(double service_hint_ms, double cold_start_h
   s.in_flight = snap.in_flight;
   s.waiting = snap.waiting;
   s.queue_max = snap.queue_max;
-  s.service_ms = service_measured ? service_ms : service_hint_ms;
+  s.service_known = service.measured() || service_prior_ms > 0;
+  s.service_ms = service.estimate_ms(service_prior_ms > 0 ? service_prior_ms : kServicePriorFallbackMs);
   s.cold_start_ms = snap.cold_start_ms > 0 ? snap.cold_start_ms : cold_start_hint_ms;
   s.price_per_second = cost->price_per_second();
   s.reserved = reserved_workers > 0;
@@ -248,12 +255,13 @@ policy::TierState TierRuntime::state(double service_hint_ms, double cold_start_h
   return s;
 }
 
-double EndpointRuntime::service_hint_ms() const {
-  // The same model on the other tier is the best guess; 10 ms is a prior that makes a burst
-  // on an unmeasured pool queue a little and then spill, rather than pile up unboundedly.
-  if (dedicated.service_measured) return dedicated.service_ms;
-  if (serverless.service_measured) return serverless.service_ms;
-  return 10.0;
+double EndpointRuntime::service_prior_ms(const TierRuntime& t) const {
+  if (t.pool && t.pool->service_prior_ms() > 0) return t.pool->service_prior_ms();
+  // The same model on the other tier is the next best guess.
+  const TierRuntime& other = &t == &dedicated ? serverless : dedicated;
+  if (other.pool && other.pool->service_prior_ms() > 0) return other.pool->service_prior_ms();
+  if (other.service.measured()) return other.service.mean_ms();
+  return 0;
 }
 
 double EndpointRuntime::cold_start_hint_ms() const {
@@ -863,7 +871,7 @@ bool Gateway::plan_attempt(Attempts& a) {
   const TimePoint now = clock_.now();
   const double remaining_ms = to_ms(a.deadline - now);
   if (remaining_ms <= 0) {
-    a.last_error = {ErrorCode::timeout, "the request's deadline passed"};
+    a.last_error = {ErrorCode::deadline_exceeded, "the request's deadline passed"};
     return false;
   }
   policy::RouteInput input;
@@ -875,10 +883,9 @@ bool Gateway::plan_attempt(Attempts& a) {
       a.attempt == 0 && ep.config.slo.p95_ms.count() > 0 ? std::min(slo_left_ms, remaining_ms) : remaining_ms;
   input.low_priority = a.low_priority;
   input.retry_from = a.failed_tier;
-  const double hint_ms = ep.service_hint_ms();
   const double cold_hint_ms = ep.cold_start_hint_ms();
-  const auto dedicated_state = ep.dedicated.state(hint_ms, cold_hint_ms);
-  const auto serverless_state = ep.serverless.state(hint_ms, cold_hint_ms);
+  const auto dedicated_state = ep.dedicated.state(ep.service_prior_ms(ep.dedicated), cold_hint_ms);
+  const auto serverless_state = ep.serverless.state(ep.service_prior_ms(ep.serverless), cold_hint_ms);
   const policy::RouteDecision decision = policy::route(input, dedicated_state, serverless_state);
   a.steps = decision.steps;
   a.step_count = decision.count;
@@ -905,7 +912,7 @@ bool Gateway::plan_attempt(Attempts& a) {
   if (decision.reject == policy::RejectReason::no_healthy_tier) {
     // On a retry, the worker's own failure is the better answer than "nothing left".
     if (a.attempt == 0)
-      a.last_error = {ErrorCode::unavailable, "endpoint " + ep.config.name + " has no healthy worker"};
+      a.last_error = {ErrorCode::no_capacity, "endpoint " + ep.config.name + " has no healthy worker"};
   } else if (a.attempt == 0) {
     char wait_text[64];
     std::snprintf(wait_text, sizeof wait_text, "%.0f ms", decision.predicted_wait_ms);
@@ -936,7 +943,7 @@ bool Gateway::end_wait(Attempts& a, policy::Tier tier_waited, bool queued) {
   tier.queue_wait->observe(to_seconds(waited_for));
   if (!a.wait_failed) return true;
   t.tier = std::string(policy::to_string(tier_waited));
-  if (a.last_error.code == ErrorCode::overloaded) rejected_.with({a.ep.config.name, "queue_full"}).inc();
+  if (a.last_error.code == ErrorCode::queue_full) rejected_.with({a.ep.config.name, "queue_full"}).inc();
   return false;
 }
 
@@ -980,7 +987,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
   const bool success = response && response->status < 500;
   lease.report(success);
   if (success) {
-    tier.observe_service(to_ms(upstream_done - a.since));
+    tier.service.observe(to_ms(upstream_done - a.since));
     // Counted once per answered request: served elsewhere than the policy prefers.
     if (a.preferred && a.used != *a.preferred && ep.tier(*a.preferred).pool)
       spillovers_
@@ -1006,7 +1013,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
       tier.duration->observe(elapsed_seconds);
     } else {
       t.error_code = "worker_" + std::to_string(status);
-      count(ep, t.tier, status, ErrorCode::invalid_request, elapsed_seconds);
+      count(ep, t.tier, status, ErrorCode::worker_rejected_input, elapsed_seconds);
     }
     return false;
   }
@@ -1018,7 +1025,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
     reason = "worker_status";
   } else {
     a.last_error = response.error();
-    if (a.last_error.code == ErrorCode::timeout) {
+    if (a.last_error.code == ErrorCode::deadline_exceeded) {
       reason = "timeout";
     } else {
       lease.mark_unreachable();
@@ -1046,7 +1053,7 @@ http::Reply Gateway::give_up(Attempts& a) {
   if (a.last_error.message.empty())
     a.last_error.message = "endpoint " + a.ep.config.name + " has no pool its routing policy may use";
   auto res = fail(a, a.last_error, tier_label);
-  if (a.last_error.code == ErrorCode::overloaded) res.set("Retry-After", "1");
+  if (http_status(a.last_error.code) == 429) res.set("Retry-After", "1");
   if (tier_label != "none") res.set("x-tandem-tier", tier_label);
   res.set("x-tandem-model-version", a.ep.manifest.version);
   return res;

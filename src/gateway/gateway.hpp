@@ -2,19 +2,20 @@
 // The request path: HTTP in, validate against the endpoint's schema, lease a worker slot from
 // the endpoint's pool, forward over a pooled keep-alive connection, retry once elsewhere on a
 // transport failure or 5xx, answer with the x-tandem-* headers clients rely on, count everything.
-#include "core/clock.hpp"
-#include "core/config.hpp"
-#include "core/ids.hpp"
+#include "base/clock.hpp"
+#include "config/config.hpp"
+#include "base/ids.hpp"
 #include "http/types.hpp"
 #include "jobs/job_executor.hpp"
 #include "policy/autoscaler.hpp"
 #include "policy/cost_meter.hpp"
 #include "policy/outlier.hpp"
+#include "policy/service_time.hpp"
 #include "policy/tier_router.hpp"
 #include "pool/child_reaper.hpp"
 #include "pool/worker_pool.hpp"
-#include "registry/audit_writer.hpp"
-#include "registry/model_manifest.hpp"
+#include "state/audit_writer.hpp"
+#include "model/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
 #include "telemetry/otlp_exporter.hpp"
 #include "telemetry/trace_context.hpp"
@@ -85,19 +86,14 @@ struct TierRuntime {
   Counter* cost_total = nullptr;
   int reserved_workers = 0;  // dedicated: billed whether running or not
   double scaledown_window_s = 0;
-  double service_ms = 0;  // moving average of time on a worker
-  bool service_measured = false;
+  policy::ServiceTimeEstimate service;  // time on a worker per request
   Histogram* queue_wait = nullptr;
   // Cached children for the common case (a 200), so the hot path does no label lookups.
   Counter* requests_ok = nullptr;
   Histogram* duration = nullptr;
-  void observe_service(double ms) {
-    service_ms = service_measured ? 0.8 * service_ms + 0.2 * ms : ms;
-    service_measured = true;
-  }
-  /// What the router sees of this tier now. Before this tier has measured its service time,
-  /// `service_hint_ms` stands in (the other tier's measurement, or a prior).
-  [[nodiscard]] policy::TierState state(double service_hint_ms, double cold_start_hint_ms) const;
+  /// What the router sees of this tier now. Until this tier has measured its service time,
+  /// `service_prior_ms` stands in (EndpointRuntime::service_prior_ms).
+  [[nodiscard]] policy::TierState state(double service_prior_ms, double cold_start_hint_ms) const;
 };
 
 struct EndpointSlot;
@@ -122,8 +118,10 @@ struct EndpointRuntime {
   Gauge* panic = nullptr;
   TimePoint last_poke{};
   TierRuntime& tier(policy::Tier t) { return t == policy::Tier::dedicated ? dedicated : serverless; }
-  /// A service-time estimate for a tier that has not measured its own yet.
-  [[nodiscard]] double service_hint_ms() const;
+  /// The service time `t` is assumed to take until it has measured enough of its own: what
+  /// its workers reported of themselves when they started (the reference worker times its
+  /// warm-up run), else what the other tier's workers reported or measured; 0 when unknown.
+  [[nodiscard]] double service_prior_ms(const TierRuntime& t) const;
   /// A cold-start estimate for a pool that has not started a worker yet: the other pool's
   /// (same model), else an optimistic prior, so that an empty serverless pool is tried (and
   /// learns) rather than refused on a guess.

@@ -1,6 +1,6 @@
 #include "gateway/rollout_manager.hpp"
 
-#include "core/duration.hpp"
+#include "base/duration.hpp"
 #include "gateway/admin_api.hpp"
 #include "http/error_reply.hpp"
 #include "http/query.hpp"

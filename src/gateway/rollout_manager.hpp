@@ -5,12 +5,12 @@
 //
 // Threading and time: everything runs on the io thread; tick() is called by the gateway's
 // controller loop with the current time; store writes are single small inserts.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 #include "gateway/gateway.hpp"
 #include "http/types.hpp"
 #include "policy/rollout.hpp"
-#include "registry/model_registry.hpp"
-#include "registry/state_store.hpp"
+#include "state/model_registry.hpp"
+#include "state/state_store.hpp"
 
 #include <map>
 #include <memory>

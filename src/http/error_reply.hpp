@@ -1,7 +1,7 @@
 #pragma once
 // Error answers shared by the admin API, the rollout API and the job API: the ErrorCode's HTTP
 // status with {"error": message}.
-#include "core/status.hpp"
+#include "base/status.hpp"
 #include "http/types.hpp"
 
 #include <string_view>

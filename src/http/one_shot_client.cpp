@@ -86,7 +86,7 @@ asio::awaitable<Result<unsigned>> post_json(asio::any_io_executor executor, cons
   stream.expires_after(timeout);
   auto failed = [&](const boost::system::error_code& ec, const char* what) -> Error {
     if (ec == beast::error::timeout || ec == asio::error::operation_aborted)
-      return {ErrorCode::timeout, std::string(what) + " http://" + url.host + ":" + url.port + url.target +
+      return {ErrorCode::deadline_exceeded, std::string(what) + " http://" + url.host + ":" + url.port + url.target +
                                       ": no answer within " + std::to_string(timeout.count()) + " ms"};
     return {ErrorCode::upstream_error,
             std::string(what) + " http://" + url.host + ":" + url.port + url.target + ": " + ec.message()};

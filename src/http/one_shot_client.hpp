@@ -2,8 +2,8 @@
 // One HTTP/1.1 request on a fresh connection to an http:// URL, with a deadline: for
 // deliveries that happen rarely and to arbitrary hosts (job webhooks), where a keep-alive pool
 // would buy nothing.
-#include "core/io_inbox.hpp"
-#include "core/status.hpp"
+#include "base/io_inbox.hpp"
+#include "base/status.hpp"
 #include "http/types.hpp"
 
 #include <chrono>

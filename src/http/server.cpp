@@ -1,7 +1,7 @@
 #include "http/server.hpp"
 
-#include "core/clock.hpp"
-#include "core/recycled.hpp"
+#include "base/clock.hpp"
+#include "base/recycled.hpp"
 
 #include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"

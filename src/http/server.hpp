@@ -2,8 +2,8 @@
 // Asynchronous HTTP/1.1 server with keep-alive on Boost.Beast and C++20 coroutines. Every
 // limit (connections, header bytes, body bytes, bodies in flight, idle time) is enforced,
 // counted in a metric and answered with a clear error.
-#include "core/config.hpp"
-#include "core/status.hpp"
+#include "config/config.hpp"
+#include "base/status.hpp"
 #include "http/body_budget.hpp"
 #include "http/body_recycler.hpp"
 #include "http/types.hpp"

@@ -1,6 +1,6 @@
 #include "http/upstream_pool.hpp"
 
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 #include "http/parse_buffered.hpp"
 #include "http/transfer_all.hpp"
@@ -67,7 +67,7 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
       if (ec) {
         disarm(*connection);
         if (connection->timed_out)
-          co_return make_error(ErrorCode::timeout, "deadline passed while connecting to the worker");
+          co_return make_error(ErrorCode::deadline_exceeded, "deadline passed while connecting to the worker");
         co_return make_error(ErrorCode::upstream_error, "cannot connect to worker: " + ec.message());
       }
       boost::system::error_code opt_ec;
@@ -86,7 +86,7 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
     if (write_ec) {
       disarm(*connection);
       if (connection->timed_out)
-        co_return make_error(ErrorCode::timeout, "deadline passed while sending to the worker");
+        co_return make_error(ErrorCode::deadline_exceeded, "deadline passed while sending to the worker");
       if (reused) {  // stale keep-alive connection
         fresh_only = true;
         continue;
@@ -113,7 +113,7 @@ asio::awaitable<Result<UpstreamResponse>> UpstreamPool::send(std::string_view he
     disarm(*connection);
     if (read_ec) {
       if (connection->timed_out)
-        co_return make_error(ErrorCode::timeout, "no answer from the worker before the deadline (or per_try_timeout)");
+        co_return make_error(ErrorCode::deadline_exceeded, "no answer from the worker before the deadline (or per_try_timeout)");
       // A reused connection closed by the peer before it answered anything: the request was
       // not processed, so one more try on a fresh connection is safe.
       if (reused && (read_ec == bhttp::error::end_of_stream || read_ec == asio::error::connection_reset) &&

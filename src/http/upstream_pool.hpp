@@ -2,7 +2,7 @@
 // Keep-alive connections from the gateway to one worker. Bounded idle set; a reused
 // connection that turns out to be closed by the peer is retried once on a fresh connection
 // (that is not an application retry: the request never reached the worker).
-#include "core/status.hpp"
+#include "base/status.hpp"
 #include "http/types.hpp"
 #include "http/upstream_response.hpp"
 

@@ -2,8 +2,8 @@
 // What the job manager needs of the request path, as an interface: the gateway implements it
 // (jobs run through the same validation, router, tiers, audit and traces as synchronous
 // requests), and the job manager does not depend on the gateway's internals.
-#include "core/clock.hpp"
-#include "core/status.hpp"
+#include "base/clock.hpp"
+#include "base/status.hpp"
 #include "http/types.hpp"
 
 #include <string_view>

@@ -1,6 +1,6 @@
 #include "jobs/job_journal.hpp"
 
-#include "registry/sqlite_store.hpp"
+#include "state/sqlite_store.hpp"
 
 #include <spdlog/spdlog.h>
 

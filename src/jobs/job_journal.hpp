@@ -5,9 +5,9 @@
 // database, and a burst of a thousand submissions costs a handful of commits.
 //
 // Completions run on the io thread (through its IoInbox), in submission order.
-#include "core/io_inbox.hpp"
-#include "core/status.hpp"
-#include "registry/state_store.hpp"
+#include "base/io_inbox.hpp"
+#include "base/status.hpp"
+#include "state/state_store.hpp"
 
 #include <atomic>
 #include <condition_variable>

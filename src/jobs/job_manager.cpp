@@ -1,6 +1,6 @@
 #include "jobs/job_manager.hpp"
 
-#include "core/webhook_target.hpp"
+#include "config/webhook_target.hpp"
 #include "http/one_shot_client.hpp"
 
 #include <boost/json.hpp>
@@ -190,13 +190,13 @@ asio::awaitable<Result<Job*>> JobManager::submit(JobSubmission s) {
   EndpointQueue& queue = queue_of(s.endpoint);
   if (queue.queued >= config_.queue_max) {
     rejected_.with({s.endpoint, "queue_full"}).inc();
-    co_return Error{ErrorCode::overloaded, "endpoint \"" + s.endpoint + "\" already has " +
+    co_return Error{ErrorCode::queue_full, "endpoint \"" + s.endpoint + "\" already has " +
                                                std::to_string(queue.queued) +
                                                " queued jobs (server.jobs.queue_max); retry later"};
   }
   if (held_input_bytes_ + s.input_json.size() > config_.queue_max_bytes) {
     rejected_.with({s.endpoint, "queue_bytes"}).inc();
-    co_return Error{ErrorCode::overloaded, "queued job inputs already hold " + std::to_string(held_input_bytes_) +
+    co_return Error{ErrorCode::queue_full, "queued job inputs already hold " + std::to_string(held_input_bytes_) +
                                                " bytes (server.jobs.queue_max_bytes " +
                                                std::to_string(config_.queue_max_bytes) + "); retry later"};
   }
@@ -465,7 +465,7 @@ asio::awaitable<Result<Job*>> JobManager::retry(std::string id) {
   Job* job = *checked;
   if (held_input_bytes_ + input->size() > config_.queue_max_bytes) {
     rejected_.with({job->record.endpoint, "queue_bytes"}).inc();
-    co_return Error{ErrorCode::overloaded, "queued job inputs already hold " + std::to_string(held_input_bytes_) +
+    co_return Error{ErrorCode::queue_full, "queued job inputs already hold " + std::to_string(held_input_bytes_) +
                                                " bytes (server.jobs.queue_max_bytes); retry later"};
   }
   held_input_bytes_ += input->size();

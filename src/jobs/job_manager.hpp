@@ -7,13 +7,13 @@
 // Threading: everything runs on the io thread; the database is touched only by the journal's
 // thread. Time: Unix ms from the Clock for job times (they are persisted and shown), the
 // monotonic clock for deadlines and timers.
-#include "core/clock.hpp"
-#include "core/config.hpp"
-#include "core/ids.hpp"
+#include "base/clock.hpp"
+#include "config/config.hpp"
+#include "base/ids.hpp"
 #include "jobs/job_executor.hpp"
 #include "jobs/job_journal.hpp"
 #include "policy/job_policy.hpp"
-#include "registry/state_store.hpp"
+#include "state/state_store.hpp"
 #include "telemetry/metrics.hpp"
 
 #include <deque>

@@ -24,7 +24,7 @@ constexpr std::int64_t kWaitMaxMs = 300'000;
 /// A job API error; a refusal for now (429, 503) says when to come back, as RunPod's does.
 http::Reply error_reply(const Error& error) {
   auto reply = http::error_reply(error);
-  if (error.code == ErrorCode::overloaded || error.code == ErrorCode::unavailable) reply.set("Retry-After", "1");
+  if (http_status(error.code) == 429 || http_status(error.code) == 503) reply.set("Retry-After", "1");
   return reply;
 }
 

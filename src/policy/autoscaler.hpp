@@ -7,7 +7,7 @@
 //
 // The caller feeds one observation per tick (and may feed extra ones when a request arrives
 // to an empty pool, which is how scale-from-zero reacts at once). Time comes in as a value.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 #include <chrono>
 #include <deque>

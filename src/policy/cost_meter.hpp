@@ -12,7 +12,7 @@
 // across a window without requests, so a lull followed by a burst hands the lull's last window
 // to the first requests of the burst, not to each of them. Everything attributed never exceeds
 // what was metered, and no request's idle share takes it above one window of the pool's cost.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 namespace tandem::policy {
 

@@ -2,7 +2,7 @@
 // Pure outlier detection per worker, after Envoy's: a worker that fails `consecutive_failures`
 // requests in a row is ejected from load balancing for base_ejection x (times ejected so far),
 // capped; never more than max_ejected_percent of a pool at once (at least one worker may be).
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 #include <chrono>
 

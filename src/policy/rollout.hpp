@@ -3,7 +3,7 @@
 // version with the baseline, and the state machine that walks canary steps or a blue/green
 // switch, waits for approvals, promotes or rolls back. It reads no clock and does no I/O: the
 // gateway (and the simulation tests) feed it the time and the traffic it observed.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 #include <cstdint>
 #include <map>

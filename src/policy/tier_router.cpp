@@ -39,10 +39,13 @@ std::optional<double> predicted_wait_ms(const TierState& t, bool may_scale) {
   const double service = std::max(t.service_ms, 0.1);
   const int ready_capacity = t.ready_workers * t.max_concurrency_per_worker;
   const double ahead = t.waiting + 1.0;
+  const bool grows = t.starting_workers > 0 || (may_scale && t.can_grow());
+  const int upcoming = t.starting_workers + ((may_scale && t.can_grow()) ? 1 : 0);
+  if (!t.service_known && ahead > ready_capacity + upcoming * t.max_concurrency_per_worker)
+    return std::nullopt;  // one round at most until the drain rate is known
   double queue_wait = ready_capacity > 0 ? ahead / ready_capacity * service : HUGE_VAL;
   // A worker on its way (or one the autoscaler can add) serves after a cold start.
-  if (t.starting_workers > 0 || (may_scale && t.can_grow())) {
-    int upcoming = t.starting_workers + ((may_scale && t.can_grow()) ? 1 : 0);
+  if (grows) {
     double cold = std::max(t.cold_start_ms, 1.0);
     double with_new = ahead / (ready_capacity + upcoming * t.max_concurrency_per_worker) * service;
     queue_wait = std::min(queue_wait, std::max(cold, with_new));

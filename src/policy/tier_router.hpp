@@ -25,7 +25,10 @@ struct TierState {
   int in_flight = 0;
   int waiting = 0;
   int queue_max = 0;
-  double service_ms = 0;     // measured (moving average) time on a worker per request
+  double service_ms = 0;     // estimated time on a worker per request (ServiceTimeEstimate)
+  // False until the tier has measured an answer or its workers reported a prior: then the
+  // queue's drain rate is unknown, and no more requests may wait than slots will serve them.
+  bool service_known = true;
   double cold_start_ms = 0;  // measured (moving average) worker start to ready
   double price_per_second = 0;
   bool reserved = false;     // dedicated: paid for whether used or not

@@ -1,6 +1,6 @@
 #include "pool/worker_pool.hpp"
 
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 #include "policy/router.hpp"
 #include "pool/stderr_relay.hpp"
@@ -15,6 +15,10 @@
 #include <boost/container/small_vector.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <optional>
+#include <string_view>
 
 namespace tandem::pool {
 
@@ -22,6 +26,40 @@ namespace asio = boost::asio;
 using std::chrono::steady_clock;
 
 namespace {
+
+struct ReadyLine {
+  http::tcp::endpoint endpoint;
+  double service_ms = 0;
+};
+
+// "READY HOST:PORT[ service_ms=MS]"; nullopt when it is anything else.
+std::optional<ReadyLine> parse_ready_line(std::string_view line) {
+  constexpr std::string_view prefix = "READY ";
+  if (line.substr(0, prefix.size()) != prefix) return std::nullopt;
+  line.remove_prefix(prefix.size());
+  const auto space = line.find(' ');
+  const std::string_view address_port = line.substr(0, space);
+  std::string_view rest = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
+  const auto colon = address_port.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(std::string(address_port.substr(0, colon)), ec);
+  int port = 0;
+  const auto port_text = address_port.substr(colon + 1);
+  auto [end, perr] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec || perr != std::errc{} || end != port_text.data() + port_text.size() || port <= 0 || port > 65535)
+    return std::nullopt;
+  ReadyLine ready{{address, static_cast<unsigned short>(port)}};
+  constexpr std::string_view service_key = "service_ms=";
+  if (rest.substr(0, service_key.size()) == service_key) {
+    // An unreadable or absurd figure is ignored, not fatal: it is only a prior.
+    const std::string text(rest.substr(service_key.size()));
+    char* parsed_end = nullptr;
+    const double ms = std::strtod(text.c_str(), &parsed_end);
+    if (parsed_end != text.c_str() && ms > 0 && ms < 3'600'000) ready.service_ms = ms;
+  }
+  return ready;
+}
 
 /// The time, read on first use only: most calls to pick() and snapshot() need none.
 steady_clock::time_point read_once(std::optional<steady_clock::time_point>& now) {
@@ -245,25 +283,17 @@ asio::awaitable<void> WorkerPool::await_ready_pipe(std::size_t index, std::uint6
     }
     co_return;  // otherwise the process exited; on_exit restarts it
   }
-  // "READY 127.0.0.1:PORT"
+  // "READY 127.0.0.1:PORT", optionally followed by " service_ms=MS": the worker's own measure
+  // of one request (the reference worker times its warm-up run), the router's prior.
   line.resize(n > 0 ? n - 1 : 0);
-  constexpr std::string_view prefix = "READY ";
-  auto colon = line.rfind(':');
-  boost::system::error_code parse_ec;
-  http::tcp::endpoint endpoint;
-  if (line.rfind(prefix, 0) == 0 && colon != std::string::npos) {
-    auto address = asio::ip::make_address(line.substr(prefix.size(), colon - prefix.size()), parse_ec);
-    int port = std::atoi(line.c_str() + colon + 1);
-    if (!parse_ec && port > 0 && port < 65536) endpoint = {address, static_cast<unsigned short>(port)};
-    else parse_ec = asio::error::invalid_argument;
-  } else {
-    parse_ec = asio::error::invalid_argument;
-  }
-  if (parse_ec) {
+  auto ready = parse_ready_line(line);
+  if (!ready) {
     spdlog::error("worker {} sent an unreadable ready line; killing it", slot.info.id);
     if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
     co_return;
   }
+  if (ready->service_ms > 0) service_prior_ms_ = ready->service_ms;
+  const http::tcp::endpoint endpoint = ready->endpoint;
   mark_ready(index, generation, endpoint);
 }
 
@@ -565,7 +595,7 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
     }
     if (slots_.empty()) {
       queue_rejections_.with({options_.endpoint, options_.tier, "no_workers"}).inc();
-      co_return make_error(ErrorCode::unavailable, "endpoint " + options_.endpoint + " has no " +
+      co_return make_error(ErrorCode::no_capacity, "endpoint " + options_.endpoint + " has no " +
                                                        options_.tier + " workers configured");
     }
     // FIFO: a new arrival does not overtake requests already waiting.
@@ -584,7 +614,7 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
     }
     if (!was_queued && waiters_.size() >= static_cast<std::size_t>(options_.queue_max)) {
       queue_rejections_.with({options_.endpoint, options_.tier, "queue_full"}).inc();
-      co_return make_error(ErrorCode::overloaded,
+      co_return make_error(ErrorCode::queue_full,
                            "all " + options_.tier + " workers of endpoint " + options_.endpoint +
                                " are busy and its queue is full (" + options_.tier + ".queue_max " +
                                std::to_string(options_.queue_max) + ")");
@@ -603,7 +633,7 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
     was_queued = true;
   }
   queue_rejections_.with({options_.endpoint, options_.tier, "deadline"}).inc();
-  co_return make_error(ErrorCode::unavailable, "no " + options_.tier + " worker of endpoint " +
+  co_return make_error(ErrorCode::no_capacity, "no " + options_.tier + " worker of endpoint " +
                                                    options_.endpoint +
                                                    " had a free slot before the request's deadline");
 }

@@ -2,14 +2,14 @@
 // A tier pool: the workers of one endpoint on one tier, started as local processes, kept at
 // the configured replica count (restart with backoff), and leased to requests one concurrency
 // slot at a time. Requests that find no free slot wait in a bounded FIFO with a deadline.
-#include "core/config.hpp"
-#include "core/status.hpp"
+#include "config/config.hpp"
+#include "base/status.hpp"
 #include "http/types.hpp"
 #include "http/upstream_pool.hpp"
 #include "policy/outlier.hpp"
 #include "policy/restart_backoff.hpp"
 #include "pool/child_reaper.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
 
 #include <chrono>
@@ -141,6 +141,9 @@ public:
   [[nodiscard]] PoolSnapshot snapshot() const;
   /// Moving average of worker start to ready, in ms; 0 until a worker has started.
   [[nodiscard]] double cold_start_ms() const { return cold_start_measured_ ? cold_start_ms_avg_ : 0.0; }
+  /// The service time per request the latest ready worker reported of itself when it started
+  /// (its ready line's `service_ms=`), in ms; 0 when none did.
+  [[nodiscard]] double service_prior_ms() const { return service_prior_ms_; }
   /// Demand since the last call (time-averaged), then starts a new measurement period.
   PoolDemand take_demand(std::chrono::steady_clock::time_point now);
   /// Workers that cost money now: every started, unstopped process.
@@ -222,6 +225,7 @@ private:
   Counter& ejections_;
   double cold_start_ms_avg_ = 0;
   bool cold_start_measured_ = false;
+  double service_prior_ms_ = 0;
   std::string last_start_failure_;
   std::chrono::steady_clock::time_point last_start_failure_at_{};
   std::chrono::steady_clock::time_point last_ready_at_{};

@@ -1,6 +1,6 @@
 #pragma once
 // Starting a worker as a child process of this host (the `local` provider).
-#include "core/status.hpp"
+#include "base/status.hpp"
 
 #include <sys/types.h>
 

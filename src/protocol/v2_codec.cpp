@@ -1,6 +1,6 @@
 #include "protocol/v2_codec.hpp"
 
-#include "core/json_text.hpp"
+#include "base/json_text.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,8 +1,8 @@
 #pragma once
 // Open Inference Protocol (KServe v2) REST: request decoding with validation against a model
 // schema, and response encoding. Shared by the gateway (validate only) and the worker.
-#include "core/status.hpp"
-#include "registry/model_manifest.hpp"
+#include "base/status.hpp"
+#include "model/model_manifest.hpp"
 
 #include <cstdint>
 #include <string>

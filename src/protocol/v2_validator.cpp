@@ -1,6 +1,6 @@
 #include "protocol/v2_validator.hpp"
 
-#include "core/json_text.hpp"
+#include "base/json_text.hpp"
 #include "protocol/v2_codec.hpp"
 
 #include <boost/container/small_vector.hpp>

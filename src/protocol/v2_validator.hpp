@@ -5,9 +5,9 @@
 // has to know that it is well-formed and matches the schema; the worker decodes the values.
 // (A 150 000-value tensor costs ~7.5 ms as a JSON DOM; here runs of numbers are checked with SIMD
 // compares, see number_scan.hpp.)
-#include "core/status.hpp"
+#include "base/status.hpp"
 #include "protocol/number_scan.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 
 #include <cstdint>
 #include <string>

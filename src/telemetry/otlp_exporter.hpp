@@ -1,6 +1,6 @@
 #pragma once
 // A bounded, batching OTLP/HTTP (JSON) span exporter that never makes the request path wait.
-#include "core/status.hpp"
+#include "base/status.hpp"
 #include "telemetry/span.hpp"
 
 #include <atomic>

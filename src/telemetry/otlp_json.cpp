@@ -1,6 +1,6 @@
 #include "telemetry/otlp_json.hpp"
 
-#include "core/json_text.hpp"
+#include "base/json_text.hpp"
 
 #include <array>
 #include <charconv>

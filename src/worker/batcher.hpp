@@ -2,9 +2,9 @@
 // Dynamic batching in the worker (Triton style): concurrent requests with compatible inputs are
 // queued, merged into one engine call of at most `max_batch_size` rows and split back, so that
 // the engine runs matrix-matrix products instead of one matrix-vector product per request.
-#include "core/status.hpp"
+#include "base/status.hpp"
 #include "protocol/v2_codec.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
 
 #include <boost/asio.hpp>

@@ -3,6 +3,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/dnn.hpp>
 
+#include <chrono>
 #include <cmath>
 
 namespace tandem::worker {
@@ -54,7 +55,10 @@ Result<std::unique_ptr<OnnxEngine>> OnnxEngine::load(const ModelManifest& manife
     in.values.assign(elements, 0.0f);
     warmup.inputs.push_back(std::move(in));
   }
+  const auto warmup_started = std::chrono::steady_clock::now();
   auto result = engine->infer(warmup, {});
+  engine->warmup_ms_ =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - warmup_started).count();
   if (!result)
     return make_error(ErrorCode::invalid_request,
                       "model " + manifest.name + " failed its warm-up run: " + result.error().message);

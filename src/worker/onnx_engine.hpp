@@ -1,9 +1,9 @@
 #pragma once
 // Runs an ONNX model through OpenCV's DNN module. Inputs must be FP32 (what OpenCV takes);
 // outputs are cast to the datatypes the manifest declares (OpenCV returns FP32 for all).
-#include "core/status.hpp"
+#include "base/status.hpp"
 #include "protocol/v2_codec.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 
 #include <memory>
 #include <vector>
@@ -22,11 +22,15 @@ public:
   /// thread-safe: one call at a time.
   Result<std::vector<v2::OutputTensor>> infer(const v2::DecodedRequest& request,
                                               const std::vector<std::string>& requested);
+  /// How long the warm-up batch took, in ms: a first, pessimistic measure of one request (the
+  /// first run also allocates), which the worker reports to the gateway as its prior.
+  [[nodiscard]] double warmup_ms() const { return warmup_ms_; }
 
 private:
   OnnxEngine();
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  double warmup_ms_ = 0;
 };
 
 /// The check mode of the engine: loads the artifact and runs the warm-up batch, then frees it.

@@ -3,7 +3,7 @@
 #include "http/server.hpp"
 #include "protocol/v2_codec.hpp"
 #include "protocol/v2_path.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 #include "telemetry/metrics.hpp"
 #include "telemetry/otlp_exporter.hpp"
 #include "telemetry/trace_context.hpp"
@@ -116,8 +116,9 @@ private:
       co_await delay.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     if (options_.fault_error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < options_.fault_error_rate) {
-      count(500);
-      co_return http::json_response(500, v2::encode_error("injected fault (--fault-error-rate)"));
+      count(options_.fault_error_status);
+      co_return http::json_response(static_cast<unsigned>(options_.fault_error_status),
+                                    v2::encode_error("injected fault (--fault-error-rate)"));
     }
     auto decoded = v2::decode_infer_request(request.body(), manifest_.schema, {.keep_values = true});
     if (!decoded) {
@@ -238,6 +239,10 @@ int run_worker(const WorkerOptions& options) {
     spdlog::error("{}", engine.error().message);
     return 2;
   }
+  // The gateway's prior for this worker's service time, until it has measured its own: the
+  // warm-up run plus what the worker adds to every request on purpose.
+  double service_prior_ms = (*engine)->warmup_ms() + static_cast<double>(options.fault_delay_ms);
+  if (manifest->batching) service_prior_ms += static_cast<double>(manifest->batching->max_queue_delay_us) / 1000.0;
   auto listen = parse_host_port(options.listen);
   if (!listen) {
     spdlog::error("{}", listen.error().message);
@@ -270,7 +275,9 @@ int run_worker(const WorkerOptions& options) {
   server.start();
   std::string address = bound->address().to_string() + ":" + std::to_string(bound->port());
   if (options.ready_fd >= 0) {
-    std::string line = "READY " + address + "\n";
+    char prior[32];
+    std::snprintf(prior, sizeof prior, "%.3f", service_prior_ms);
+    std::string line = "READY " + address + " service_ms=" + prior + "\n";
     if (::write(options.ready_fd, line.data(), line.size()) < 0) return 2;
     ::close(options.ready_fd);
   } else {

@@ -1,6 +1,6 @@
 #pragma once
 // The reference worker: one model over the Open Inference Protocol v2 REST API.
-#include "core/config.hpp"
+#include "config/config.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +17,7 @@ struct WorkerOptions {
   // Fault injection, for chaos and overload tests only.
   std::int64_t fault_delay_ms = 0;
   double fault_error_rate = 0.0;
+  int fault_error_status = 500;  // the status of an injected fault: 5xx a failure, 4xx a refusal
   std::uint64_t seed = 0;  // 0: derived from the pid
   HttpLimits limits;
   std::string otlp_endpoint;  // when set: a span per sampled inference, exported over OTLP/HTTP

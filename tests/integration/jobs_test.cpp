@@ -1,7 +1,7 @@
 // The RunPod-compatible job API with the real binary, real workers and the real state store:
 // run/status, runsync, stream, cancel, purge-queue, health, ttl, retry, webhooks, bad input,
 // and a job that survives a kill -9 of the gateway.
-#include "core/sha256.hpp"
+#include "base/sha256.hpp"
 #include "harness.hpp"
 #include "support/otlp_receiver.hpp"
 

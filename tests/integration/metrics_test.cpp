@@ -55,5 +55,29 @@ TEST(Metrics, PromtoolCheckMetricsIsClean) {
   EXPECT_EQ(output, "") << "promtool reported lint problems:\n" << output;
 }
 
+TEST(Metrics, AWorkersRefusalIsCountedAsTheWorkersNotTheClients) {
+  // The body passes the gateway's validation; the worker refuses it (an injected 422). The
+  // client sees the worker's answer; the count says who refused.
+  ServerProcess server("  digits:\n    model: " + (source_dir() / "models/digits").string() +
+                       "\n    worker: {args: [\"--fault-error-rate\", \"1\", \"--fault-error-status\", \"422\"]}\n"
+                       "    dedicated: {replicas: 1}\n");
+  ASSERT_TRUE(server.wait_ready(1)) << server.logs();
+  auto c = server.client();
+  auto rows = load_heldout();
+  auto res = c.post("/v2/models/digits/infer", infer_body(rows, 0, 1));
+  EXPECT_EQ(res.status, 422) << res.body;
+  EXPECT_EQ(res.header("x-tandem-attempts"), "") << "a refusal is not retried";
+  EXPECT_EQ(c.post("/v2/models/digits/infer", "{bad").status, 400);
+  const std::string text = c.get("/metrics").body;
+  EXPECT_NE(text.find("tandem_request_errors_total{endpoint=\"digits\",error=\"worker_rejected_input\"} 1"),
+            std::string::npos)
+      << text;
+  // Only the client's own bad body counts as the client's.
+  EXPECT_EQ(text.find("error=\"invalid_request\""), std::string::npos) << text;
+  EXPECT_NE(text.find("tandem_request_errors_total{endpoint=\"digits\",error=\"malformed_json\"} 1"),
+            std::string::npos)
+      << text;
+}
+
 } // namespace
 } // namespace tandem::testing

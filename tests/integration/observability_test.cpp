@@ -1,9 +1,9 @@
 // Audit records, traces and structured logs, end to end: the real server and workers, a real
 // OTLP/HTTP receiver, the real SQLite file.
 #include "harness.hpp"
-#include "core/sha256.hpp"
-#include "registry/model_manifest.hpp"
-#include "registry/sqlite_store.hpp"
+#include "base/sha256.hpp"
+#include "model/model_manifest.hpp"
+#include "state/sqlite_store.hpp"
 #include "support/otlp_receiver.hpp"
 
 #include <boost/json.hpp>

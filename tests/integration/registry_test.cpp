@@ -1,8 +1,8 @@
 // The model registry end to end: the real CLI pushing to the real server, the SQLite state
 // surviving a restart, and an endpoint deployed from NAME@VERSION.
 #include "harness.hpp"
-#include "core/sha256.hpp"
-#include "registry/model_manifest.hpp"
+#include "base/sha256.hpp"
+#include "model/model_manifest.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

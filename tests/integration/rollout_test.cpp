@@ -1,7 +1,7 @@
 // Rollouts with real workers under steady load: a broken canary is rolled back on its own, a
 // blue/green switch drops nothing and its rollback is instant, an approval gate holds.
 #include "harness.hpp"
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // The serverless autoscaler in simulated time: hours of traffic in milliseconds of CPU.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 #include "policy/autoscaler.hpp"
 
 #include <gtest/gtest.h>

@@ -2,7 +2,7 @@
 // bursts fed through the pure cost meter the way the gateway feeds it (requests as they are
 // answered, accrual on a jittered tick), checking that requests are never charged more than
 // the pool cost, in total or one by one.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 #include "policy/cost_meter.hpp"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // decide_restart in isolation, then driven over a simulated day by a ManualClock: the same
 // policy code the worker pool runs, with no real time passing.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 #include "policy/restart_backoff.hpp"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 #pragma once
 // One audit record with every field set, for the store, writer and block tests.
-#include "registry/state_store.hpp"
+#include "state/state_store.hpp"
 
 #include <cstdint>
 #include <string>

@@ -1,7 +1,7 @@
 #pragma once
 // A test with its own fresh state store: a temporary directory with a created and migrated
 // tandem.db, opened as the server opens it.
-#include "registry/sqlite_store.hpp"
+#include "state/sqlite_store.hpp"
 #include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>

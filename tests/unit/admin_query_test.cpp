@@ -1,11 +1,11 @@
 // Query strings, time bounds and model references of the admin API, the configuration sections
 // that go with them (server.tracing, server.audit, `model: NAME@VERSION`), and the admin
 // API's /admin/v1/requests parameters, driven directly against a real store.
-#include "core/config.hpp"
-#include "core/duration.hpp"
+#include "config/config.hpp"
+#include "base/duration.hpp"
 #include "gateway/admin_api.hpp"
 #include "http/query.hpp"
-#include "registry/sqlite_store.hpp"
+#include "state/sqlite_store.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

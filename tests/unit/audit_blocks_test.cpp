@@ -1,4 +1,4 @@
-#include "registry/audit_blocks.hpp"
+#include "state/audit_blocks.hpp"
 
 #include "support/audit_record.hpp"
 

@@ -1,7 +1,7 @@
 // The background audit writer against a real SQLite store in a temporary directory.
-#include "registry/audit_writer.hpp"
+#include "state/audit_writer.hpp"
 
-#include "registry/sqlite_store.hpp"
+#include "state/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
 #include "support/audit_record.hpp"

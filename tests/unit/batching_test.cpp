@@ -2,7 +2,7 @@
 // `batching:` section, and the queue driven by a real io_context with a row-wise engine.
 #include "worker/batcher.hpp"
 
-#include "registry/model_manifest.hpp"
+#include "model/model_manifest.hpp"
 
 #include <gtest/gtest.h>
 

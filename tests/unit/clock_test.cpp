@@ -1,6 +1,6 @@
 // coarse_steady_now(): the cheap clock for second-scale timeouts must stay on steady_clock's
 // timeline (deadlines made from one are compared with the other) and never run ahead of it.
-#include "core/clock.hpp"
+#include "base/clock.hpp"
 
 #include <gtest/gtest.h>
 

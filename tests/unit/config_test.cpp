@@ -1,4 +1,5 @@
-#include "core/config.hpp"
+#include "config/config.hpp"
+#include "cli/worker_args.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,15 +11,17 @@ namespace {
 using std::chrono::milliseconds;
 
 const std::filesystem::path kBase = "/etc/tandem/conf";
+// What `tandem serve` passes: the reference worker's own parser checks its arguments.
+const ConfigChecks kChecks{.worker_args = cli::worker_args_error};
 
 Config parsed(const std::string& yaml) {
-  auto result = parse_config(yaml, kBase);
+  auto result = parse_config(yaml, kBase, kChecks);
   EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message);
   return result.ok() ? *result : Config{};
 }
 
 std::string error_of(const std::string& yaml) {
-  auto result = parse_config(yaml, kBase);
+  auto result = parse_config(yaml, kBase, kChecks);
   EXPECT_FALSE(result.ok()) << "accepted:\n" << yaml;
   if (result.ok()) return {};
   EXPECT_EQ(result.error().code, ErrorCode::invalid_request);
@@ -397,6 +400,8 @@ TEST(ConfigTest, ReferenceWorkerArgsAreParsedWithTheWorkersOwnParserAtLoad) {
   // The log level is checked at load too (it was checked only once a worker ran).
   const auto level = error_of("endpoints: {d: {model: m, worker: {args: [--log-level, loud]}}}\n");
   EXPECT_NE(level.find("unknown level loud"), std::string::npos) << level;
+  // The configuration layer itself knows no worker: without the check, the arguments pass.
+  EXPECT_TRUE(parse_config("endpoints: {d: {model: m, worker: {args: [--threds, '2']}}}\n", kBase).ok());
   EXPECT_EQ(parsed("endpoints: {d: {model: m, worker: {args: [--log-level, warn, --seed, '7']}}}\n")
                 .endpoints.at(0)
                 .worker.args.size(),

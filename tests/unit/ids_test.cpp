@@ -1,4 +1,4 @@
-#include "core/ids.hpp"
+#include "base/ids.hpp"
 
 #include <gtest/gtest.h>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // Work handed to a lock-free io_context from other threads runs on the io thread, all of it, in
 // each thread's order, while the io thread is busy with its own timers.
-#include "core/io_inbox.hpp"
+#include "base/io_inbox.hpp"
 
 #include <boost/asio.hpp>
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // The model registry with a real SQLite store, real blob files and the bundled digits model.
-#include "registry/model_registry.hpp"
+#include "state/model_registry.hpp"
 
-#include "core/sha256.hpp"
-#include "registry/sqlite_store.hpp"
+#include "base/sha256.hpp"
+#include "state/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
 #include "support/temp_dir.hpp"

@@ -1,4 +1,4 @@
-#include "core/recycled.hpp"
+#include "base/recycled.hpp"
 
 #include <gtest/gtest.h>
 

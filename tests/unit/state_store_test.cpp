@@ -1,8 +1,8 @@
 // The SQLite state store against real database files, one fresh temporary directory per test.
-#include "registry/sqlite_store.hpp"
+#include "state/sqlite_store.hpp"
 
-#include "core/ids.hpp"
-#include "registry/audit_blocks.hpp"
+#include "base/ids.hpp"
+#include "state/audit_blocks.hpp"
 
 #include <gtest/gtest.h>
 #include "support/audit_record.hpp"

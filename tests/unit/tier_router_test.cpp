@@ -1,3 +1,4 @@
+#include "policy/service_time.hpp"
 #include "policy/tier_router.hpp"
 
 #include <gtest/gtest.h>
@@ -60,6 +61,43 @@ TEST(PredictedWait, AServerlessPoolThatCanGrowCostsACold) {
   EXPECT_FALSE(predicted_wait_ms(serverless_tier(0, 4), false).has_value() &&
                *predicted_wait_ms(serverless_tier(0, 4), false) < 1e9)
       << "without scaling and without workers there is nothing to wait for";
+}
+
+TEST(PredictedWait, AnUnknownServiceTimeLetsAtMostOneRoundWait) {
+  // Two single-slot workers, busy, and nothing known of how fast they answer: two may wait
+  // (one per slot), a third is refused rather than queued on a guess.
+  auto t = dedicated_tier(2, 2, 1);
+  t.service_known = false;
+  EXPECT_TRUE(predicted_wait_ms(t, false).has_value());
+  t.waiting = 2;
+  EXPECT_FALSE(predicted_wait_ms(t, false).has_value());
+  t.service_known = true;
+  EXPECT_TRUE(predicted_wait_ms(t, false).has_value()) << "known: queued by the prediction";
+  // A pool cold-starting from zero still takes one round for the worker on its way.
+  auto s = serverless_tier(0, 4);
+  s.service_known = false;
+  EXPECT_TRUE(predicted_wait_ms(s, true).has_value());
+  s.waiting = 1;
+  EXPECT_FALSE(predicted_wait_ms(s, true).has_value());
+}
+
+TEST(ServiceTime, ThePriorStandsUntilMeasuredAndFloorsTheEstimateUntilSettled) {
+  ServiceTimeEstimate e;
+  EXPECT_FALSE(e.measured());
+  EXPECT_DOUBLE_EQ(e.estimate_ms(50), 50);
+  // A fast first answer does not open the gates: the prior stays the floor...
+  e.observe(5);
+  EXPECT_TRUE(e.measured());
+  EXPECT_DOUBLE_EQ(e.estimate_ms(50), 50);
+  // ...while a slower one than the prior is believed at once.
+  ServiceTimeEstimate slow;
+  slow.observe(80);
+  EXPECT_DOUBLE_EQ(slow.estimate_ms(50), 80);
+  // Once settled, the moving average alone.
+  for (int i = 1; i < ServiceTimeEstimate::kSettledSamples; ++i) e.observe(5);
+  EXPECT_DOUBLE_EQ(e.estimate_ms(50), 5);
+  e.observe(10);
+  EXPECT_DOUBLE_EQ(e.estimate_ms(50), 0.8 * 5 + 0.2 * 10);
 }
 
 TEST(Route, DedicatedFirstStaysOnDedicatedWhileItMeetsTheSlo) {

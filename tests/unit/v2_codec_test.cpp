@@ -1,7 +1,7 @@
 #include "protocol/v2_codec.hpp"
 
-#include "core/sha256.hpp"
-#include "registry/model_manifest.hpp"
+#include "base/sha256.hpp"
+#include "model/model_manifest.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

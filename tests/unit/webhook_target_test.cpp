@@ -1,5 +1,5 @@
 // The webhook target check: which addresses a job's webhook may reach.
-#include "core/webhook_target.hpp"
+#include "config/webhook_target.hpp"
 
 #include <gtest/gtest.h>
 

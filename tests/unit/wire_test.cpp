@@ -1,4 +1,4 @@
-#include "core/decimal.hpp"
+#include "base/decimal.hpp"
 #include "http/upstream_response.hpp"
 #include "http/wire.hpp"
 
