@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "app/deployment.hpp"
 #include "cli/worker_args.hpp"
 #include "base/clock.hpp"
 #include "config/config.hpp"
@@ -78,65 +79,10 @@ int run_serve(const ServeArgs& args) {
                                  [&clock] { return clock.unix_ns() / 1'000'000; },
                                  config->server.registry.max_blob_bytes);
   models.set_artifact_check(worker::check_model);
-  // Deploy: resolve every endpoint's model (a directory, or NAME@VERSION / NAME@latest from the
-  // registry) once, now, and record what was resolved.
-  std::vector<ModelManifest> manifests;
-  for (auto& ep : config->endpoints) {
-    std::string registry_digest;
-    if (!ep.model_ref.empty()) {
-      auto resolved = models.resolve(*parse_model_ref(ep.model_ref));
-      if (!resolved) {
-        std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
-                     resolved.error().message.c_str());
-        return 2;
-      }
-      ep.model_dir = models.version_directory(*resolved);
-      registry_digest = resolved->digest;
-    }
-    auto manifest = load_model_manifest(ep.model_dir);
-    if (!manifest) {
-      std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
-                   manifest.error().message.c_str());
-      return 2;
-    }
-    // The reference worker would fail to load it and restart forever: say why now, and stop.
-    if (ep.worker.command.empty()) {
-      if (auto loads = worker::check_model(*manifest); !loads) {
-        std::fprintf(stderr, "tandem serve: endpoints.%s.model: %s\n", ep.name.c_str(),
-                     loads.error().message.c_str());
-        return 2;
-      }
-    }
-    if (!registry_digest.empty() && manifest->digest != registry_digest) {
-      std::fprintf(stderr,
-                   "tandem serve: endpoints.%s.model: the registry's copy of %s in %s no longer matches its "
-                   "digest %s (modified on disk?)\n",
-                   ep.name.c_str(), ep.model_ref.c_str(), ep.model_dir.c_str(), registry_digest.c_str());
-      return 2;
-    }
-    registry::DeploymentRecord deployment{ep.name,
-                                          ep.model_ref.empty() ? ep.model_dir.string() : ep.model_ref,
-                                          manifest->name, manifest->version, clock.unix_ns() / 1'000'000};
-    if (auto recorded = (*store)->record_deployment(deployment); !recorded)
-      spdlog::warn("endpoint {}: {}", ep.name, recorded.error().message);
-    spdlog::info("endpoint {} serves {} version {}{}", ep.name, manifest->name, manifest->version,
-                 ep.model_ref.empty() ? "" : " (" + ep.model_ref + ")");
-    // A rollout promoted before this restart lives on only if the configuration names it.
-    if (auto events = (*store)->list_rollout_events(ep.name, 1);
-        events && !events->empty() && events->front().kind == "promoted" &&
-        events->front().to_version != manifest->version && !ep.rollout)
-      spdlog::warn(
-          "endpoint {}: the last rollout promoted version {}, but the configuration names {}: serving {}. "
-          "Set `model: {}@{}` to keep the promoted version",
-          ep.name, events->front().to_version, manifest->version, manifest->version, manifest->name,
-          events->front().to_version);
-    // Legal (a rollout or a later configuration may give it workers), but almost always a
-    // mistake: say so rather than answer 503 to every request in silence.
-    if ((!ep.dedicated || ep.dedicated->replicas == 0) && !ep.serverless)
-      spdlog::warn("endpoint {}: no capacity: dedicated.replicas is 0 and there is no serverless pool, so every "
-                   "inference answers 503 and /v2/models/{}/ready is not ready until workers are configured",
-                   ep.name, ep.name);
-    manifests.push_back(std::move(*manifest));
+  auto manifests = app::deploy_endpoints(*config, models, **store, clock);
+  if (!manifests) {
+    std::fprintf(stderr, "tandem serve: %s\n", manifests.error().message.c_str());
+    return 2;
   }
   std::unique_ptr<registry::AuditWriter> audit;
   if (config->server.audit.enabled) {
@@ -196,7 +142,7 @@ int run_serve(const ServeArgs& args) {
     options.worker_log_args.push_back("--otlp-endpoint");
     options.worker_log_args.push_back(tracing.otlp_endpoint);
   }
-  gateway::Gateway gw(io, *config, std::move(manifests), reaper, metrics, clock, options);
+  gateway::Gateway gw(io, *config, std::move(*manifests), reaper, metrics, clock, options);
   gateway::RolloutManager rollouts(gw, **store, models, clock);
   gw.set_rollouts(&rollouts);
   // Jobs: every change goes to the store through the journal's own connection and thread.
@@ -227,41 +173,12 @@ int run_serve(const ServeArgs& args) {
   }
   job_manager.set_listen_port(bound->port());  // a webhook back to this server is refused
   gw.start();
-  // Rollouts declared in the configuration start now (an endpoint already on the target
-  // version has nothing to roll out).
-  for (const auto& ep : config->endpoints) {
-    if (!ep.rollout) continue;
-    const auto& d = *ep.rollout;
-    gateway::RolloutRequest request;
-    request.endpoint = ep.name;
-    request.to = d.to;
-    request.actor = "configuration";
-    auto& spec = request.spec;
-    spec.strategy = *policy::parse_rollout_strategy(d.strategy);
-    if (!d.steps_percent.empty()) spec.steps_percent = d.steps_percent;
-    if (d.step_duration_ms) spec.step_duration = *d.step_duration_ms;
-    if (d.min_requests) spec.min_requests = *d.min_requests;
-    spec.require_approval = d.require_approval;
-    if (d.rollback_window_ms) spec.rollback_window = *d.rollback_window_ms;
-    if (d.warmup_timeout_ms) spec.warmup_timeout = *d.warmup_timeout_ms;
-    if (d.max_error_rate_increase) spec.thresholds.max_error_rate_increase = *d.max_error_rate_increase;
-    if (d.max_p95_ratio) spec.thresholds.max_p95_ratio = *d.max_p95_ratio;
-    if (d.max_divergence) spec.thresholds.max_divergence = *d.max_divergence;
-    if (d.p95_slack_ms) spec.thresholds.p95_slack_ms = *d.p95_slack_ms;
-    request.worker_args = d.worker_args;
-    auto target = models.resolve(*parse_model_ref(d.to));
-    if (target && gw.slot(ep.name)->stable->manifest.digest == target->digest) {
-      spdlog::info("endpoint {}: already serves {}; the declared rollout has nothing to do", ep.name, d.to);
-      continue;
-    }
-    auto started = rollouts.start(request);
-    if (!started) {
-      std::fprintf(stderr, "tandem serve: endpoints.%s.rollout: %s\n", ep.name.c_str(),
-                   started.error().message.c_str());
-      gw.shutdown();
-      gw.kill_remaining();
-      return 2;
-    }
+  // Rollouts declared in the configuration start now.
+  if (auto started = app::start_declared_rollouts(*config, gw, rollouts, models); !started) {
+    std::fprintf(stderr, "tandem serve: %s\n", started.error().message.c_str());
+    gw.shutdown();
+    gw.kill_remaining();
+    return 2;
   }
   job_manager.start();
   blob_sweeper.start();
