@@ -595,7 +595,24 @@ std::int64_t unix_ns_at(const InferTrace& t, TimePoint at) {
 void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& request, InferTrace& t,
                            http::Reply& reply) {
   if (options_.tracer && t.sampled) export_spans(ep, t, reply);
-  if (ep.slot != nullptr && ep.slot->observe) ep.slot->observe(ep, static_cast<int>(reply.status), to_ms(clock_.now() - t.started), reply.body);
+  if (outcomes_.observed(ep.config.name)) {
+    Outcome o;
+    o.runtime = &ep;
+    o.endpoint = ep.config.name;
+    o.model_version = ep.manifest.version;
+    o.tier = t.tier;
+    o.worker = t.worker;
+    o.status = static_cast<int>(reply.status);
+    o.error = t.error;
+    o.attempts = static_cast<int>(t.attempts.size());
+    o.queue_ms = to_ms(t.queue);
+    o.cold_start_ms = to_ms(t.cold_start);
+    o.upstream_ms = to_ms(t.upstream);
+    o.total_ms = to_ms(clock_.now() - t.started);
+    o.cost_usd = t.cost_usd;
+    o.body = reply.body;
+    outcomes_.publish(o);
+  }
   if (spdlog::should_log(spdlog::level::debug)) {
     LogContext context(t.request_id, t.trace_id);
     spdlog::debug("{} {} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name,
@@ -803,6 +820,7 @@ struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
 
 http::Reply Gateway::fail(Attempts& a, const Error& e, std::string_view tier) {
   a.t.error_code = std::string(error_label(e.code));
+  a.t.error = e.code;
   count(a.ep, tier, http_status(e.code), e.code, to_seconds(clock_.now() - a.t.started));
   return error_response(e, a.ep.config.name, &a.t);
 }
@@ -1013,6 +1031,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
       tier.duration->observe(elapsed_seconds);
     } else {
       t.error_code = "worker_" + std::to_string(status);
+      t.error = ErrorCode::worker_rejected_input;
       count(ep, t.tier, status, ErrorCode::worker_rejected_input, elapsed_seconds);
     }
     return false;

@@ -10,6 +10,7 @@
 #include "policy/autoscaler.hpp"
 #include "policy/cost_meter.hpp"
 #include "policy/outlier.hpp"
+#include "gateway/outcome_bus.hpp"
 #include "policy/service_time.hpp"
 #include "policy/tier_router.hpp"
 #include "pool/child_reaper.hpp"
@@ -75,6 +76,7 @@ struct InferTrace {
   std::string tier = "none";
   std::string worker;
   std::string error_code;
+  std::optional<ErrorCode> error;  // unset when a worker answered 2xx
   Duration queue{0};
   Duration upstream{0};
   double cost_usd = 0;
@@ -137,8 +139,6 @@ struct EndpointSlot {
   EndpointRuntime* stable = nullptr;
   EndpointRuntime* candidate = nullptr;  // a rollout's new version
   int candidate_percent = 0;             // of requests, 0..100
-  /// Feeds the rollout's analysis (set while a rollout runs).
-  std::function<void(const EndpointRuntime&, int status, double total_ms, const std::string& body)> observe;
 };
 
 class RolloutManager;
@@ -167,6 +167,8 @@ public:
   /// Stops a runtime's workers once its requests are done (checked every controller tick).
   void retire(EndpointRuntime* runtime);
   void set_rollouts(RolloutManager* rollouts) { rollouts_ = rollouts; }
+  /// Every finished inference request, published once (rollout arms observe it).
+  OutcomeBus& outcomes() { return outcomes_; }
   /// The RunPod-compatible job API under /runpod/v2/ (null: not served).
   void set_job_api(std::function<boost::asio::awaitable<http::Reply>(http::Request&, std::string_view path,
                                                                       std::string_view query)>
@@ -230,6 +232,7 @@ private:
   std::vector<std::unique_ptr<EndpointSlot>> slots_;
   std::map<std::string, EndpointSlot*, std::less<>> by_name_;
   RolloutManager* rollouts_ = nullptr;
+  OutcomeBus outcomes_;
   std::function<boost::asio::awaitable<http::Reply>(http::Request&, std::string_view, std::string_view)> job_api_;
   std::uint64_t split_state_ = 0;  // for weighted splits without a session
   IdGenerator ids_;

@@ -200,9 +200,7 @@ Result<std::string> RolloutManager::start(const RolloutRequest& request) {
   slot->candidate = active->candidate;
   slot->candidate_percent = 0;
   Active* raw = active.get();
-  slot->observe = [this, raw](const EndpointRuntime& runtime, int status, double total_ms, const std::string& body) {
-    observe(*raw, runtime, status, total_ms, body);
-  };
+  raw->outcomes = gateway_.outcomes().subscribe(request.endpoint, [this, raw](const Outcome& o) { observe(*raw, o); });
   const auto& s = request.spec;
   std::string steps;
   for (int p : s.steps_percent) steps += (steps.empty() ? "" : ",") + std::to_string(p);
@@ -285,18 +283,20 @@ void RolloutManager::conclude(Active& r) {
   }
   slot.candidate = nullptr;
   slot.candidate_percent = 0;
-  slot.observe = nullptr;
+  gateway_.outcomes().unsubscribe(r.outcomes);
 }
 
-void RolloutManager::observe(Active& r, const EndpointRuntime& runtime, int status, double total_ms,
-                             const std::string& body) {
-  const bool is_candidate = &runtime == r.candidate;
-  if (!is_candidate && &runtime != r.slot->stable) return;
-  // Client errors (4xx) say nothing about the version; 5xx and timeouts do.
-  if (status >= 400 && status < 500) return;
+void RolloutManager::observe(Active& r, const Outcome& o) {
+  const bool is_candidate = o.runtime == r.candidate;
+  if (!is_candidate && o.runtime != r.slot->stable) return;
+  // The client's own errors (4xx) say nothing about the version; 5xx, timeouts and a worker
+  // refusing input the gateway accepted do.
+  const bool refused_by_worker = o.error == ErrorCode::worker_rejected_input;
+  if (o.status >= 400 && o.status < 500 && !refused_by_worker) return;
   auto& arm = is_candidate ? r.canary : r.baseline;
-  arm.add(status >= 500 || status == 0, total_ms);
-  if (status != 200 || r.categorical_output.empty()) return;
+  arm.add(o.status >= 500 || o.status == 0 || refused_by_worker, o.total_ms);
+  if (o.status != 200 || r.categorical_output.empty()) return;
+  const std::string_view body = o.body;
   // Only while a rollout runs: read the categorical output to compare distributions.
   const std::string& name = r.categorical_output;
   boost::system::error_code ec;

@@ -55,11 +55,12 @@ private:
     std::string approved_by;
     std::int64_t approved_unix_ms = 0;
     std::string categorical_output;  // an integer output with one value per row in both versions, else empty
+    OutcomeBus::Subscription outcomes = 0;  // the arms observe the endpoint's outcomes
   };
 
   void apply(Active& rollout, const policy::RolloutDecision& decision);
   void conclude(Active& rollout);
-  void observe(Active& rollout, const EndpointRuntime& runtime, int status, double total_ms, const std::string& body);
+  void observe(Active& rollout, const Outcome& outcome);
   void record(const Active& rollout, const std::string& kind, const std::string& detail, const std::string& actor);
   std::string status_json(const Active& rollout) const;
   http::Reply operator_action(Active& rollout, std::string_view action, const std::string& actor);

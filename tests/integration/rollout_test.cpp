@@ -165,6 +165,35 @@ TEST(RolloutTest, BrokenCanaryIsRolledBackAutomaticallyAndOnlyItsShareSeesErrors
   fs::remove_all(dir, ec);
 }
 
+TEST(RolloutTest, ACanaryWhoseWorkersRefuseWhatTheStableVersionAcceptsIsRolledBack) {
+  // The gateway accepts the input (it passes the schema); the candidate's workers answer 422.
+  // That is the version's fault, not the client's: the canary arm counts it as an error.
+  const fs::path dir = make_temp_dir();
+  ServerProcess server(digits_endpoint(1));
+  ASSERT_TRUE(server.wait_ready(1));
+  const std::string new_version = push_new_version(server, dir / "candidate");
+  ASSERT_FALSE(new_version.empty());
+  auto client = server.client();
+  SteadyLoad load(server, 4);
+  ASSERT_TRUE(wait_until([&] { return load.count() > 50; }, 10s));
+  const std::string body = R"({"endpoint":"digits","to":"digits@)" + new_version +
+                           R"(","strategy":"canary","steps":[20,100],"step_duration":"3s","min_requests":20,)"
+                           R"("worker_args":["--fault-error-rate","1","--fault-error-status","422"],"actor":"test"})";
+  auto started = client.post("/admin/v1/rollouts", body);
+  ASSERT_EQ(started.status, 201) << started.body;
+  ASSERT_TRUE(wait_until([&] { return phase_of(client) == "rolled_back"; }, 30s)) << json::serialize(rollout_status(client));
+  load.stop();
+  auto status = rollout_status(client);
+  EXPECT_NE(std::string(status.at("reason").as_string()).find("error rate"), std::string::npos)
+      << json::serialize(status);
+  std::size_t refused = 0;
+  for (const auto& o : load.outcomes())
+    if (o.status == 422) ++refused;
+  EXPECT_GT(refused, 0u) << "the clients saw the workers' own answer";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 TEST(RolloutTest, BlueGreenSwitchUnderLoadFailsNothingAndRollbackIsInstantToWarmWorkers) {
   const fs::path dir = make_temp_dir();
   ServerProcess server(digits_endpoint(2));
