@@ -18,9 +18,11 @@ PROXY_CASES = ("tandem", "nginx", "haproxy")
 # The rounds add tandem with server.audit.input_digest: none (no SHA-256 of each request body) and
 # with server.audit.enabled: false (no audit record: nginx runs with access_log off).
 ROUND_CASES = ("tandem", "tandem_nodigest", "tandem_noaudit", "nginx", "haproxy")
+OPTIONAL_ROUND_CASES = ("tandem_baseline",)  # bench/gateway with BASELINE_TANDEM set
 ROUND_TITLES = {"tandem": "tandem gateway (default: audit with SHA-256 of the input)",
                 "tandem_nodigest": "tandem gateway, `audit.input_digest: none`",
-                "tandem_noaudit": "tandem gateway, `audit.enabled: false`", "nginx": "nginx", "haproxy": "HAProxy"}
+                "tandem_noaudit": "tandem gateway, `audit.enabled: false`", "nginx": "nginx", "haproxy": "HAProxy",
+                "tandem_baseline": "tandem gateway, baseline binary (`BASELINE_TANDEM`)"}
 MINE_CASES = (("tandem", "tandem"), ("tandem_nodigest", "tandem (`input_digest: none`)"),
               ("tandem_noaudit", "tandem (`audit.enabled: false`)"))
 # Targets from the issue (benchmark targets, not tests).
@@ -148,11 +150,16 @@ def rounds(runs_dir):
         if not per_round:
             continue
         numbers = sorted(per_round)
-        cases = {case: [per_round[n].get(case, {}).get("cpu_s_per_1k") for n in numbers] for case in ROUND_CASES}
+        present = ROUND_CASES + tuple(c for c in OPTIONAL_ROUND_CASES if any(c in per_round[n] for n in numbers))
+        cases = {case: [per_round[n].get(case, {}).get("cpu_s_per_1k") for n in numbers] for case in present}
         result = {"rounds": len(numbers),
                   "cpu_s_per_1k": cases,
                   "median_cpu_s_per_1k": {case: median(v) for case, v in cases.items()},
-                  "errors": sum((per_round[n].get(c, {}).get("errors") or 0) for n in numbers for c in ROUND_CASES)}
+                  "errors": sum((per_round[n].get(c, {}).get("errors") or 0) for n in numbers for c in present)}
+        if "tandem_baseline" in cases:
+            per = [ratio(t, b) for t, b in zip(cases["tandem"], cases["tandem_baseline"])]
+            result["tandem_over_baseline_per_round"] = per
+            result["tandem_over_baseline_median"] = median(per)
         for mine, _ in MINE_CASES:
             for other in ("nginx", "haproxy"):
                 per = [ratio(t, o) for t, o in zip(cases[mine], cases[other])]
@@ -247,7 +254,7 @@ def markdown(meta, results, rats, idle_result, rounds_result=None):
             add("")
             add("| | " + " | ".join(f"round {i + 1}" for i in range(n)) + " | median |")
             add("| --- |" + " ---: |" * (n + 1))
-            for case in ROUND_CASES:
+            for case in rr["cpu_s_per_1k"]:
                 values = rr["cpu_s_per_1k"][case]
                 add(f"| {ROUND_TITLES[case]} | " + " | ".join(fmt(v, 4) for v in values)
                     + f" | {fmt(rr['median_cpu_s_per_1k'][case], 4)} |")
@@ -256,6 +263,10 @@ def markdown(meta, results, rats, idle_result, rounds_result=None):
                     add(f"| {mine_title} / {title} | "
                         + " | ".join(fmt(v) + "×" for v in rr[f"{mine}_over_{other}_per_round"])
                         + f" | **{fmt(rr[f'{mine}_over_{other}_median'])}×** |")
+            if "tandem_over_baseline_per_round" in rr:
+                add("| tandem / baseline binary | "
+                    + " | ".join(fmt(v, 3) + "×" for v in rr["tandem_over_baseline_per_round"])
+                    + f" | **{fmt(rr['tandem_over_baseline_median'], 3)}×** |")
             add("")
         add(f"Ratios ({payload}):")
         add("")
