@@ -6,6 +6,7 @@
 #include "base/sha256.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/rollout_manager.hpp"
+#include "gateway/v2_frontend.hpp"
 #include "telemetry/trace_context.hpp"
 
 #include "http/server.hpp"
@@ -389,7 +390,7 @@ EndpointRuntime* Gateway::add_runtime(const EndpointConfig& config, ModelManifes
 
 void Gateway::retire(EndpointRuntime* runtime) { runtime->retiring = true; }
 
-EndpointRuntime& Gateway::pick(EndpointSlot& slot, const http::Request& request, std::string_view version) {
+EndpointRuntime& Gateway::pick(EndpointSlot& slot, std::string_view session, std::string_view version) {
   EndpointRuntime* candidate = slot.candidate;
   if (candidate == nullptr) return *slot.stable;
   // A request that names a version gets that version.
@@ -402,7 +403,7 @@ EndpointRuntime& Gateway::pick(EndpointSlot& slot, const http::Request& request,
   // Sticky per session: the same x-tandem-session always lands on the same side of the split
   // (FNV-1a of the header), so a user sees one version through a step.
   std::uint64_t bucket = 0;
-  if (auto session = request["x-tandem-session"]; !session.empty()) {
+  if (!session.empty()) {
     std::uint64_t h = 1469598103934665603ULL;
     for (char c : session) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
     bucket = h % 100;
@@ -416,20 +417,9 @@ EndpointRuntime& Gateway::pick(EndpointSlot& slot, const http::Request& request,
   return bucket < static_cast<std::uint64_t>(slot.candidate_percent) ? *candidate : *slot.stable;
 }
 
-namespace {
-
-/// The request's ids on its answer: its own in x-request-id, the client's echoed.
-void set_request_ids(const InferTrace& t, http::Reply& reply) {
-  reply.set("x-request-id", t.request_id);
-  if (!t.client_request_id.empty()) reply.set("x-client-request-id", t.client_request_id);
-}
-
-} // namespace
-
-http::Reply Gateway::error_response(const Error& error, const std::string& endpoint, const InferTrace* trace) {
+http::Reply Gateway::error_response(const Error& error, const std::string& endpoint) {
   int status = http_status(error.code);
   auto res = http::json_response(static_cast<unsigned>(status), v2::encode_error(error.message));
-  if (trace != nullptr) set_request_ids(*trace, res);
   if (status == 503) res.set("Retry-After", "1");
   if (endpoint.empty()) unrouted_.with({std::to_string(status)}).inc();
   return res;
@@ -450,10 +440,10 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
     if (auto path = v2::parse_model_path(v2::strip_query(request.target()));
         path && path->action == v2::ModelAction::infer) {
       if (auto it = by_name_.find(path->name); it != by_name_.end()) {
-        EndpointRuntime& ep = pick(*it->second, request, path->version);
+        EndpointRuntime& ep = pick(*it->second, request["x-tandem-session"], path->version);
         if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
           return reply_now(no_such_version(ep, path->version));
-        return infer(ep, request);
+        return serve_v2(ep, request);
       }
     }
   }
@@ -512,7 +502,7 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
     auto it = by_name_.find(path->name);
     if (it == by_name_.end())
       co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(path->name)}, "");
-    EndpointRuntime& ep = pick(*it->second, request, path->version);
+    EndpointRuntime& ep = pick(*it->second, request["x-tandem-session"], path->version);
     if (!path->version.empty() && path->version != ep.manifest.version && path->version != ep.manifest.digest)
       co_return no_such_version(ep, path->version);
     if (path->action == v2::ModelAction::infer) {
@@ -523,7 +513,7 @@ asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
         res.set("Allow", "POST");
         co_return res;
       }
-      co_return co_await infer(ep, request);
+      co_return co_await serve_v2(ep, request);
     }
     if (auto r = only_get()) co_return *r;
     co_return model_route(ep, path->action == v2::ModelAction::ready);
@@ -559,11 +549,11 @@ void Gateway::count(const EndpointRuntime& ep, std::string_view tier, int status
   durations_.with({ep.config.name, ep.manifest.version, tier_label}).observe(seconds);
 }
 
-void Gateway::start_trace(const http::Request& request, InferTrace& t) {
+void Gateway::start_trace(std::string_view traceparent, InferTrace& t) {
   // W3C trace context: keep the caller's trace id and sampling decision; else start a trace,
   // sampled at the configured ratio.
   ids_.fill_hex(t.span_id.digits.data(), t.span_id.digits.size());
-  if (auto incoming = telemetry::parse_traceparent(request["traceparent"])) {
+  if (auto incoming = telemetry::parse_traceparent(traceparent)) {
     t.trace_id = std::move(incoming->trace_id);
     t.parent_span_id = std::move(incoming->span_id);
     t.sampled = incoming->sampled;
@@ -592,9 +582,10 @@ std::int64_t unix_ns_at(const InferTrace& t, TimePoint at) {
 
 } // namespace
 
-void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& request, InferTrace& t,
-                           http::Reply& reply) {
-  if (options_.tracer && t.sampled) export_spans(ep, t, reply);
+void Gateway::finish_trace(const EndpointRuntime& ep, std::string_view body, InferTrace& t,
+                           engine::InferenceResult& result) {
+  const int status = result.http_status();
+  if (options_.tracer && t.sampled) export_spans(ep, t, status);
   if (outcomes_.observed(ep.config.name)) {
     Outcome o;
     o.runtime = &ep;
@@ -602,7 +593,7 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     o.model_version = ep.manifest.version;
     o.tier = t.tier;
     o.worker = t.worker;
-    o.status = static_cast<int>(reply.status);
+    o.status = status;
     o.error = t.error;
     o.attempts = static_cast<int>(t.attempts.size());
     o.queue_ms = to_ms(t.queue);
@@ -610,14 +601,13 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     o.upstream_ms = to_ms(t.upstream);
     o.total_ms = to_ms(clock_.now() - t.started);
     o.cost_usd = t.cost_usd;
-    o.body = reply.body;
+    o.body = result.body;
     outcomes_.publish(o);
   }
   if (spdlog::should_log(spdlog::level::debug)) {
     LogContext context(t.request_id, t.trace_id);
-    spdlog::debug("{} {} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name,
-                  std::string_view(request.target()), reply.status, t.tier, t.worker, t.attempts.size(),
-                  to_ms(clock_.now() - t.started));
+    spdlog::debug("{} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name, status, t.tier,
+                  t.worker, t.attempts.size(), to_ms(clock_.now() - t.started));
   }
   // Last, because the record takes the trace's strings instead of copying them.
   if (options_.audit) {
@@ -630,7 +620,7 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
     r.model_version = ep.manifest.version;
     r.tier = std::move(t.tier);
     r.worker = std::move(t.worker);
-    r.status = static_cast<int>(reply.status);
+    r.status = status;
     r.error_code = std::move(t.error_code);
     r.attempts = static_cast<int>(t.attempts.size());
     r.queue_ms = to_ms(t.queue);
@@ -642,21 +632,20 @@ void Gateway::finish_trace(const EndpointRuntime& ep, const http::Request& reque
       // SHA-256 runs at ~1.7 GB/s: 0.8 ms for a 1.3 MB tensor, which the client waited for. A
       // body of a few KiB or more is hashed once its reply is written; a small one at once,
       // cheaper than the deferral's closure.
-      if (request.body().size() >= kDeferredDigestMinBytes) {
-        reply.after_sent = [audit = options_.audit,
-                            record = std::move(r)](const http::Request& sent) mutable {
-          record.input_sha256 = sha256_hex(sent.body());
+      if (body.size() >= kDeferredDigestMinBytes) {
+        result.after_answer = [audit = options_.audit, record = std::move(r)](std::string_view sent) mutable {
+          record.input_sha256 = sha256_hex(sent);
           audit->submit(std::move(record));
         };
         return;
       }
-      r.input_sha256 = sha256_hex(request.body());
+      r.input_sha256 = sha256_hex(body);
     }
     options_.audit->submit(std::move(r));
   }
 }
 
-void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const http::Reply& reply) {
+void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, int status) {
   using telemetry::Span;
   using telemetry::SpanKind;
   auto make = [&](std::string name, SpanKind kind, TimePoint from, TimePoint to, std::string_view parent) {
@@ -676,7 +665,7 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
                    t.parent_span_id);
   root.span_id = std::string(t.span_id.view());
   root.attributes = {{"http.request.method", std::string("POST")},
-                     {"http.response.status_code", static_cast<std::int64_t>(reply.status)},
+                     {"http.response.status_code", static_cast<std::int64_t>(status)},
                      {"tandem.request_id", t.request_id},
                      {"tandem.client_request_id", t.client_request_id},
                      {"tandem.endpoint", ep.config.name},
@@ -685,9 +674,9 @@ void Gateway::export_spans(const EndpointRuntime& ep, const InferTrace& t, const
                      {"tandem.attempts", static_cast<std::int64_t>(t.attempts.size())},
                      {"tandem.cost_usd", t.cost_usd}};
   if (!t.worker.empty()) root.attributes.emplace_back("tandem.worker", t.worker);
-  if (reply.status >= 500 || !t.error_code.empty()) {
-    root.error = reply.status >= 500;
-    root.attributes.emplace_back("error.type", t.error_code.empty() ? std::to_string(reply.status) : t.error_code);
+  if (status >= 500 || !t.error_code.empty()) {
+    root.error = status >= 500;
+    root.attributes.emplace_back("error.type", t.error_code.empty() ? std::to_string(status) : t.error_code);
     if (root.error) root.status_message = t.error_code;
   }
   const TimePoint validated = t.validated == TimePoint{} ? finished : t.validated;
@@ -745,8 +734,8 @@ Status Gateway::validate(std::string_view endpoint, std::string_view input_json)
   return Ok{};
 }
 
-jobs::WorkerCounts Gateway::worker_counts(std::string_view endpoint) const {
-  jobs::WorkerCounts counts;
+engine::WorkerCounts Gateway::worker_counts(std::string_view endpoint) const {
+  engine::WorkerCounts counts;
   auto it = by_name_.find(endpoint);
   if (it == by_name_.end()) return counts;
   for (const EndpointRuntime* ep : {it->second->stable, it->second->candidate}) {
@@ -768,18 +757,30 @@ jobs::WorkerCounts Gateway::worker_counts(std::string_view endpoint) const {
   return counts;
 }
 
-asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::Request& request, TimePoint deadline) {
-  auto it = by_name_.find(endpoint);
-  if (it == by_name_.end())
-    co_return error_response({ErrorCode::not_found, "unknown model " + v2::quote_value(endpoint)}, "");
-  EndpointRuntime& ep = pick(*it->second, request, "");
-  http::Reply reply = co_await infer(ep, request, deadline);
-  // No server writes this reply: what waits for its writing runs now.
-  if (reply.after_sent) {
-    reply.after_sent(request);
-    reply.after_sent = nullptr;
+asio::awaitable<engine::InferenceResult> Gateway::infer(const engine::InferenceRequest& request) {
+  auto it = by_name_.find(request.endpoint);
+  if (it == by_name_.end()) {
+    engine::InferenceResult unknown;
+    unknown.error = Error{ErrorCode::not_found, "unknown model " + v2::quote_value(request.endpoint)};
+    co_return unknown;
   }
-  co_return reply;
+  EndpointRuntime& ep = pick(*it->second, request.session, request.version);
+  if (!request.version.empty() && request.version != ep.manifest.version && request.version != ep.manifest.digest) {
+    engine::InferenceResult unknown;
+    unknown.error = Error{ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
+                                                    v2::quote_value(request.version) + " (serving " +
+                                                    ep.manifest.version + ")"};
+    co_return unknown;
+  }
+  co_return co_await run(ep, request);
+}
+
+asio::awaitable<http::Reply> Gateway::serve_v2(EndpointRuntime& ep, http::Request& request) {
+  engine::InferenceRequest in;
+  // A malformed header is still an inference request: answered, counted and audited by the
+  // engine like any other refusal.
+  const std::optional<Error> refused = v2_inference_request(request, ep.config.name, in);
+  co_return v2_reply(co_await run(ep, in, refused ? &*refused : nullptr));
 }
 
 /// One inference request's state, allocated once per request. infer() keeps only a pointer to
@@ -790,9 +791,9 @@ asio::awaitable<http::Reply> Gateway::execute(std::string_view endpoint, http::R
 /// allocations for it and for the smaller frames it evicted from Asio's cache. Its block is
 /// kept for the next request on the thread (Recycled).
 struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
-  Attempts(EndpointRuntime& endpoint, http::Request& req) : ep(endpoint), request(req) {}
+  Attempts(EndpointRuntime& endpoint, const engine::InferenceRequest& req) : ep(endpoint), request(req) {}
   EndpointRuntime& ep;
-  http::Request& request;
+  const engine::InferenceRequest& request;
   InferTrace t;
   TimePoint deadline{};
   bool low_priority = false;
@@ -815,52 +816,39 @@ struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
   bool wait_failed = false; // the queue wait ended without a slot (a.last_error says why)
   TimePoint since{};        // when the queue wait, then the upstream call, started
   TimePoint attempt_deadline{};
-  std::optional<http::Reply> answer; // set when the request is answered
+  engine::InferenceResult result;
+  bool answered = false; // result holds the answer
 };
 
-http::Reply Gateway::fail(Attempts& a, const Error& e, std::string_view tier) {
+void Gateway::fail(Attempts& a, const Error& e, std::string_view tier) {
   a.t.error_code = std::string(error_label(e.code));
   a.t.error = e.code;
   count(a.ep, tier, http_status(e.code), e.code, to_seconds(clock_.now() - a.t.started));
-  return error_response(e, a.ep.config.name, &a.t);
+  a.result.error = e;
+  a.answered = true;
 }
 
-bool Gateway::admit(Attempts& a) {
+bool Gateway::admit(Attempts& a, const Error* refused) {
   EndpointRuntime& ep = a.ep;
-  http::Request& request = a.request;
+  const engine::InferenceRequest& request = a.request;
   InferTrace& t = a.t;
-  a.deadline = t.deadline ? *t.deadline : t.started + ep.config.slo.timeout_ms;
-  if (auto header = request["x-tandem-deadline-ms"]; !header.empty()) {
-    long long ms = 0;
-    auto [ptr, ec] = std::from_chars(header.data(), header.data() + header.size(), ms);
-    if (ec == std::errc{} && ptr == header.data() + header.size() && ms > 0)
-      a.deadline = std::min(a.deadline, t.started + std::chrono::milliseconds(ms));
-  }
-  if (auto priority = request["x-tandem-priority"]; !priority.empty()) {
-    if (priority == "low")
-      a.low_priority = true;
-    else if (priority != "normal" && priority != "high") {
-      a.answer =
-          fail(a, {ErrorCode::invalid_request, "x-tandem-priority: expected low, normal or high"}, "none");
-      return false;
-    }
-  }
-  if (!request["inference-header-content-length"].empty()) {
-    a.answer = fail(
-        a, {ErrorCode::invalid_request, "the binary tensor extension is not supported; send JSON tensors"},
-        "none");
+  if (refused != nullptr) {
+    fail(a, *refused, "none");
     return false;
   }
-  auto decoded = v2::validate_infer_request(request.body(), ep.manifest.schema);
+  a.deadline = request.deadline ? *request.deadline : t.started + ep.config.slo.timeout_ms;
+  if (request.timeout_ms.count() > 0) a.deadline = std::min(a.deadline, t.started + request.timeout_ms);
+  a.low_priority = request.priority == engine::Priority::low;
+  auto decoded = v2::validate_infer_request(request.body, ep.manifest.schema);
   const bool traced = t.sampled && options_.tracer != nullptr;
   if (traced) t.validated = clock_.now(); // for the validate span only: a clock read saved
   if (!decoded) {
-    a.answer = fail(a, decoded.error(), "none");
+    fail(a, decoded.error(), "none");
     return false;
   }
 
   char length[24];
-  auto length_end = std::to_chars(length, length + sizeof length, request.body().size()).ptr;
+  auto length_end = std::to_chars(length, length + sizeof length, request.body.size()).ptr;
   std::string& head = a.upstream_head;
   head.reserve(256);
   head.append("POST ").append(ep.upstream_infer_target).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
@@ -934,15 +922,13 @@ bool Gateway::plan_attempt(Attempts& a) {
   } else if (a.attempt == 0) {
     char wait_text[64];
     std::snprintf(wait_text, sizeof wait_text, "%.0f ms", decision.predicted_wait_ms);
-    auto res =
-        fail(a,
-             {ErrorCode::overloaded, decision.reject == policy::RejectReason::low_priority
-                                         ? std::string("low-priority request refused: no idle capacity")
-                                         : "endpoint " + ep.config.name + " is overloaded: predicted wait " +
-                                               wait_text + " exceeds the request's latency budget"},
-             "none");
-    res.set("Retry-After", std::to_string(static_cast<int>(decision.retry_after_s)));
-    a.answer = std::move(res);
+    fail(a,
+         {ErrorCode::overloaded, decision.reject == policy::RejectReason::low_priority
+                                     ? std::string("low-priority request refused: no idle capacity")
+                                     : "endpoint " + ep.config.name + " is overloaded: predicted wait " + wait_text +
+                                           " exceeds the request's latency budget"},
+         "none");
+    a.result.retry_after_s = decision.retry_after_s;
   }
   return false;
 }
@@ -1013,18 +999,13 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
                  a.failed_tier == *a.preferred ? "fallback" : "saturated"})
           .inc();
     const int status = static_cast<int>(response->status);
-    http::Reply& out = a.answer.emplace();
-    out.status = response->status;
+    engine::InferenceResult& out = a.result;
+    a.answered = true;
+    out.worker_status = status;
     if (response->content_type != "application/json") out.content_type = std::move(response->content_type);
     out.body = std::move(response->body);
-    set_request_ids(t, out);
-    out.set("x-tandem-tier", t.tier);
-    out.set("x-tandem-worker", lease.worker_id());
-    out.set("x-tandem-model-version", ep.manifest.version);
-    out.set("x-tandem-queue-ms", fixed_decimal(to_ms(t.queue), 3));
-    if (auto cold = lease.cold_start()) out.set("x-tandem-cold-start-ms", fixed_decimal(to_ms(*cold), 3));
-    out.set("x-tandem-cost-usd", fixed_decimal(cost, 9));
-    if (a.attempt > 0) out.set("x-tandem-attempts", std::to_string(a.attempt + 1));
+    if (auto cold = lease.cold_start()) out.cold_start_ms = to_ms(*cold);
+    out.attempt_cost_usd = cost;
     const double elapsed_seconds = to_seconds(upstream_done - t.started);
     if (status == 200) {
       tier.requests_ok->inc();
@@ -1032,6 +1013,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
     } else {
       t.error_code = "worker_" + std::to_string(status);
       t.error = ErrorCode::worker_rejected_input;
+      out.error = Error{ErrorCode::worker_rejected_input, {}};
       count(ep, t.tier, status, ErrorCode::worker_rejected_input, elapsed_seconds);
     }
     return false;
@@ -1067,23 +1049,34 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
   return true;
 }
 
-http::Reply Gateway::give_up(Attempts& a) {
-  const std::string& tier_label = a.t.tier;
+void Gateway::give_up(Attempts& a) {
   if (a.last_error.message.empty())
     a.last_error.message = "endpoint " + a.ep.config.name + " has no pool its routing policy may use";
-  auto res = fail(a, a.last_error, tier_label);
-  if (http_status(a.last_error.code) == 429) res.set("Retry-After", "1");
-  if (tier_label != "none") res.set("x-tandem-tier", tier_label);
-  res.set("x-tandem-model-version", a.ep.manifest.version);
-  return res;
+  fail(a, a.last_error, a.t.tier);
 }
 
-asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& request,
-                                            std::optional<TimePoint> deadline) {
+void Gateway::seal(Attempts& a) {
+  const InferTrace& t = a.t;
+  engine::InferenceResult& out = a.result;
+  out.request_id = t.request_id;
+  out.client_request_id = t.client_request_id;
+  out.traceparent = telemetry::TraceparentText(t.trace_id, t.span_id.view(), t.sampled).view();
+  out.tier = t.tier;
+  out.pool = t.tier == "none" ? std::string() : t.tier;
+  out.worker = t.worker;
+  out.model_version = a.ep.manifest.version;
+  out.attempts = static_cast<int>(t.attempts.size());
+  out.queue_ms = to_ms(t.queue);
+  out.upstream_ms = to_ms(t.upstream);
+  out.total_ms = to_ms(clock_.now() - t.started);
+  out.cost_usd = t.cost_usd;
+}
+
+asio::awaitable<engine::InferenceResult> Gateway::run(EndpointRuntime& ep, const engine::InferenceRequest& request,
+                                                      const Error* refused) {
   const auto state = std::make_unique<Attempts>(ep, request);
   Attempts& a = *state;
   InferTrace& t = a.t;
-  t.deadline = deadline;
   t.started = clock_.now();
   t.started_unix_ns = clock_.unix_ns();
   ep.in_flight->inc();
@@ -1101,14 +1094,12 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
   } guard{ep.in_flight, &in_flight_total_, &ep.active};
   // The record's id is always made here, so that no client can make another's record unreachable
   // by sending its id; the client's own id is kept beside it, echoed and searchable.
-  std::string_view client_id = request["x-client-request-id"];
-  if (client_id.empty()) client_id = request["x-request-id"];
-  if (is_acceptable_request_id(client_id)) t.client_request_id = std::string(client_id);
+  if (is_acceptable_request_id(request.client_request_id)) t.client_request_id = std::string(request.client_request_id);
   t.request_id = ids_.next_time_ordered(t.started_unix_ns / 1'000'000);
-  start_trace(request, t);
+  start_trace(request.traceparent, t);
 
-  // Every way out of the attempts leaves the answer in a.answer or the reason in a.last_error.
-  if (admit(a)) {
+  // Every way out of the attempts leaves the answer in a.result or the reason in a.last_error.
+  if (admit(a, refused)) {
     for (a.attempt = 0; a.attempt < a.attempts; ++a.attempt) {
       if (!plan_attempt(a)) break;
       for (int step_index = 0; step_index < a.step_count && !a.lease; ++step_index) {
@@ -1141,15 +1132,15 @@ asio::awaitable<http::Reply> Gateway::infer(EndpointRuntime& ep, http::Request& 
         break;
       }
       start_upstream(a);
-      auto response = co_await a.lease->upstream().send(a.upstream_head, request.body(), a.attempt_deadline);
+      auto response = co_await a.lease->upstream().send(a.upstream_head, request.body, a.attempt_deadline);
       if (!finish_upstream(a, response)) break;
     }
   }
-  a.lease.reset(); // the slot is free before the reply goes out, as on every other path
-  if (!a.answer) a.answer = give_up(a);
-  a.answer->set("traceparent", telemetry::TraceparentText(t.trace_id, t.span_id.view(), t.sampled).view());
-  finish_trace(ep, request, t, *a.answer);
-  co_return std::move(*a.answer);
+  a.lease.reset(); // the slot is free before the answer goes out, as on every other path
+  if (!a.answered) give_up(a);
+  seal(a);
+  finish_trace(ep, request.body, t, a.result);
+  co_return std::move(a.result);
 }
 
 http::Reply Gateway::admin_workers() const {

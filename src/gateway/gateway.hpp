@@ -6,7 +6,7 @@
 #include "config/config.hpp"
 #include "base/ids.hpp"
 #include "http/types.hpp"
-#include "jobs/job_executor.hpp"
+#include "engine/inference.hpp"
 #include "policy/autoscaler.hpp"
 #include "policy/cost_meter.hpp"
 #include "policy/outlier.hpp"
@@ -63,7 +63,6 @@ struct InferTrace {
   std::string route_candidates;
   std::optional<std::pair<TimePoint, TimePoint>> queue_wait;
   Duration cold_start{0};
-  std::optional<TimePoint> deadline;  // a job's: replaces the endpoint's SLO timeout
   struct Attempt {
     telemetry::SpanIdText span_id;
     std::string worker;
@@ -143,7 +142,7 @@ struct EndpointSlot {
 
 class RolloutManager;
 
-class Gateway final : public jobs::JobExecutor {
+class Gateway final : public engine::Engine {
 public:
   /// Everything runs on the io thread of `io`. `manifests` are in config.endpoints order.
   Gateway(boost::asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
@@ -176,29 +175,34 @@ public:
     job_api_ = std::move(api);
   }
 
-  // jobs::JobExecutor: how jobs reach the request path.
+  // engine::Engine: how jobs (and any frontend without a v2 request) reach the request path.
   [[nodiscard]] bool has_endpoint(std::string_view endpoint) const override;
   [[nodiscard]] int capacity(std::string_view endpoint) const override;
   [[nodiscard]] Status validate(std::string_view endpoint, std::string_view input_json) const override;
-  [[nodiscard]] jobs::WorkerCounts worker_counts(std::string_view endpoint) const override;
-  boost::asio::awaitable<http::Reply> execute(std::string_view endpoint, http::Request& request,
-                                              TimePoint deadline) override;
+  [[nodiscard]] engine::WorkerCounts worker_counts(std::string_view endpoint) const override;
+  boost::asio::awaitable<engine::InferenceResult> infer(const engine::InferenceRequest& request) override;
 
 private:
   boost::asio::awaitable<void> controller_loop();
   std::unique_ptr<EndpointRuntime> make_runtime(const EndpointConfig& config, ModelManifest manifest,
                                                 const std::string& worker_prefix);
-  EndpointRuntime& pick(EndpointSlot& slot, const http::Request& request, std::string_view version);
+  /// The version that serves a request: the pinned one, else the split (sticky by `session`).
+  EndpointRuntime& pick(EndpointSlot& slot, std::string_view session, std::string_view version);
+  /// The v2 frontend: maps the POST onto the engine and the result back (v2_frontend.hpp).
+  boost::asio::awaitable<http::Reply> serve_v2(EndpointRuntime& endpoint, http::Request& request);
   void control(EndpointRuntime& endpoint, TimePoint now);
   /// Every request but an inference POST to a known endpoint (those go straight to infer()).
   boost::asio::awaitable<http::Reply> route(http::Request& request);
   http::Reply no_such_version(const EndpointRuntime& endpoint, std::string_view version);
-  boost::asio::awaitable<http::Reply> infer(EndpointRuntime& endpoint, http::Request& request,
-                                            std::optional<TimePoint> deadline = std::nullopt);
+  /// The engine's request path for one version of an endpoint. `refused`: the frontend could
+  /// not map the request; it is answered with that error, counted and audited as any other.
+  boost::asio::awaitable<engine::InferenceResult> run(EndpointRuntime& endpoint,
+                                                      const engine::InferenceRequest& request,
+                                                      const Error* refused = nullptr);
   // The steps of infer() between its suspensions (see Attempts in gateway.cpp).
   struct Attempts;
-  /// Deadline, priority, validation and the upstream head; false: answered (a.answer).
-  bool admit(Attempts& a);
+  /// Deadline, validation and the upstream head; false: answered (a.answered).
+  bool admit(Attempts& a, const Error* refused);
   /// The routing decision for this attempt; false: stop (answered, or a.last_error says why).
   bool plan_attempt(Attempts& a);
   /// Records a queue wait (`queued`: the slot was not free at once); false: the wait failed
@@ -208,19 +212,22 @@ private:
   void start_upstream(Attempts& a);
   /// true: try again elsewhere; false: stop (answered on success, else a.last_error).
   bool finish_upstream(Attempts& a, Result<http::UpstreamResponse>& response);
-  http::Reply give_up(Attempts& a);
-  http::Reply fail(Attempts& a, const Error& e, std::string_view tier);
-  void start_trace(const http::Request& request, InferTrace& trace);
-  /// Exports the spans, feeds rollout analysis, then moves the trace's strings into the audit
-  /// record: `trace` is spent afterwards. A large body's record is left to reply.after_sent,
-  /// so that the reply does not wait for its digest.
-  void finish_trace(const EndpointRuntime& endpoint, const http::Request& request, InferTrace& trace,
-                    http::Reply& reply);
-  void export_spans(const EndpointRuntime& endpoint, const InferTrace& trace, const http::Reply& reply);
+  void give_up(Attempts& a);
+  /// Answers the request with `e` (counted, audited as any answer).
+  void fail(Attempts& a, const Error& e, std::string_view tier);
+  /// The result's fields that every answer carries, from the trace (before finish_trace).
+  void seal(Attempts& a);
+  void start_trace(std::string_view traceparent, InferTrace& trace);
+  /// Exports the spans, publishes the outcome, then moves the trace's strings into the audit
+  /// record: `trace` is spent afterwards. A large body's record is left to result.after_answer,
+  /// so that the answer does not wait for its digest.
+  void finish_trace(const EndpointRuntime& endpoint, std::string_view body, InferTrace& trace,
+                    engine::InferenceResult& result);
+  void export_spans(const EndpointRuntime& endpoint, const InferTrace& trace, int status);
   http::Reply model_route(const EndpointRuntime& endpoint, bool ready_only);
   http::Reply admin_workers() const;
   http::Reply metrics_response();
-  http::Reply error_response(const Error& error, const std::string& endpoint, const InferTrace* trace = nullptr);
+  http::Reply error_response(const Error& error, const std::string& endpoint);
   void count(const EndpointRuntime& endpoint, std::string_view tier, int status,
              std::optional<ErrorCode> error, double seconds);
 

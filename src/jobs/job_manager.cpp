@@ -20,22 +20,16 @@ constexpr std::chrono::milliseconds kSweepInterval{100};
 // The store's copy of expired results is deleted this often (the memory copy at every sweep).
 constexpr std::int64_t kStoreRetentionEveryMs = 10'000;
 
-/// The "error" of a JSON error body, else the body (bounded) itself.
-std::string error_of(const http::Reply& reply) {
+/// Why a job's execution failed: the engine's own message, or what the worker said (the
+/// "error" of its JSON error body, else its body, bounded).
+std::string error_of(const engine::InferenceResult& result) {
+  if (result.worker_status == 0) return result.error ? result.error->message : "no answer";
   boost::system::error_code ec;
-  auto parsed = boost::json::parse(reply.body, ec);
+  auto parsed = boost::json::parse(result.body, ec);
   if (!ec && parsed.is_object())
     if (const auto* e = parsed.as_object().if_contains("error"); e && e->is_string()) return std::string(e->as_string());
-  std::string text = reply.body.substr(0, 512);
-  return text.empty() ? "HTTP " + std::to_string(reply.status) : text;
-}
-
-double header_number(const http::Reply& reply, std::string_view name) {
-  const std::string value(reply.header(name));
-  if (value.empty()) return 0;
-  char* end = nullptr;
-  const double v = std::strtod(value.c_str(), &end);
-  return end == value.c_str() ? 0 : v;
+  std::string text = result.body.substr(0, 512);
+  return text.empty() ? "HTTP " + std::to_string(result.worker_status) : text;
 }
 
 IpAddress ip_of(const asio::ip::address& address) {
@@ -52,9 +46,9 @@ IpAddress ip_of(const asio::ip::address& address) {
 
 } // namespace
 
-JobManager::JobManager(asio::io_context& io, IoInbox& inbox, JobExecutor& executor, JobJournal& journal,
+JobManager::JobManager(asio::io_context& io, IoInbox& inbox, engine::Engine& engine, JobJournal& journal,
                        MetricsRegistry& metrics, const Clock& clock, JobsConfig config, std::uint64_t seed)
-    : io_(io), inbox_(inbox), executor_(executor), journal_(journal), clock_(clock), config_(config), ids_(seed), sweeper_(io),
+    : io_(io), inbox_(inbox), engine_(engine), journal_(journal), clock_(clock), config_(config), ids_(seed), sweeper_(io),
       accepted_(metrics.counter("tandem_jobs_accepted_total", "Jobs accepted (committed to the state store).",
                                 {"endpoint"})),
       rejected_(metrics.counter("tandem_jobs_rejected_total",
@@ -126,7 +120,7 @@ JobManager::EndpointQueue& JobManager::queue_of(const std::string& endpoint) {
   auto it = queues_.find(endpoint);
   if (it != queues_.end()) return it->second;
   EndpointQueue& q = queues_[endpoint];
-  q.concurrency = config_.concurrency > 0 ? config_.concurrency : std::max(1, executor_.capacity(endpoint));
+  q.concurrency = config_.concurrency > 0 ? config_.concurrency : std::max(1, engine_.capacity(endpoint));
   q.resume = std::make_unique<asio::steady_timer>(io_);
   q.queued_gauge = &queued_.with({endpoint});
   q.executing_gauge = &executing_.with({endpoint});
@@ -152,7 +146,7 @@ Status JobManager::recover(registry::StateStore& store) {
       if (j.record.webhook_state == "pending") asio::co_spawn(io_, deliver_webhook(j.record.id), asio::detached);
       continue;
     }
-    if (!executor_.has_endpoint(j.record.endpoint)) {
+    if (!engine_.has_endpoint(j.record.endpoint)) {
       j.status = JobStatus::in_progress;  // not in any queue: finish() must not take it out of one
       finish(j, JobStatus::failed, "endpoint \"" + j.record.endpoint + "\" is no longer served");
       continue;
@@ -185,7 +179,7 @@ void JobManager::shutdown() {
 }
 
 asio::awaitable<Result<Job*>> JobManager::submit(JobSubmission s) {
-  if (!executor_.has_endpoint(s.endpoint))
+  if (!engine_.has_endpoint(s.endpoint))
     co_return Error{ErrorCode::not_found, "unknown endpoint \"" + s.endpoint + "\""};
   EndpointQueue& queue = queue_of(s.endpoint);
   if (queue.queued >= config_.queue_max) {
@@ -340,25 +334,31 @@ asio::awaitable<void> JobManager::execute(std::string id, std::uint64_t generati
   const std::string endpoint = job->record.endpoint;
   const policy::JobClock limits{job->record.created_unix_ms, job->record.ttl_ms, job->record.execution_timeout_ms};
   const std::int64_t deadline_ms = policy::execution_deadline_unix_ms(limits, job->record.started_unix_ms);
-  http::Request request{http::bhttp::verb::post, "/v2/models/" + endpoint + "/infer", 11};
-  request.set(http::bhttp::field::content_type, "application/json");
-  request.set("x-request-id", id);
-  if (job->record.low_priority) request.set("x-tandem-priority", "low");
-  request.body() = job->record.input_json;
-  const TimePoint deadline = clock_.now() + std::chrono::milliseconds(std::max<std::int64_t>(0, deadline_ms - now_ms()));
+  // The job's own copy: it may be cancelled or purged while the request runs.
+  const std::string input = job->record.input_json;
+  engine::InferenceRequest request;
+  request.endpoint = endpoint;
+  request.body = input;
+  request.client_request_id = id; // the audit record is found by the job's id
+  request.priority = job->record.low_priority ? engine::Priority::low : engine::Priority::normal;
+  // The job's execution timeout replaces the endpoint's SLO timeout.
+  request.deadline = clock_.now() + std::chrono::milliseconds(std::max<std::int64_t>(0, deadline_ms - now_ms()));
 
-  http::Reply reply = co_await executor_.execute(endpoint, request, deadline);
+  engine::InferenceResult result = co_await engine_.infer(request);
+  // Nobody writes this answer anywhere: what would wait for its writing runs now.
+  if (result.after_answer) result.after_answer(input);
 
   EndpointQueue& q = queue_of(endpoint);
   --q.executing;
   job = find(id);
   if (job != nullptr && job->generation == generation && job->status == JobStatus::in_progress) {
     const std::int64_t now = now_ms();
-    switch (policy::classify_execution(static_cast<int>(reply.status), deadline_ms, now)) {
+    const int status = result.http_status();
+    switch (policy::classify_execution(status, deadline_ms, now)) {
     case policy::ExecutionOutcome::completed:
-      job->record.output_json = std::move(reply.body);
-      job->record.worker = std::string(reply.header("x-tandem-worker"));
-      job->record.cost_usd = header_number(reply, "x-tandem-cost-usd");
+      job->record.output_json = std::move(result.body);
+      job->record.worker = std::move(result.worker);
+      job->record.cost_usd = result.cost_usd;
       (job->record.low_priority ? q.refusals_low : q.refusals_normal) = 0;
       finish(*job, JobStatus::completed, "");
       break;
@@ -377,16 +377,16 @@ asio::awaitable<void> JobManager::execute(std::string id, std::uint64_t generati
       break;
     }
     case policy::ExecutionOutcome::timed_out:
-      job->record.worker = std::string(reply.header("x-tandem-worker"));
+      job->record.worker = std::move(result.worker);
       finish(*job, JobStatus::timed_out,
-             reply.status == 504 || now >= deadline_ms
+             status == 504 || now >= deadline_ms
                  ? "execution timed out after " + std::to_string(now - job->record.started_unix_ms) +
                        " ms (executionTimeout " + std::to_string(job->record.execution_timeout_ms) + " ms)"
-                 : error_of(reply));
+                 : error_of(result));
       break;
     case policy::ExecutionOutcome::failed:
-      job->record.worker = std::string(reply.header("x-tandem-worker"));
-      finish(*job, JobStatus::failed, error_of(reply));
+      job->record.worker = std::move(result.worker);
+      finish(*job, JobStatus::failed, error_of(result));
       break;
     }
   }
@@ -444,7 +444,7 @@ asio::awaitable<Result<Job*>> JobManager::retry(std::string id) {
     if (!policy::may_retry(job->status))
       return Error{ErrorCode::conflict, "job \"" + id + "\" is " + job->record.status +
                                             "; only FAILED, TIMED_OUT or CANCELLED jobs can be retried"};
-    if (!executor_.has_endpoint(job->record.endpoint))
+    if (!engine_.has_endpoint(job->record.endpoint))
       return Error{ErrorCode::conflict, "endpoint \"" + job->record.endpoint + "\" is no longer served"};
     return job;
   };

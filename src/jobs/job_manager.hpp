@@ -10,11 +10,13 @@
 #include "base/clock.hpp"
 #include "config/config.hpp"
 #include "base/ids.hpp"
-#include "jobs/job_executor.hpp"
+#include "engine/inference.hpp"
 #include "jobs/job_journal.hpp"
 #include "policy/job_policy.hpp"
 #include "state/state_store.hpp"
 #include "telemetry/metrics.hpp"
+
+#include <boost/asio.hpp>
 
 #include <deque>
 #include <map>
@@ -58,7 +60,7 @@ using StatusEncoder = std::function<std::string(const Job&)>;
 
 class JobManager {
 public:
-  JobManager(boost::asio::io_context& io, IoInbox& inbox, JobExecutor& executor, JobJournal& journal,
+  JobManager(boost::asio::io_context& io, IoInbox& inbox, engine::Engine& engine, JobJournal& journal,
              MetricsRegistry& metrics, const Clock& clock, JobsConfig config, std::uint64_t seed);
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
@@ -78,9 +80,9 @@ public:
   /// (a name is checked at delivery, once resolved). Errors: invalid_request naming `webhook`.
   [[nodiscard]] Status check_webhook(std::string_view url);
 
-  [[nodiscard]] bool has_endpoint(std::string_view endpoint) const { return executor_.has_endpoint(endpoint); }
+  [[nodiscard]] bool has_endpoint(std::string_view endpoint) const { return engine_.has_endpoint(endpoint); }
   [[nodiscard]] Status validate(std::string_view endpoint, std::string_view input_json) const {
-    return executor_.validate(endpoint, input_json);
+    return engine_.validate(endpoint, input_json);
   }
   /// Accepts a job once it is committed to the store. Errors: not_found (endpoint),
   /// overloaded (queue full), unavailable (the store failed).
@@ -98,8 +100,8 @@ public:
   /// Cancels every queued job of the endpoint; returns how many.
   std::int64_t purge_queue(std::string_view endpoint);
   [[nodiscard]] JobCounts counts(std::string_view endpoint) const;
-  [[nodiscard]] WorkerCounts worker_counts(std::string_view endpoint) const {
-    return executor_.worker_counts(endpoint);
+  [[nodiscard]] engine::WorkerCounts worker_counts(std::string_view endpoint) const {
+    return engine_.worker_counts(endpoint);
   }
 
 private:
@@ -139,7 +141,7 @@ private:
 
   boost::asio::io_context& io_;
   IoInbox& inbox_;
-  JobExecutor& executor_;
+  engine::Engine& engine_;
   JobJournal& journal_;
   const Clock& clock_;
   JobsConfig config_;

@@ -237,7 +237,7 @@ asio::awaitable<http::Reply> RunpodApi::handle(http::Request& request, std::stri
   if (action == "health") {
     if (!is_get) co_return http::method_not_allowed(request, path, "GET");
     const JobCounts j = jobs_.counts(endpoint);
-    const WorkerCounts w = jobs_.worker_counts(endpoint);
+    const engine::WorkerCounts w = jobs_.worker_counts(endpoint);
     json::object body;
     body["jobs"] = {{"completed", j.completed},
                     {"failed", j.failed},
