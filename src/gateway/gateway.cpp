@@ -152,16 +152,23 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
     po.endpoint = rt.config.name;
     po.worker_id_prefix = worker_prefix;
     po.tier = tier;
-    po.worker = rt.config.worker;
-    po.manifest = rt.manifest;
-    po.self_exe = options_.self_exe;
-    po.worker_log_args = options_.worker_log_args;
+    po.model_version = rt.manifest.version;
+    po.start_timeout_ms = rt.config.worker.start_timeout_ms;
     po.max_response_bytes = limits_.max_response_bytes;
-    po.max_request_bytes = limits_.max_body_bytes;
     po.outlier.consecutive_failures = rt.config.outlier_consecutive_failures;
     po.outlier.base_ejection_ms = rt.config.outlier_base_ejection_ms;
     po.outlier.max_ejected_percent = rt.config.outlier_max_ejected_percent;
     return po;
+  };
+  // Every pool's workers are local processes today; the provider is the seam for the others.
+  auto local_provider = [&](const EndpointRuntime& rt) {
+    pool::LocalWorkerSpec spec;
+    spec.worker = rt.config.worker;
+    spec.manifest = rt.manifest;
+    spec.self_exe = options_.self_exe;
+    spec.worker_log_args = options_.worker_log_args;
+    spec.max_request_bytes = limits_.max_body_bytes;
+    return std::make_unique<pool::LocalProvider>(io_, reaper_, std::move(spec));
   };
   {
     auto rt = std::make_unique<EndpointRuntime>();
@@ -179,7 +186,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       po.max_workers = spec->replicas;
       po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
       po.queue_max = spec->queue_max;
-      rt->dedicated.pool = std::make_unique<pool::WorkerPool>(io_, reaper_, std::move(po), metrics_);
+      rt->dedicated.pool = std::make_unique<pool::WorkerPool>(io_, local_provider(*rt), std::move(po), metrics_);
       rt->dedicated.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
       rt->dedicated.reserved_workers = spec->replicas;
       rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
@@ -194,7 +201,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       po.scalable = true;
       po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
       po.queue_max = spec->queue_max;
-      rt->serverless.pool = std::make_unique<pool::WorkerPool>(io_, reaper_, std::move(po), metrics_);
+      rt->serverless.pool = std::make_unique<pool::WorkerPool>(io_, local_provider(*rt), std::move(po), metrics_);
       rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
       rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
       rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
@@ -573,6 +580,9 @@ void Gateway::start_trace(std::string_view traceparent, InferTrace& t) {
 
 namespace {
 
+// The Host of a local worker, nearly every worker today: the head is written with it once.
+constexpr std::string_view kLoopbackHost = "127.0.0.1";
+
 // Request bodies from this size on are hashed for the audit record after their reply is written.
 constexpr std::size_t kDeferredDigestMinBytes = 4096;
 
@@ -802,6 +812,8 @@ struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
   // id (the upstream call's span) is rewritten in place for each attempt.
   std::string upstream_head;
   std::size_t upstream_span_offset = 0;
+  std::size_t host_offset = 0; // of the Host value in upstream_head
+  std::size_t host_length = 0;
   int attempts = 1;
   int attempt = 0;
   // The message is written only if it is needed: building it on every request was two allocations.
@@ -851,7 +863,11 @@ bool Gateway::admit(Attempts& a, const Error* refused) {
   auto length_end = std::to_chars(length, length + sizeof length, request.body.size()).ptr;
   std::string& head = a.upstream_head;
   head.reserve(256);
-  head.append("POST ").append(ep.upstream_infer_target).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  // The Host line is the chosen worker's (start_upstream() rewrites it when that differs).
+  head.append("POST ").append(ep.upstream_infer_target).append(" HTTP/1.1\r\nHost: ");
+  a.host_offset = head.size();
+  a.host_length = kLoopbackHost.size();
+  head.append(kLoopbackHost).append("\r\n");
   head.append("Content-Type: application/json\r\nx-request-id: ").append(t.request_id);
   head.append("\r\ntraceparent: ");
   a.upstream_span_offset = head.size() + 36;
@@ -964,6 +980,12 @@ void Gateway::start_upstream(Attempts& a) {
   t.tier = std::string(policy::to_string(a.used));
   t.worker = lease.worker_id();
   if (auto cold = lease.cold_start()) t.cold_start += std::chrono::duration_cast<Duration>(*cold);
+  if (const std::string& host = lease.host();
+      host.size() != a.host_length || a.upstream_head.compare(a.host_offset, a.host_length, host) != 0) {
+    a.upstream_head.replace(a.host_offset, a.host_length, host);
+    a.upstream_span_offset = a.upstream_span_offset - a.host_length + host.size();
+    a.host_length = host.size();
+  }
   auto& record = t.attempts.emplace_back();
   ids_.fill_hex(record.span_id.digits.data(), record.span_id.digits.size());
   std::copy(record.span_id.digits.begin(), record.span_id.digits.end(),
@@ -1155,7 +1177,10 @@ http::Reply Gateway::admin_workers() const {
       first = false;
       body += R"({"id":")" + v2::json_escape(w.id) + R"(","endpoint":")" + v2::json_escape(w.endpoint) +
               R"(","tier":")" + w.tier + R"(","state":")" + std::string(pool::to_string(w.state)) +
-              R"(","pid":)" + (w.pid > 0 ? std::to_string(w.pid) : "null") + R"(,"address":)" +
+              R"(","provider":")" + w.provider + R"(","instance":)" +
+              (w.instance.empty() ? "null" : "\"" + v2::json_escape(w.instance) + "\"") +
+              // A local worker's instance is its process id, also given as a number.
+              R"(,"pid":)" + (w.provider == "local" && !w.instance.empty() ? w.instance : "null") + R"(,"address":)" +
               (w.address.empty() ? "null" : "\"" + w.address + "\"") + R"(,"model_version":")" +
               w.model_version + R"(","in_flight":)" + std::to_string(w.in_flight) +
               R"(,"restarts":)" + std::to_string(w.restarts) + R"(,"ejected":)" + (w.ejected ? "true" : "false") +

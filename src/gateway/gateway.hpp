@@ -14,6 +14,7 @@
 #include "policy/service_time.hpp"
 #include "policy/tier_router.hpp"
 #include "pool/child_reaper.hpp"
+#include "pool/local_provider.hpp"
 #include "pool/worker_pool.hpp"
 #include "state/audit_writer.hpp"
 #include "model/model_manifest.hpp"

@@ -3,20 +3,13 @@
 #include "base/clock.hpp"
 
 #include "policy/router.hpp"
-#include "pool/stderr_relay.hpp"
-#include "pool/worker_process.hpp"
+#include "pool/health_probe.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <signal.h>
-#include <unistd.h>
-
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <algorithm>
-#include <charconv>
-#include <cstdlib>
 #include <optional>
 #include <string_view>
 
@@ -26,40 +19,6 @@ namespace asio = boost::asio;
 using std::chrono::steady_clock;
 
 namespace {
-
-struct ReadyLine {
-  http::tcp::endpoint endpoint;
-  double service_ms = 0;
-};
-
-// "READY HOST:PORT[ service_ms=MS]"; nullopt when it is anything else.
-std::optional<ReadyLine> parse_ready_line(std::string_view line) {
-  constexpr std::string_view prefix = "READY ";
-  if (line.substr(0, prefix.size()) != prefix) return std::nullopt;
-  line.remove_prefix(prefix.size());
-  const auto space = line.find(' ');
-  const std::string_view address_port = line.substr(0, space);
-  std::string_view rest = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
-  const auto colon = address_port.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(std::string(address_port.substr(0, colon)), ec);
-  int port = 0;
-  const auto port_text = address_port.substr(colon + 1);
-  auto [end, perr] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec || perr != std::errc{} || end != port_text.data() + port_text.size() || port <= 0 || port > 65535)
-    return std::nullopt;
-  ReadyLine ready{{address, static_cast<unsigned short>(port)}};
-  constexpr std::string_view service_key = "service_ms=";
-  if (rest.substr(0, service_key.size()) == service_key) {
-    // An unreadable or absurd figure is ignored, not fatal: it is only a prior.
-    const std::string text(rest.substr(service_key.size()));
-    char* parsed_end = nullptr;
-    const double ms = std::strtod(text.c_str(), &parsed_end);
-    if (parsed_end != text.c_str() && ms > 0 && ms < 3'600'000) ready.service_ms = ms;
-  }
-  return ready;
-}
 
 /// The time, read on first use only: most calls to pick() and snapshot() need none.
 steady_clock::time_point read_once(std::optional<steady_clock::time_point>& now) {
@@ -88,13 +47,13 @@ std::string_view to_string(WorkerState state) {
 // ---- Lease ----------------------------------------------------------------------------------
 
 Lease::Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
-             std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id)
+             std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id, const std::string* host)
     : pool_(pool), index_(index), generation_(generation), upstream_(std::move(upstream)),
-      worker_id_(std::move(worker_id)) {}
+      worker_id_(std::move(worker_id)), host_(host) {}
 
 Lease::Lease(Lease&& other) noexcept
     : pool_(std::exchange(other.pool_, nullptr)), index_(other.index_), generation_(other.generation_),
-      upstream_(std::move(other.upstream_)), worker_id_(std::move(other.worker_id_)),
+      upstream_(std::move(other.upstream_)), worker_id_(std::move(other.worker_id_)), host_(other.host_),
       cold_start_(other.cold_start_), sharing_(other.sharing_) {}
 
 Lease& Lease::operator=(Lease&& other) noexcept {
@@ -105,6 +64,7 @@ Lease& Lease::operator=(Lease&& other) noexcept {
     generation_ = other.generation_;
     upstream_ = std::move(other.upstream_);
     worker_id_ = std::move(other.worker_id_);
+    host_ = other.host_;
     cold_start_ = other.cold_start_;
     sharing_ = other.sharing_;
   }
@@ -128,9 +88,9 @@ void Lease::release() {
 
 // ---- WorkerPool -----------------------------------------------------------------------------
 
-WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions options,
+WorkerPool::WorkerPool(asio::io_context& io, std::unique_ptr<Provider> provider, PoolOptions options,
                        MetricsRegistry& metrics)
-    : io_(io), reaper_(reaper), options_(std::move(options)),
+    : io_(io), provider_(std::move(provider)), options_(std::move(options)),
       rng_(std::hash<std::string>{}(options_.endpoint + options_.tier)),
       restarts_(metrics.counter("tandem_worker_restarts_total",
                                 "Workers restarted after they exited or failed to start.",
@@ -165,7 +125,8 @@ WorkerPool::WorkerPool(asio::io_context& io, ChildReaper& reaper, PoolOptions op
               options_.tier.substr(0, 3) + "-" + std::to_string(i);
     info.endpoint = options_.endpoint;
     info.tier = options_.tier;
-    info.model_version = options_.manifest.version;
+    info.model_version = options_.model_version;
+    info.provider = std::string(provider_->name());
   }
   demand_changed_at_ = demand_period_start_ = steady_clock::now();
 }
@@ -177,163 +138,71 @@ void WorkerPool::start() {
   }
 }
 
-std::vector<std::string> WorkerPool::command_for(std::size_t index, unsigned short port) const {
-  const auto& spec = options_.worker;
-  const auto& m = options_.manifest;
-  if (spec.command.empty()) {
-    std::vector<std::string> argv = {options_.self_exe, "worker", "--model", m.directory.string(),
-                                     "--listen", "127.0.0.1:0", "--ready-fd", std::to_string(kReadyFd),
-                                     "--worker-id", slots_[index].info.id, "--max-body-bytes",
-                                     std::to_string(options_.max_request_bytes)};
-    argv.insert(argv.end(), options_.worker_log_args.begin(), options_.worker_log_args.end());
-    argv.insert(argv.end(), spec.args.begin(), spec.args.end());
-    return argv;
-  }
-  auto substitute = [&](std::string text) {
-    auto replace_all = [&](const std::string& key, const std::string& value) {
-      for (auto pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + value.size()))
-        text.replace(pos, key.size(), value);
-    };
-    replace_all("{model}", m.directory.string());
-    replace_all("{listen}", "127.0.0.1:" + std::to_string(port));
-    replace_all("{host}", "127.0.0.1");
-    replace_all("{port}", std::to_string(port));
-    replace_all("{model_name}", spec.model_name.empty() ? m.name : spec.model_name);
-    return text;
-  };
-  std::vector<std::string> argv;
-  for (const auto& part : spec.command) argv.push_back(substitute(part));
-  return argv;
-}
-
 void WorkerPool::launch(std::size_t index) {
   if (shutting_down_) return;
   auto& slot = slots_[index];
-  std::uint64_t generation = ++slot.generation;
+  const std::uint64_t generation = ++slot.generation;
   slot.started_at = steady_clock::now();  // also the base of the backoff if the start fails below
-  slot.outlier = {};                      // a new process starts with a clean record
-  unsigned short port = 0;
-  bool reference = options_.worker.command.empty();
-  if (!reference) {
-    auto picked = pick_free_port();
-    if (!picked) {
-      spdlog::error("worker {}: {}", slot.info.id, picked.error().message);
-      note_start_failure("worker " + slot.info.id + ": " + picked.error().message, slots_.size(), 0);
-      on_exit(index, generation, -1);
-      return;
-    }
-    port = *picked;
-  }
-  auto spawned = spawn_process(command_for(index, port));
-  if (!spawned) {
-    spdlog::error("worker {}: cannot start: {}", slot.info.id, spawned.error().message);
-    note_start_failure("worker " + slot.info.id + " cannot start: " + spawned.error().message, slots_.size(), 0);
-    on_exit(index, generation, -1);
+  slot.outlier = {};                      // a new worker starts with a clean record
+  slot.last_error_line.clear();
+  WorkerEvents events;
+  events.ready = [this, index, generation](const WorkerAddress& address, double service_ms) {
+    if (slots_[index].generation != generation) return;
+    // The worker's own measure of one request (the reference worker times its warm-up run): the
+    // router's prior until the pool has measured its own.
+    if (service_ms > 0) service_prior_ms_ = service_ms;
+    mark_ready(index, generation, address);
+  };
+  events.exited = [this, index, generation](const WorkerExit& exit) {
+    on_exit(index, generation, exit.kind == WorkerExit::Kind::start_timed_out, exit.how);
+  };
+  events.error_line = [this, index, generation](const std::string& line) {
+    if (slots_[index].generation == generation) slots_[index].last_error_line = line;
+  };
+  events.output_closed = [this, index, generation](const std::string& line) {
+    on_stderr_closed(index, generation, line);
+  };
+  auto started = provider_->start({slot.info.id, options_.start_timeout_ms}, std::move(events));
+  if (!started) {
+    spdlog::error("{}", started.error().message);
+    note_start_failure(started.error().message, slots_.size(), 0);
+    on_exit(index, generation, false, "");
     return;
   }
-  asio::co_spawn(io_,
-                 relay_stderr(
-                     io_, spawned->stderr_read_fd, STDERR_FILENO,
-                     [this, index, generation](const std::string& line) {
-                       if (slots_[index].generation == generation) slots_[index].last_error_line = line;
-                     },
-                     [this, index, generation](const std::string& line) { on_stderr_closed(index, generation, line); }),
-                 asio::detached);
-  slot.last_error_line.clear();
+  slot.worker = std::move(*started);
+  slot.worker_generation = generation;
   slot.info.state = WorkerState::starting;
-  slot.info.pid = spawned->pid;
+  slot.info.instance = slot.worker->instance();
   slot.info.address.clear();
   slot.info.in_flight = 0;
   slot.started_at = steady_clock::now();
-  reaper_.watch(spawned->pid, [this, index, generation](int status) { on_exit(index, generation, status); });
-  spdlog::info("worker {} starting, pid {}", slot.info.id, spawned->pid);
-  if (reference) {
-    asio::co_spawn(io_, await_ready_pipe(index, generation, spawned->ready_read_fd), asio::detached);
-  } else {
-    ::close(spawned->ready_read_fd);
-    http::tcp::endpoint endpoint(asio::ip::address_v4::loopback(), port);
-    asio::co_spawn(io_, await_ready_probe(index, generation, endpoint, options_.worker.start_timeout_ms),
-                   asio::detached);
+}
+
+asio::awaitable<void> WorkerPool::reprobe(std::size_t index, std::uint64_t generation) {
+  const WorkerAddress address = slots_[index].address;
+  auto wanted = [this, index, generation] {
+    return slots_[index].generation == generation && !shutting_down_ &&
+           slots_[index].info.state == WorkerState::starting;
+  };
+  auto outcome = co_await probe_until_ready(io_, address.endpoint, address.host,
+                                            steady_clock::now() + options_.start_timeout_ms, wanted);
+  if (outcome == ProbeOutcome::ready) mark_ready(index, generation, address);
+  if (outcome == ProbeOutcome::timed_out) {
+    spdlog::error("worker {} did not answer its health check within {} ms; stopping it", slots_[index].info.id,
+                  options_.start_timeout_ms.count());
+    slots_[index].start_timed_out = true;
+    if (slots_[index].worker) slots_[index].worker->kill();
   }
 }
 
-asio::awaitable<void> WorkerPool::await_ready_pipe(std::size_t index, std::uint64_t generation, int fd) {
-  asio::posix::stream_descriptor pipe(io_, fd);
-  asio::steady_timer timeout(io_);
-  timeout.expires_after(options_.worker.start_timeout_ms);
-  bool timed_out = false;
-  timeout.async_wait([&pipe, &timed_out](const boost::system::error_code& ec) {
-    if (ec) return;
-    timed_out = true;
-    boost::system::error_code ignored;
-    pipe.cancel(ignored);
-  });
-  std::string line;
-  auto [ec, n] = co_await asio::async_read_until(pipe, asio::dynamic_buffer(line, 256), '\n',
-                                                 asio::as_tuple(asio::use_awaitable));
-  timeout.cancel();
-  auto& slot = slots_[index];
-  if (slot.generation != generation) co_return;
-  if (ec) {
-    if (timed_out) {
-      spdlog::error("worker {} did not become ready within {} ms; killing it", slot.info.id,
-                    options_.worker.start_timeout_ms.count());
-      slot.start_timed_out = true;
-      if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
-    }
-    co_return;  // otherwise the process exited; on_exit restarts it
-  }
-  // "READY 127.0.0.1:PORT", optionally followed by " service_ms=MS": the worker's own measure
-  // of one request (the reference worker times its warm-up run), the router's prior.
-  line.resize(n > 0 ? n - 1 : 0);
-  auto ready = parse_ready_line(line);
-  if (!ready) {
-    spdlog::error("worker {} sent an unreadable ready line; killing it", slot.info.id);
-    if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
-    co_return;
-  }
-  if (ready->service_ms > 0) service_prior_ms_ = ready->service_ms;
-  const http::tcp::endpoint endpoint = ready->endpoint;
-  mark_ready(index, generation, endpoint);
-}
-
-asio::awaitable<void> WorkerPool::await_ready_probe(std::size_t index, std::uint64_t generation,
-                                                    http::tcp::endpoint endpoint,
-                                                    std::chrono::milliseconds timeout) {
-  // Any v2 server cannot tell us it is ready, and a worker that refused a connection must
-  // prove it is back: poll its health endpoint until it answers, it exits, or time runs out.
-  auto deadline = steady_clock::now() + timeout;
-  asio::steady_timer pause(io_);
-  while (slots_[index].generation == generation && !shutting_down_ &&
-         slots_[index].info.state == WorkerState::starting) {
-    if (steady_clock::now() >= deadline) {
-      spdlog::error("worker {} did not become ready within {} ms; killing it", slots_[index].info.id,
-                    options_.worker.start_timeout_ms.count());
-      slots_[index].start_timed_out = true;
-      if (slots_[index].info.pid > 0) ::kill(slots_[index].info.pid, SIGKILL);
-      co_return;
-    }
-    http::UpstreamPool probe(io_.get_executor(), endpoint, 0, 1 << 16);
-    static const std::string probe_head = "GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    auto response = co_await probe.send(probe_head, {}, steady_clock::now() + std::chrono::milliseconds(250));
-    if (slots_[index].generation != generation) co_return;
-    if (response && response->status == 200) {
-      mark_ready(index, generation, endpoint);
-      co_return;
-    }
-    pause.expires_after(std::chrono::milliseconds(25));
-    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-}
-
-void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const http::tcp::endpoint& endpoint) {
+void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const WorkerAddress& address) {
   auto& slot = slots_[index];
   if (slot.generation != generation || shutting_down_) return;
   slot.info.state = WorkerState::ready;
-  slot.endpoint = endpoint;
-  slot.info.address = "http://" + endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  slot.address = address;
+  slot.info.address = address.url();
   slot.upstream = std::make_shared<http::UpstreamPool>(
-      io_.get_executor(), endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
+      io_.get_executor(), address.endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
       options_.max_response_bytes);
   slot.ready_at = steady_clock::now();
   last_ready_at_ = slot.ready_at;
@@ -346,9 +215,22 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const h
   notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
 }
 
-void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_status) {
+void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, bool timed_out, const std::string& how) {
   auto& slot = slots_[index];
-  if (slot.generation != generation) return;
+  if (slot.worker_generation == generation) {
+    slot.worker.reset();
+    slot.info.instance.clear();
+  }
+  if (slot.generation != generation) {
+    // Stopped at shutdown (which moved the generation on to cancel restarts and readiness).
+    if (shutting_down_ && slot.worker == nullptr && slot.info.state == WorkerState::draining) {
+      slot.info.state = WorkerState::stopped;
+      spdlog::info("worker {} stopped ({})", slot.info.id, how);
+    }
+    return;
+  }
+  if (timed_out) slot.start_timed_out = true;
+  const std::string ended = how.empty() ? std::string("not started") : how;
   auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - slot.started_at);
   if (slot.upstream) {
     slot.upstream->close();
@@ -359,28 +241,25 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, int wait_s
   if (slot.info.state == WorkerState::starting && !shutting_down_ && slot.wanted)
     note_start_failure(slot.start_timed_out
                            ? "worker " + slot.info.id + " did not become ready within " +
-                                 std::to_string(options_.worker.start_timeout_ms.count()) + " ms (worker.start_timeout)"
-                           : "worker " + slot.info.id + " exited (" + describe_wait_status(wait_status) + ") " +
+                                 std::to_string(options_.start_timeout_ms.count()) + " ms (worker.start_timeout)"
+                           : "worker " + slot.info.id + " exited (" + ended + ") " +
                                  std::to_string(uptime.count()) + " ms after it was started, before it was ready",
                        index, generation);
   slot.start_timed_out = false;
   slot.info.state = WorkerState::stopped;
-  slot.info.pid = 0;
   slot.info.in_flight = 0;  // leases of this generation no longer count
   if (!slot.wanted && !shutting_down_) {
-    spdlog::info("worker {} stopped after scale-down ({})", slot.info.id, describe_wait_status(wait_status));
+    spdlog::info("worker {} stopped after scale-down ({})", slot.info.id, ended);
     return;
   }
   if (shutting_down_) {
-    spdlog::info("worker {} stopped ({})", slot.info.id,
-                 wait_status < 0 ? std::string("not started") : describe_wait_status(wait_status));
+    spdlog::info("worker {} stopped ({})", slot.info.id, ended);
     return;
   }
   auto decision = policy::decide_restart(options_.restart, slot.consecutive_failures, uptime);
   slot.consecutive_failures = decision.consecutive_failures;
-  spdlog::warn("worker {} exited ({}) after {} ms; restarting in {} ms", slot.info.id,
-               wait_status < 0 ? std::string("not started") : describe_wait_status(wait_status),
-               uptime.count(), decision.delay_ms.count());
+  spdlog::warn("worker {} exited ({}) after {} ms; restarting in {} ms", slot.info.id, ended, uptime.count(),
+               decision.delay_ms.count());
   restarts_.inc();
   ++slot.info.restarts;
   slot.restart_at = steady_clock::now() + decision.delay_ms;
@@ -408,8 +287,7 @@ void WorkerPool::mark_unreachable(std::size_t index, std::uint64_t generation) {
     slot.upstream->close();
     slot.upstream.reset();
   }
-  asio::co_spawn(io_, await_ready_probe(index, generation, slot.endpoint, options_.worker.start_timeout_ms),
-                 asio::detached);
+  asio::co_spawn(io_, reprobe(index, generation), asio::detached);
 }
 
 void WorkerPool::report(std::size_t index, std::uint64_t generation, bool success) {
@@ -511,7 +389,7 @@ PoolSnapshot WorkerPool::snapshot() const {
 
 int WorkerPool::billable_workers() const {
   int n = 0;
-  for (const auto& slot : slots_) n += slot.info.pid > 0 ? 1 : 0;
+  for (const auto& slot : slots_) n += slot.worker && slot.worker->running() ? 1 : 0;
   return n;
 }
 
@@ -543,16 +421,7 @@ void WorkerPool::set_desired(int desired) {
       slot.upstream.reset();
     }
     spdlog::info("worker {} idle: scaling down", slot.info.id);
-    if (slot.info.pid > 0) {
-      ::kill(slot.info.pid, SIGTERM);
-      // A worker that ignores SIGTERM must not stay draining (and billed) forever.
-      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(10));
-      timer->async_wait([this, i, pid = slot.info.pid, timer](const boost::system::error_code& ec) {
-        if (ec || slots_[i].info.pid != pid || slots_[i].info.state != WorkerState::draining) return;
-        spdlog::warn("worker {} did not stop within 10 s of SIGTERM: killing it", slots_[i].info.id);
-        ::kill(pid, SIGKILL);
-      });
-    }
+    if (slot.worker) slot.worker->stop();
   }
 }
 
@@ -570,7 +439,7 @@ std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
   track_demand();
   auto& slot = slots_[*picked];
   ++slot.info.in_flight;
-  Lease lease(this, *picked, slot.generation, slot.upstream, slot.info.id);
+  Lease lease(this, *picked, slot.generation, slot.upstream, slot.info.id, &slot.address.host);
   lease.set_sharing(slot.info.in_flight);
   return lease;
 }
@@ -646,19 +515,9 @@ void WorkerPool::shutdown() {
       slot.upstream->close();
       slot.upstream.reset();
     }
-    if (slot.info.pid > 0) {
-      ::kill(slot.info.pid, SIGTERM);
-      slot.info.state = WorkerState::draining;
-      pid_t pid = slot.info.pid;
-      std::string id = slot.info.id;
-      // The generation moved on, so re-register to learn when this process is gone.
-      reaper_.watch(pid, [&slot, pid, id](int status) {
-        if (slot.info.pid == pid) {
-          slot.info.pid = 0;
-          slot.info.state = WorkerState::stopped;
-        }
-        spdlog::info("worker {} stopped ({})", id, describe_wait_status(status));
-      });
+    if (slot.worker && slot.worker->running()) {
+      slot.worker->stop();
+      slot.info.state = WorkerState::draining;  // stopped when its exit arrives (on_exit)
     }
   }
   notify(waiters_.size());
@@ -666,7 +525,7 @@ void WorkerPool::shutdown() {
 
 void WorkerPool::kill_remaining() {
   for (auto& slot : slots_)
-    if (slot.info.pid > 0) ::kill(slot.info.pid, SIGKILL);
+    if (slot.worker && slot.worker->running()) slot.worker->kill();
 }
 
 void WorkerPool::note_start_failure(std::string what, std::size_t index, std::uint64_t generation) {

@@ -1,15 +1,15 @@
 #pragma once
-// A tier pool: the workers of one endpoint on one tier, started as local processes, kept at
-// the configured replica count (restart with backoff), and leased to requests one concurrency
-// slot at a time. Requests that find no free slot wait in a bounded FIFO with a deadline.
+// A tier pool: the workers of one endpoint on one tier, started through a provider (pool/
+// provider.hpp: local processes today), kept at the configured replica count (restart with
+// backoff), and leased to requests one concurrency slot at a time. Requests that find no free
+// slot wait in a bounded FIFO with a deadline.
 #include "config/config.hpp"
 #include "base/status.hpp"
 #include "http/types.hpp"
 #include "http/upstream_pool.hpp"
 #include "policy/outlier.hpp"
 #include "policy/restart_backoff.hpp"
-#include "pool/child_reaper.hpp"
-#include "model/model_manifest.hpp"
+#include "pool/provider.hpp"
 #include "telemetry/metrics.hpp"
 
 #include <chrono>
@@ -29,8 +29,9 @@ struct WorkerInfo {
   std::string endpoint;
   std::string tier;
   WorkerState state = WorkerState::stopped;
-  pid_t pid = 0;
-  std::string address;  // http://127.0.0.1:PORT once ready
+  std::string provider;  // which kind of provider runs it: local, ...
+  std::string instance;  // the provider's own id for it (local: the process id); empty when not running
+  std::string address;   // http://HOST:PORT once ready
   std::string model_version;
   int in_flight = 0;
   int restarts = 0;
@@ -46,12 +47,9 @@ struct PoolOptions {
   bool scalable = false;    // serverless: set_desired() moves the count between 0 and max_workers
   int max_concurrency_per_worker = 4;
   int queue_max = 256;
-  WorkerSpec worker;
-  ModelManifest manifest;
-  std::string self_exe;              // the tandem binary, for the reference worker
-  std::vector<std::string> worker_log_args;  // e.g. --log-level
+  std::string model_version;
+  std::chrono::milliseconds start_timeout_ms{60'000};  // also how long an unreachable worker may take to answer again
   std::size_t max_response_bytes = 256u << 20;
-  std::size_t max_request_bytes = 16u << 20;  // the reference worker accepts what the gateway does
   policy::RestartBackoff restart;
   policy::OutlierSpec outlier;
 };
@@ -85,7 +83,7 @@ class Lease {
 public:
   Lease() = default;
   Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
-        std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id);
+        std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id, const std::string* host);
   Lease(Lease&& other) noexcept;
   Lease& operator=(Lease&& other) noexcept;
   Lease(const Lease&) = delete;
@@ -95,6 +93,8 @@ public:
   [[nodiscard]] http::UpstreamPool& upstream() const { return *upstream_; }
   [[nodiscard]] const std::string& worker_id() const { return worker_id_; }
   [[nodiscard]] std::size_t worker_index() const { return index_; }
+  /// The worker's host as it is addressed: the upstream request's Host header.
+  [[nodiscard]] const std::string& host() const { return *host_; }
   /// Set when this request waited for a worker that started after the request arrived.
   [[nodiscard]] std::optional<std::chrono::steady_clock::duration> cold_start() const { return cold_start_; }
   void set_cold_start(std::chrono::steady_clock::duration d) { cold_start_ = d; }
@@ -114,14 +114,16 @@ private:
   std::uint64_t generation_ = 0;
   std::shared_ptr<http::UpstreamPool> upstream_;
   std::string worker_id_;
+  const std::string* host_ = nullptr; // the slot's, which outlives the lease
   std::optional<std::chrono::steady_clock::duration> cold_start_;
   int sharing_ = 1;
 };
 
 class WorkerPool {
 public:
-  /// Lives on the io thread; the reaper must outlive the pool.
-  WorkerPool(boost::asio::io_context& io, ChildReaper& reaper, PoolOptions options, MetricsRegistry& metrics);
+  /// Lives on the io thread. Workers are started through `provider`.
+  WorkerPool(boost::asio::io_context& io, std::unique_ptr<Provider> provider, PoolOptions options,
+             MetricsRegistry& metrics);
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
@@ -146,11 +148,11 @@ public:
   [[nodiscard]] double service_prior_ms() const { return service_prior_ms_; }
   /// Demand since the last call (time-averaged), then starts a new measurement period.
   PoolDemand take_demand(std::chrono::steady_clock::time_point now);
-  /// Workers that cost money now: every started, unstopped process.
+  /// Workers that cost money now: every started worker not yet known gone.
   [[nodiscard]] int billable_workers() const;
-  /// Stops restarting and sends SIGTERM to every worker.
+  /// Stops restarting and stops every worker gracefully.
   void shutdown();
-  /// SIGKILL to whatever is still running (after a grace period).
+  /// Stops at once whatever is still running (after a grace period).
   void kill_remaining();
 
   [[nodiscard]] bool any_ready() const;
@@ -181,7 +183,9 @@ private:
     bool wanted = false;  // the pool wants this slot running (restart it if it exits)
     policy::OutlierState outlier;
     std::chrono::steady_clock::time_point restart_at{};  // when a pending restart fires
-    http::tcp::endpoint endpoint;
+    WorkerAddress address;
+    std::unique_ptr<ProviderWorker> worker;  // the started worker, until its exit
+    std::uint64_t worker_generation = 0;     // the generation it was started as
   };
   struct Waiter {
     boost::asio::steady_timer timer;
@@ -189,22 +193,19 @@ private:
   };
 
   void launch(std::size_t index);
-  boost::asio::awaitable<void> await_ready_pipe(std::size_t index, std::uint64_t generation, int fd);
-  boost::asio::awaitable<void> await_ready_probe(std::size_t index, std::uint64_t generation,
-                                                 http::tcp::endpoint endpoint,
-                                                 std::chrono::milliseconds timeout);
-  void mark_ready(std::size_t index, std::uint64_t generation, const http::tcp::endpoint& endpoint);
-  void on_exit(std::size_t index, std::uint64_t generation, int wait_status);
+  boost::asio::awaitable<void> reprobe(std::size_t index, std::uint64_t generation);
+  void mark_ready(std::size_t index, std::uint64_t generation, const WorkerAddress& address);
+  /// `how`: how it ended; `timed_out`: it was stopped for not being ready in time.
+  void on_exit(std::size_t index, std::uint64_t generation, bool timed_out, const std::string& how);
   void release(std::size_t index, std::uint64_t generation);
   void mark_unreachable(std::size_t index, std::uint64_t generation);
   void report(std::size_t index, std::uint64_t generation, bool success);
   void notify(std::size_t count);
-  std::vector<std::string> command_for(std::size_t index, unsigned short port) const;
   std::optional<Lease> pick(std::optional<std::size_t> avoid_index);
   void track_demand();
 
   boost::asio::io_context& io_;
-  ChildReaper& reaper_;
+  std::unique_ptr<Provider> provider_;
   PoolOptions options_;
   std::vector<Slot> slots_;
   std::list<Waiter*> waiters_;
