@@ -821,7 +821,7 @@ struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
   std::optional<std::size_t> avoid; // the worker that just failed
   std::optional<policy::Tier> failed_tier;
   // The current attempt.
-  std::array<policy::RouteStep, 2> steps{}; // where to look for a worker slot, in order
+  decltype(policy::RouteDecision::steps) steps{}; // where to look for a worker slot, in order
   int step_count = 0;
   std::optional<pool::Lease> lease;
   policy::Tier used = policy::Tier::dedicated;

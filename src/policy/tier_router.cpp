@@ -66,29 +66,52 @@ double marginal_cost(const TierState& t) {
 namespace {
 
 struct Option {
+  std::size_t pool;
   Tier tier;
   double wait_ms;
   double latency_ms;
   double cost;
 };
 
-std::optional<Option> option_for(Tier tier, const TierState& t, bool may_scale) {
+std::optional<Option> option_for(std::size_t pool, const TierState& t, bool may_scale) {
   auto wait = predicted_wait_ms(t, may_scale);
   if (!wait) return std::nullopt;
-  return Option{tier, *wait, *wait + t.service_ms, marginal_cost(t)};
+  return Option{pool, t.kind, *wait, *wait + t.service_ms, marginal_cost(t)};
+}
+
+/// Serverless pools may scale up for a request; dedicated ones have what they have.
+bool may_scale(const TierState& t) { return t.kind == Tier::serverless; }
+
+/// The best of `options` that `fits`: lowest latency, ties to the earlier pool.
+template <typename Fits>
+const Option* fastest(const std::array<std::optional<Option>, kMaxPools>& options, std::size_t n, Fits fits) {
+  const Option* best = nullptr;
+  for (std::size_t i = 0; i < n; ++i)
+    if (options[i] && fits(*options[i]) && (best == nullptr || options[i]->latency_ms < best->latency_ms))
+      best = &*options[i];
+  return best;
 }
 
 } // namespace
 
-RouteDecision route(const RouteInput& in, const TierState& dedicated, const TierState& serverless) {
+RouteDecision route(const RouteInput& in, std::span<const TierState> pools) {
   RouteDecision d;
-  const bool use_d = dedicated.exists && in.policy != RoutingPolicy::serverless_only;
-  const bool use_s = serverless.exists && in.policy != RoutingPolicy::dedicated_only;
+  const std::size_t n = std::min(pools.size(), kMaxPools);
+  auto usable = [&](std::size_t i) {
+    const TierState& t = pools[i];
+    if (!t.exists) return false;
+    if (in.policy == RoutingPolicy::serverless_only) return t.kind == Tier::serverless;
+    if (in.policy == RoutingPolicy::dedicated_only) return t.kind == Tier::dedicated;
+    return true;
+  };
 
   if (in.low_priority) {
-    // Idle capacity only: a free slot now on either tier, never a queue or a scale-up.
-    if (use_d && dedicated.free_slots() > 0 && dedicated.waiting == 0) d.add(Tier::dedicated, false);
-    if (use_s && serverless.free_slots() > 0 && serverless.waiting == 0) d.add(Tier::serverless, false);
+    // Idle capacity only: a free slot now, never a queue or a scale-up; dedicated pools first
+    // (already paid for), each kind in pool order.
+    for (Tier kind : {Tier::dedicated, Tier::serverless})
+      for (std::size_t i = 0; i < n; ++i)
+        if (usable(i) && pools[i].kind == kind && pools[i].free_slots() > 0 && pools[i].waiting == 0)
+          d.add(kind, i, false);
     if (d.count == 0) {
       d.reject = RejectReason::low_priority;
       d.reason = "low priority: no idle capacity";
@@ -98,28 +121,42 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
     return d;
   }
 
-  std::optional<Option> od = use_d ? option_for(Tier::dedicated, dedicated, false) : std::nullopt;
-  std::optional<Option> os = use_s ? option_for(Tier::serverless, serverless, true) : std::nullopt;
-  if (in.retry_from) {
-    // Fallback: the other tier first when it can take the request in time.
-    auto& other = *in.retry_from == Tier::dedicated ? os : od;
-    auto& same = *in.retry_from == Tier::dedicated ? od : os;
-    if (other && other->wait_ms <= in.deadline_ms) {
-      d.add(other->tier, true);
-      d.predicted_wait_ms = other->wait_ms;
-      d.reason = "fallback to the other tier";
-      return d;
+  std::array<std::optional<Option>, kMaxPools> options{};
+  bool any_option = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (usable(i)) options[i] = option_for(i, pools[i], may_scale(pools[i]));
+    any_option = any_option || options[i].has_value();
+  }
+  if (in.retry_pool && *in.retry_pool < n) {
+    // Fallback: another kind of capacity first, then another pool of the same kind, then the
+    // same pool, whichever can take the request before its deadline.
+    const std::size_t failed = *in.retry_pool;
+    const Tier failed_kind = pools[failed].kind;
+    auto in_time = [&](const Option& o) { return o.wait_ms <= in.deadline_ms; };
+    const Option* other = fastest(options, n, [&](const Option& o) { return o.tier != failed_kind && in_time(o); });
+    std::string_view why = "fallback to the other tier";
+    if (other == nullptr) {
+      other = fastest(options, n, [&](const Option& o) { return o.pool != failed && in_time(o); });
+      why = "fallback to another pool";
     }
-    if (same && same->wait_ms <= in.deadline_ms) {
-      d.add(same->tier, true);
-      d.predicted_wait_ms = same->wait_ms;
-      d.reason = "retry on the same tier";
+    if (other == nullptr) {
+      other = fastest(options, n, [&](const Option& o) { return o.pool == failed && in_time(o); });
+      why = "retry on the same tier";
+    }
+    if (other != nullptr) {
+      d.add(other->tier, other->pool, true);
+      d.predicted_wait_ms = other->wait_ms;
+      d.reason = why;
       return d;
     }
   }
-  if (!od && !os) {
-    bool any_exists = use_d || use_s;
-    bool any_healthy = (use_d && dedicated.healthy()) || (use_s && serverless.healthy());
+  if (!any_option) {
+    bool any_exists = false;
+    bool any_healthy = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      any_exists = any_exists || usable(i);
+      any_healthy = any_healthy || (usable(i) && pools[i].healthy());
+    }
     d.reject = any_exists && any_healthy ? RejectReason::overloaded : RejectReason::no_healthy_tier;
     d.reason = d.reject == RejectReason::overloaded ? "every queue is full" : "no healthy worker";
     return d;
@@ -128,52 +165,58 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
   // Predictions are means; aim under the budget so the tail (the p95) still fits in it.
   constexpr double kHeadroom = 0.85;
   const double budget_ms = in.budget_ms * kHeadroom;
-  auto within = [](const std::optional<Option>& o, double limit) { return o && o->latency_ms <= limit; };
-  std::optional<Option> choice;
+  auto within = [&](const Option& o) { return o.latency_ms <= budget_ms; };
+  auto of_kind = [](Tier kind, auto fits) { return [kind, fits](const Option& o) { return o.tier == kind && fits(o); }; };
+  auto any_of_kind = [&](Tier kind) {
+    for (std::size_t i = 0; i < n; ++i)
+      if (options[i] && options[i]->tier == kind) return true;
+    return false;
+  };
+  const Option* choice = nullptr;
   switch (in.policy) {
   case RoutingPolicy::dedicated_only:
   case RoutingPolicy::serverless_only:
-    choice = od ? od : os;
+    choice = fastest(options, n, within);
     d.reason = "only tier";
     break;
   case RoutingPolicy::dedicated_first:
-    if (within(od, budget_ms)) {
-      choice = od;
-      d.reason = "dedicated meets the SLO";
-    } else if (within(os, budget_ms)) {
-      choice = os;
-      d.reason = od ? "dedicated saturated: spillover" : "dedicated unavailable: spillover";
+  case RoutingPolicy::serverless_first: {
+    const Tier first = in.policy == RoutingPolicy::dedicated_first ? Tier::dedicated : Tier::serverless;
+    const Tier second = first == Tier::dedicated ? Tier::serverless : Tier::dedicated;
+    if ((choice = fastest(options, n, of_kind(first, within)))) {
+      d.reason = first == Tier::dedicated ? "dedicated meets the SLO" : "serverless meets the SLO";
+    } else if ((choice = fastest(options, n, of_kind(second, within)))) {
+      const bool saturated = any_of_kind(first);
+      d.reason = first == Tier::dedicated
+                     ? (saturated ? "dedicated saturated: spillover" : "dedicated unavailable: spillover")
+                     : (saturated ? "serverless saturated: spillover" : "serverless unavailable: spillover");
     }
     break;
-  case RoutingPolicy::serverless_first:
-    if (within(os, budget_ms)) {
-      choice = os;
-      d.reason = "serverless meets the SLO";
-    } else if (within(od, budget_ms)) {
-      choice = od;
-      d.reason = os ? "serverless saturated: spillover" : "serverless unavailable: spillover";
-    }
-    break;
+  }
   case RoutingPolicy::cost_optimal: {
-    // Cheapest among the tiers that meet the SLO now; ties go to dedicated (already paid).
-    bool d_ok = within(od, budget_ms);
-    bool s_ok = within(os, budget_ms);
-    if (d_ok && s_ok) {
-      choice = os->cost < od->cost ? os : od;
-      d.reason = "lowest marginal cost within the SLO";
-    } else if (d_ok || s_ok) {
-      choice = d_ok ? od : os;
-      d.reason = "the only tier within the SLO";
+    // Cheapest among the pools that meet the SLO now; ties go to dedicated (already paid), then
+    // to the earlier pool.
+    int within_count = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!options[i] || !within(*options[i])) continue;
+      ++within_count;
+      const Option& o = *options[i];
+      if (choice == nullptr || o.cost < choice->cost ||
+          (o.cost == choice->cost && o.tier == Tier::dedicated && choice->tier == Tier::serverless))
+        choice = &o;
     }
+    if (choice != nullptr)
+      d.reason = within_count > 1 ? "lowest marginal cost within the SLO" : "the only tier within the SLO";
     break;
   }
   }
-  if (!choice) {
-    // No tier meets the SLO: the fastest one (admission control below decides whether it is
+  if (choice == nullptr) {
+    // No pool meets the SLO: the fastest one (admission control below decides whether it is
     // still worth queueing for).
-    if (od && os) choice = od->latency_ms <= os->latency_ms ? od : os;
-    else choice = od ? od : os;
-    d.reason = "no tier meets the SLO: fastest";
+    choice = fastest(options, n, [](const Option&) { return true; });
+    d.reason = in.policy == RoutingPolicy::dedicated_only || in.policy == RoutingPolicy::serverless_only
+                   ? "only tier"
+                   : "no tier meets the SLO: fastest";
   }
   if (choice->latency_ms > budget_ms && choice->wait_ms > 0) {
     // Admission control: queueing would only produce a late answer. Refuse now.
@@ -183,9 +226,18 @@ RouteDecision route(const RouteInput& in, const TierState& dedicated, const Tier
     d.reason = "predicted wait exceeds the latency budget";
     return d;
   }
-  d.add(choice->tier, true);
+  d.add(choice->tier, choice->pool, true);
   d.predicted_wait_ms = choice->wait_ms;
   return d;
+}
+
+RouteDecision route(const RouteInput& input, const TierState& dedicated, const TierState& serverless) {
+  std::array<TierState, 2> pools{dedicated, serverless};
+  pools[0].kind = Tier::dedicated;
+  pools[1].kind = Tier::serverless;
+  RouteInput in = input;
+  if (in.retry_from && !in.retry_pool) in.retry_pool = *in.retry_from == Tier::dedicated ? 0 : 1;
+  return route(in, pools);
 }
 
 } // namespace tandem::policy
