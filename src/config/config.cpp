@@ -546,4 +546,12 @@ Result<Config> load_config(const std::filesystem::path& file, const ConfigChecks
   return parse_config(buffer.str(), base, checks);
 }
 
+std::vector<PoolConfig> EndpointConfig::pools() const {
+  std::vector<PoolConfig> out;
+  if (dedicated) out.push_back({"dedicated", "local", dedicated, std::nullopt});
+  if (serverless) out.push_back({"serverless", "local", std::nullopt, serverless});
+  out.insert(out.end(), more_pools.begin(), more_pools.end());
+  return out;
+}
+
 } // namespace tandem

@@ -56,6 +56,15 @@ struct ServerlessPoolSpec {
   int queue_max = 256;
 };
 
+/// One pool of an endpoint version: one kind of capacity from one provider. The `dedicated:` and
+/// `serverless:` keys are a pool each; EndpointConfig::pools() lists every pool.
+struct PoolConfig {
+  std::string name;  // the pool's metric label and worker-id infix: dedicated, serverless
+  std::string provider = "local";
+  std::optional<DedicatedPoolSpec> dedicated;  // exactly one of the two is set: the pool's kind
+  std::optional<ServerlessPoolSpec> serverless;
+};
+
 struct SloSpec {
   std::chrono::milliseconds p95_ms{0};  // 0: none declared
   std::chrono::milliseconds timeout_ms{2'000};
@@ -95,6 +104,11 @@ struct EndpointConfig {
   std::chrono::milliseconds outlier_base_ejection_ms{30'000};
   int outlier_max_ejected_percent = 50;
   std::optional<DeclaredRollout> rollout;
+  /// Pools beyond the two keys. Not read from the YAML yet: the engine serves any number of
+  /// pools, and a list in the file is the next step.
+  std::vector<PoolConfig> more_pools;
+  /// Every pool: `dedicated:` first, then `serverless:`, then `more_pools`.
+  [[nodiscard]] std::vector<PoolConfig> pools() const;
 };
 
 /// server.tracing: OTLP/HTTP (JSON) export of spans. Off unless otlp_endpoint is set.

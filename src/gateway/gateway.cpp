@@ -117,20 +117,15 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
     workers_gauge_.clear();
     // Every state of every pool is shown, zero included; a rollout's two versions add up.
     for (const auto& ep : runtimes_)
-      for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless})
-        if (tier->pool)
-          for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
-                             pool::WorkerState::stopped})
-            workers_gauge_.with({ep->config.name, tier->pool->options().tier, std::string(pool::to_string(state))})
-                .set(0);
+      for (const PoolRuntime& p : ep->pools)
+        for (auto state : {pool::WorkerState::starting, pool::WorkerState::ready, pool::WorkerState::draining,
+                           pool::WorkerState::stopped})
+          workers_gauge_.with({ep->config.name, p.name, std::string(pool::to_string(state))}).set(0);
     for (const auto& ep : runtimes_) {
       if (ep->stopped) continue;
-      for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
-        if (!tier->pool) continue;
-        const std::string& tier_name = tier->pool->options().tier;
-        for (const auto& w : tier->pool->describe())
-          workers_gauge_.with({ep->config.name, tier_name, std::string(pool::to_string(w.state))}).inc();
-      }
+      for (const PoolRuntime& p : ep->pools)
+        for (const auto& w : p.pool->describe())
+          workers_gauge_.with({ep->config.name, p.name, std::string(pool::to_string(w.state))}).inc();
     }
   });
 }
@@ -147,11 +142,13 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
                                        "Workers the autoscaler wants in the serverless pool.", {"endpoint", "tier"});
   auto& panic_family = metrics_.gauge("tandem_autoscaler_panic", "1 while the autoscaler is in panic mode.",
                                      {"endpoint", "tier"});
-  auto make_pool_options = [&](const EndpointRuntime& rt, const std::string& tier) {
+  auto make_pool_options = [&](const EndpointRuntime& rt, const std::string& name) {
     pool::PoolOptions po;
     po.endpoint = rt.config.name;
     po.worker_id_prefix = worker_prefix;
-    po.tier = tier;
+    po.tier = name;
+    // Worker ids keep their short form for the two config keys: digits-ded-0, digits-ser-0.
+    po.worker_infix = name == "dedicated" ? "ded" : name == "serverless" ? "ser" : name;
     po.model_version = rt.manifest.version;
     po.start_timeout_ms = rt.config.worker.start_timeout_ms;
     po.max_response_bytes = limits_.max_response_bytes;
@@ -160,8 +157,8 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
     po.outlier.max_ejected_percent = rt.config.outlier_max_ejected_percent;
     return po;
   };
-  // Every pool's workers are local processes today; the provider is the seam for the others.
-  auto local_provider = [&](const EndpointRuntime& rt) {
+  auto provider_for = [&](const EndpointRuntime& rt, const PoolConfig& pc) -> std::unique_ptr<pool::Provider> {
+    if (options_.provider_for) return options_.provider_for(rt.config, rt.manifest, pc);
     pool::LocalWorkerSpec spec;
     spec.worker = rt.config.worker;
     spec.manifest = rt.manifest;
@@ -170,69 +167,78 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
     spec.max_request_bytes = limits_.max_body_bytes;
     return std::make_unique<pool::LocalProvider>(io_, reaper_, std::move(spec));
   };
-  {
-    auto rt = std::make_unique<EndpointRuntime>();
-    rt->config = config;
-    rt->manifest = std::move(manifest);
-    rt->routing = policy::parse_routing_policy(rt->config.routing).value_or(policy::RoutingPolicy::dedicated_first);
-    rt->retry_budget = policy::RetryBudget(rt->config.retry_budget_percent / 100.0);
-    const std::string served_name =
-        rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
-    rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
-    rt->in_flight = &in_flight.with({rt->config.name});
-    if (const auto& spec = rt->config.dedicated) {
-      auto po = make_pool_options(*rt, "dedicated");
+  auto rt = std::make_unique<EndpointRuntime>();
+  rt->config = config;
+  rt->manifest = std::move(manifest);
+  rt->routing = policy::parse_routing_policy(rt->config.routing).value_or(policy::RoutingPolicy::dedicated_first);
+  rt->retry_budget = policy::RetryBudget(rt->config.retry_budget_percent / 100.0);
+  const std::string served_name = rt->config.worker.model_name.empty() ? rt->manifest.name : rt->config.worker.model_name;
+  rt->upstream_infer_target = "/v2/models/" + served_name + "/infer";
+  rt->in_flight = &in_flight.with({rt->config.name});
+  const std::vector<PoolConfig> pool_configs = rt->config.pools();
+  rt->pools.reserve(std::min(pool_configs.size(), policy::kMaxPools));
+  for (const PoolConfig& pc : pool_configs) {
+    if (rt->pools.size() == policy::kMaxPools) {
+      spdlog::error("endpoint {}: more than {} pools; pool {} is not served", rt->config.name, policy::kMaxPools,
+                    pc.name);
+      continue;
+    }
+    PoolRuntime& p = rt->pools.emplace_back();
+    p.name = pc.name;
+    auto po = make_pool_options(*rt, pc.name);
+    if (const auto& spec = pc.dedicated) {
+      p.kind = policy::Tier::dedicated;
+      p.min_ready = spec->replicas;
       po.replicas = spec->replicas;
       po.max_workers = spec->replicas;
       po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
       po.queue_max = spec->queue_max;
-      rt->dedicated.pool = std::make_unique<pool::WorkerPool>(io_, local_provider(*rt), std::move(po), metrics_);
-      rt->dedicated.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
-      rt->dedicated.reserved_workers = spec->replicas;
-      rt->dedicated.cost_total = &cost_family.with({rt->config.name, "dedicated"});
-      rt->dedicated.queue_wait = &queue_waits_.with({rt->config.name, "dedicated"});
-      rt->dedicated.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "dedicated", "200"});
-      rt->dedicated.duration = &durations_.with({rt->config.name, rt->manifest.version, "dedicated"});
-    }
-    if (const auto& spec = rt->config.serverless) {
-      auto po = make_pool_options(*rt, "serverless");
-      po.replicas = spec->min;
-      po.max_workers = spec->max;
+      p.cost = std::make_unique<policy::CostMeter>(spec->price_per_hour / 3600.0);
+      p.reserved_workers = spec->replicas;
+    } else if (const auto& sspec = pc.serverless) {
+      p.kind = policy::Tier::serverless;
+      p.min_ready = sspec->min;
+      p.scales_from_zero = sspec->min == 0;
+      po.replicas = sspec->min;
+      po.max_workers = sspec->max;
       po.scalable = true;
-      po.max_concurrency_per_worker = spec->max_concurrency_per_worker;
-      po.queue_max = spec->queue_max;
-      rt->serverless.pool = std::make_unique<pool::WorkerPool>(io_, local_provider(*rt), std::move(po), metrics_);
-      rt->serverless.cost = std::make_unique<policy::CostMeter>(spec->price_per_second);
-      rt->serverless.cost_total = &cost_family.with({rt->config.name, "serverless"});
-      rt->serverless.queue_wait = &queue_waits_.with({rt->config.name, "serverless"});
-      rt->serverless.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, "serverless", "200"});
-      rt->serverless.duration = &durations_.with({rt->config.name, rt->manifest.version, "serverless"});
-      rt->serverless.scaledown_window_s = std::chrono::duration<double>(spec->scaledown_window_ms).count();
+      po.max_concurrency_per_worker = sspec->max_concurrency_per_worker;
+      po.queue_max = sspec->queue_max;
+      p.cost = std::make_unique<policy::CostMeter>(sspec->price_per_second);
+      p.scaledown_window_s = std::chrono::duration<double>(sspec->scaledown_window_ms).count();
       policy::AutoscalerSpec as;
-      as.min_workers = spec->min;
-      as.max_workers = spec->max;
-      as.buffer_workers = spec->buffer;
-      as.target_concurrency = spec->target_concurrency;
-      as.stable_window_ms = spec->stable_window_ms;
-      as.panic_window_ms = spec->panic_window_ms;
-      as.panic_threshold = spec->panic_threshold;
-      as.scaledown_window_ms = spec->scaledown_window_ms;
-      rt->autoscaler = std::make_unique<policy::Autoscaler>(as);
-      rt->desired_workers = &desired_family.with({rt->config.name, "serverless"});
-      rt->panic = &panic_family.with({rt->config.name, "serverless"});
-      rt->desired_workers->set(spec->min);
-      EndpointRuntime* raw = rt.get();
-      rt->serverless.pool->on_demand([this, raw] {
-        // Rate-limited: under a sustained burst every queued request would poke.
-        const TimePoint now = clock_.now();
-        if (now - raw->last_poke < std::chrono::milliseconds(10) && raw->serverless.pool->snapshot().live_workers > 0)
-          return;
-        raw->last_poke = now;
-        control(*raw, now);
-      });
+      as.min_workers = sspec->min;
+      as.max_workers = sspec->max;
+      as.buffer_workers = sspec->buffer;
+      as.target_concurrency = sspec->target_concurrency;
+      as.stable_window_ms = sspec->stable_window_ms;
+      as.panic_window_ms = sspec->panic_window_ms;
+      as.panic_threshold = sspec->panic_threshold;
+      as.scaledown_window_ms = sspec->scaledown_window_ms;
+      p.autoscaler = std::make_unique<policy::Autoscaler>(as);
+      p.desired_workers = &desired_family.with({rt->config.name, pc.name});
+      p.panic = &panic_family.with({rt->config.name, pc.name});
+      p.desired_workers->set(sspec->min);
     }
-    return rt;
+    p.pool = std::make_unique<pool::WorkerPool>(io_, provider_for(*rt, pc), std::move(po), metrics_);
+    p.cost_total = &cost_family.with({rt->config.name, pc.name});
+    p.queue_wait = &queue_waits_.with({rt->config.name, pc.name});
+    p.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, pc.name, "200"});
+    p.duration = &durations_.with({rt->config.name, rt->manifest.version, pc.name});
   }
+  EndpointRuntime* raw = rt.get();
+  for (std::size_t i = 0; i < rt->pools.size(); ++i) {
+    if (rt->pools[i].kind != policy::Tier::serverless) continue;
+    rt->pools[i].pool->on_demand([this, raw, i] {
+      // Rate-limited: under a sustained burst every queued request would poke.
+      PoolRuntime& p = raw->pools[i];
+      const TimePoint now = clock_.now();
+      if (now - p.last_poke < std::chrono::milliseconds(10) && p.pool->snapshot().live_workers > 0) return;
+      p.last_poke = now;
+      control(*raw, p, now);
+    });
+  }
+  return rt;
 }
 
 namespace {
@@ -241,11 +247,12 @@ namespace {
 constexpr double kServicePriorFallbackMs = 10.0;
 } // namespace
 
-policy::TierState TierRuntime::state(double service_prior_ms, double cold_start_hint_ms) const {
+policy::TierState PoolRuntime::state(double service_prior_ms, double cold_start_hint_ms) const {
   policy::TierState s;
   if (!pool) return s;
   auto snap = pool->snapshot();
   s.exists = true;
+  s.kind = kind;
   s.ready_workers = snap.ready_workers;
   s.starting_workers = snap.starting_workers;
   s.max_workers = snap.max_workers;
@@ -263,43 +270,49 @@ policy::TierState TierRuntime::state(double service_prior_ms, double cold_start_
   return s;
 }
 
-double EndpointRuntime::service_prior_ms(const TierRuntime& t) const {
-  if (t.pool && t.pool->service_prior_ms() > 0) return t.pool->service_prior_ms();
-  // The same model on the other tier is the next best guess.
-  const TierRuntime& other = &t == &dedicated ? serverless : dedicated;
-  if (other.pool && other.pool->service_prior_ms() > 0) return other.pool->service_prior_ms();
-  if (other.service.measured()) return other.service.mean_ms();
+const PoolRuntime* EndpointRuntime::first_of(policy::Tier kind) const {
+  for (const PoolRuntime& p : pools)
+    if (p.kind == kind) return &p;
+  return nullptr;
+}
+
+double EndpointRuntime::service_prior_ms(std::size_t index) const {
+  const PoolRuntime& own = pools[index];
+  if (own.pool->service_prior_ms() > 0) return own.pool->service_prior_ms();
+  // The same model in another pool is the next best guess: what its workers reported, else
+  // what it measured.
+  for (const PoolRuntime& other : pools)
+    if (&other != &own && other.pool->service_prior_ms() > 0) return other.pool->service_prior_ms();
+  for (const PoolRuntime& other : pools)
+    if (&other != &own && other.service.measured()) return other.service.mean_ms();
   return 0;
 }
 
 double EndpointRuntime::cold_start_hint_ms() const {
-  for (const TierRuntime* t : {&dedicated, &serverless}) {
-    if (!t->pool) continue;
-    if (double measured = t->pool->cold_start_ms(); measured > 0) return measured;
-  }
+  for (const PoolRuntime& p : pools)
+    if (double measured = p.pool->cold_start_ms(); measured > 0) return measured;
   return 10.0;
 }
 
 bool EndpointRuntime::any_ready() const {
   // A serverless pool that scales from zero is ready to take requests when it can cold-start
   // one: not while its starts are failing (each inference would wait, then get 503).
-  if (dedicated.pool && dedicated.pool->any_ready()) return true;
-  if (serverless.pool == nullptr) return false;
-  if (serverless.pool->any_ready()) return true;
-  return config.serverless->min == 0 && !serverless.pool->start_failing(std::chrono::steady_clock::now());
+  for (const PoolRuntime& p : pools) {
+    if (p.pool->any_ready()) return true;
+    if (p.scales_from_zero && !p.pool->start_failing(std::chrono::steady_clock::now())) return true;
+  }
+  return false;
 }
 
 std::string EndpointRuntime::last_start_failure() const {
-  for (const TierRuntime* tier : {&dedicated, &serverless})
-    if (tier->pool && !tier->pool->last_start_failure().empty()) return tier->pool->last_start_failure();
+  for (const PoolRuntime& p : pools)
+    if (!p.pool->last_start_failure().empty()) return p.pool->last_start_failure();
   return {};
 }
 
 void Gateway::start() {
-  for (auto& ep : runtimes_) {
-    if (ep->dedicated.pool) ep->dedicated.pool->start();
-    if (ep->serverless.pool) ep->serverless.pool->start();
-  }
+  for (auto& ep : runtimes_)
+    for (PoolRuntime& p : ep->pools) p.pool->start();
   last_tick_ = clock_.now();
   asio::co_spawn(io_, controller_loop(), asio::detached);
 }
@@ -317,28 +330,28 @@ asio::awaitable<void> Gateway::controller_loop() {
       if (ep->retiring && ep->active == 0) {
         // Released by a rollout and drained: its workers stop now.
         ep->stopped = true;
-        for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
-          if (tier->pool) tier->pool->shutdown();
+        for (PoolRuntime& p : ep->pools) p.pool->shutdown();
         spdlog::info("endpoint {}: version {} released", ep->config.name, ep->manifest.version);
         continue;
       }
       // Metering: dedicated reservations accrue while the server runs; serverless workers
-      // accrue while their process exists (cold start and idle included).
-      if (ep->dedicated.pool)
-        ep->dedicated.cost_total->inc(ep->dedicated.cost->accrue(elapsed, ep->dedicated.reserved_workers));
-      if (ep->serverless.pool) {
-        ep->serverless.cost_total->inc(
-            ep->serverless.cost->accrue(elapsed, ep->serverless.pool->billable_workers()));
-        control(*ep, now);
+      // accrue while they run (cold start and idle included).
+      for (PoolRuntime& p : ep->pools) {
+        if (p.kind == policy::Tier::dedicated) {
+          p.cost_total->inc(p.cost->accrue(elapsed, p.reserved_workers));
+        } else {
+          p.cost_total->inc(p.cost->accrue(elapsed, p.pool->billable_workers()));
+          control(*ep, p, now);
+        }
       }
     }
     if (rollouts_) rollouts_->tick(now);
   }
 }
 
-void Gateway::control(EndpointRuntime& ep, TimePoint now) {
-  if (!ep.serverless.pool || stopping_) return;
-  auto& pool = *ep.serverless.pool;
+void Gateway::control(EndpointRuntime& /*ep*/, PoolRuntime& p, TimePoint now) {
+  if (!p.autoscaler || stopping_) return;
+  auto& pool = *p.pool;
   auto demand = pool.take_demand(now);
   auto snapshot = pool.snapshot();
   policy::AutoscalerObservation observation;
@@ -348,9 +361,9 @@ void Gateway::control(EndpointRuntime& ep, TimePoint now) {
   observation.arrivals = demand.arrivals;
   observation.ready_workers = snapshot.ready_workers;
   observation.live_workers = snapshot.live_workers;
-  auto decision = ep.autoscaler->observe(observation);
-  ep.desired_workers->set(decision.desired_workers);
-  ep.panic->set(decision.panic ? 1 : 0);
+  auto decision = p.autoscaler->observe(observation);
+  p.desired_workers->set(decision.desired_workers);
+  p.panic->set(decision.panic ? 1 : 0);
   pool.set_desired(decision.desired_workers);
 }
 
@@ -358,14 +371,12 @@ void Gateway::shutdown() {
   stopping_ = true;
   ticker_.cancel();
   for (auto& ep : runtimes_)
-    for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
-      if (tier->pool) tier->pool->shutdown();
+    for (PoolRuntime& p : ep->pools) p.pool->shutdown();
 }
 
 void Gateway::kill_remaining() {
   for (auto& ep : runtimes_)
-    for (TierRuntime* tier : {&ep->dedicated, &ep->serverless})
-      if (tier->pool) tier->pool->kill_remaining();
+    for (PoolRuntime& p : ep->pools) p.pool->kill_remaining();
 }
 
 bool Gateway::all_endpoints_ready() const {
@@ -389,8 +400,7 @@ EndpointRuntime* Gateway::add_runtime(const EndpointConfig& config, ModelManifes
                                       const std::string& worker_prefix) {
   auto runtime = make_runtime(config, std::move(manifest), worker_prefix);
   runtime->slot = slot(config.name);
-  if (runtime->dedicated.pool) runtime->dedicated.pool->start();
-  if (runtime->serverless.pool) runtime->serverless.pool->start();
+  for (PoolRuntime& p : runtime->pools) p.pool->start();
   runtimes_.push_back(std::move(runtime));
   return runtimes_.back().get();
 }
@@ -729,10 +739,11 @@ bool Gateway::has_endpoint(std::string_view endpoint) const { return by_name_.co
 int Gateway::capacity(std::string_view endpoint) const {
   auto it = by_name_.find(endpoint);
   if (it == by_name_.end()) return 0;
-  const EndpointConfig& c = it->second->stable->config;
   int total = 0;
-  if (c.dedicated) total += c.dedicated->replicas * c.dedicated->max_concurrency_per_worker;
-  if (c.serverless) total += c.serverless->max * c.serverless->max_concurrency_per_worker;
+  for (const PoolRuntime& p : it->second->stable->pools) {
+    const auto& o = p.pool->options();
+    total += o.max_workers * o.max_concurrency_per_worker;
+  }
   return total;
 }
 
@@ -750,9 +761,8 @@ engine::WorkerCounts Gateway::worker_counts(std::string_view endpoint) const {
   if (it == by_name_.end()) return counts;
   for (const EndpointRuntime* ep : {it->second->stable, it->second->candidate}) {
     if (ep == nullptr) continue;
-    for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
-      if (!tier->pool) continue;
-      for (const auto& w : tier->pool->describe()) {
+    for (const PoolRuntime& p : ep->pools) {
+      for (const auto& w : p.pool->describe()) {
         if (w.state == pool::WorkerState::starting) ++counts.initializing;
         if (w.state != pool::WorkerState::ready) continue;
         if (w.ejected) {
@@ -819,12 +829,12 @@ struct Gateway::Attempts final : Recycled<Gateway::Attempts> {
   // The message is written only if it is needed: building it on every request was two allocations.
   Error last_error{ErrorCode::unavailable, {}};
   std::optional<std::size_t> avoid; // the worker that just failed
-  std::optional<policy::Tier> failed_tier;
+  std::optional<std::size_t> failed_pool; // the pool of the attempt that just failed
   // The current attempt.
   decltype(policy::RouteDecision::steps) steps{}; // where to look for a worker slot, in order
   int step_count = 0;
   std::optional<pool::Lease> lease;
-  policy::Tier used = policy::Tier::dedicated;
+  std::size_t used = 0; // the pool of the current attempt
   bool wait_failed = false; // the queue wait ended without a slot (a.last_error says why)
   TimePoint since{};        // when the queue wait, then the upstream call, started
   TimePoint attempt_deadline{};
@@ -904,27 +914,28 @@ bool Gateway::plan_attempt(Attempts& a) {
   input.budget_ms =
       a.attempt == 0 && ep.config.slo.p95_ms.count() > 0 ? std::min(slo_left_ms, remaining_ms) : remaining_ms;
   input.low_priority = a.low_priority;
-  input.retry_from = a.failed_tier;
+  input.retry_pool = a.failed_pool;
   const double cold_hint_ms = ep.cold_start_hint_ms();
-  const auto dedicated_state = ep.dedicated.state(ep.service_prior_ms(ep.dedicated), cold_hint_ms);
-  const auto serverless_state = ep.serverless.state(ep.service_prior_ms(ep.serverless), cold_hint_ms);
-  const policy::RouteDecision decision = policy::route(input, dedicated_state, serverless_state);
+  std::array<policy::TierState, policy::kMaxPools> states{};
+  const std::size_t pool_count = ep.pools.size();
+  for (std::size_t i = 0; i < pool_count; ++i)
+    states[i] = ep.pools[i].state(ep.service_prior_ms(i), cold_hint_ms);
+  const policy::RouteDecision decision = policy::route(input, std::span(states.data(), pool_count));
   a.steps = decision.steps;
   a.step_count = decision.count;
   if (a.attempt == 0) {
     if (t.sampled && options_.tracer) {
       t.routed = clock_.now();
-      t.route_tier = decision.count > 0 ? std::string(policy::to_string(decision.steps[0].tier)) : "none";
+      t.route_tier = decision.count > 0 ? ep.pools[decision.steps[0].pool].name : "none";
       t.route_reason = decision.reject != policy::RejectReason::none
                            ? "rejected: " + std::string(policy::to_string(decision.reject))
                            : std::string(decision.reason);
-      for (const auto& [name, state] :
-           {std::pair{"dedicated", &dedicated_state}, {"serverless", &serverless_state}}) {
-        if (!state->exists) continue;
-        auto wait = policy::predicted_wait_ms(*state, !a.low_priority);
+      for (std::size_t i = 0; i < pool_count; ++i) {
+        const policy::TierState& state = states[i];
+        auto wait = policy::predicted_wait_ms(state, !a.low_priority);
         if (!t.route_candidates.empty()) t.route_candidates += "; ";
-        t.route_candidates += std::string(name) + " ready=" + std::to_string(state->ready_workers) +
-                              " free=" + std::to_string(state->free_slots()) + " predicted_wait_ms=" +
+        t.route_candidates += ep.pools[i].name + " ready=" + std::to_string(state.ready_workers) +
+                              " free=" + std::to_string(state.free_slots()) + " predicted_wait_ms=" +
                               (wait ? fixed_decimal(*wait, 1) : std::string("unavailable"));
       }
     }
@@ -949,8 +960,8 @@ bool Gateway::plan_attempt(Attempts& a) {
   return false;
 }
 
-bool Gateway::end_wait(Attempts& a, policy::Tier tier_waited, bool queued) {
-  TierRuntime& tier = a.ep.tier(tier_waited);
+bool Gateway::end_wait(Attempts& a, std::size_t pool_waited, bool queued) {
+  PoolRuntime& tier = a.ep.pools[pool_waited];
   InferTrace& t = a.t;
   // A slot taken at once was a wait of zero: no second clock read for it.
   const TimePoint wait_ended = queued ? clock_.now() : a.since;
@@ -962,7 +973,7 @@ bool Gateway::end_wait(Attempts& a, policy::Tier tier_waited, bool queued) {
     t.queue_wait->second = wait_ended;
   tier.queue_wait->observe(to_seconds(waited_for));
   if (!a.wait_failed) return true;
-  t.tier = std::string(policy::to_string(tier_waited));
+  t.tier = std::string(policy::to_string(tier.kind));
   if (a.last_error.code == ErrorCode::queue_full) rejected_.with({a.ep.config.name, "queue_full"}).inc();
   return false;
 }
@@ -977,7 +988,7 @@ void Gateway::no_lease(Attempts& a) {
 void Gateway::start_upstream(Attempts& a) {
   InferTrace& t = a.t;
   const pool::Lease& lease = *a.lease;
-  t.tier = std::string(policy::to_string(a.used));
+  t.tier = std::string(policy::to_string(a.ep.pools[a.used].kind));
   t.worker = lease.worker_id();
   if (auto cold = lease.cold_start()) t.cold_start += std::chrono::duration_cast<Duration>(*cold);
   if (const std::string& host = lease.host();
@@ -1007,7 +1018,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
   record.finished = upstream_done;
   t.upstream += upstream_done - a.since;
   if (response) record.status = static_cast<int>(response->status);
-  auto& tier = ep.tier(a.used);
+  auto& tier = ep.pools[a.used];
   const double cost = tier.cost->attribute(upstream_done - a.since, lease.sharing());
   t.cost_usd += cost;
   const bool success = response && response->status < 500;
@@ -1015,10 +1026,10 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
   if (success) {
     tier.service.observe(to_ms(upstream_done - a.since));
     // Counted once per answered request: served elsewhere than the policy prefers.
-    if (a.preferred && a.used != *a.preferred && ep.tier(*a.preferred).pool)
+    if (a.preferred && tier.kind != *a.preferred && ep.first_of(*a.preferred) != nullptr)
       spillovers_
           .with({ep.config.name, std::string(policy::to_string(*a.preferred)), t.tier,
-                 a.failed_tier == *a.preferred ? "fallback" : "saturated"})
+                 a.failed_pool && ep.pools[*a.failed_pool].kind == *a.preferred ? "fallback" : "saturated"})
           .inc();
     const int status = static_cast<int>(response->status);
     engine::InferenceResult& out = a.result;
@@ -1057,7 +1068,7 @@ bool Gateway::finish_upstream(Attempts& a, Result<http::UpstreamResponse>& respo
   }
   record.error = a.last_error.message.substr(0, 200);
   a.avoid = lease.worker_index();
-  a.failed_tier = a.used;
+  a.failed_pool = a.used;
   {
     LogContext context(t.request_id, t.trace_id);
     spdlog::warn("attempt {} on worker {} failed: {}", a.attempt + 1, lease.worker_id(), record.error);
@@ -1084,7 +1095,7 @@ void Gateway::seal(Attempts& a) {
   out.client_request_id = t.client_request_id;
   out.traceparent = telemetry::TraceparentText(t.trace_id, t.span_id.view(), t.sampled).view();
   out.tier = t.tier;
-  out.pool = t.tier == "none" ? std::string() : t.tier;
+  out.pool = t.tier == "none" ? std::string() : a.ep.pools[a.used].name;
   out.worker = t.worker;
   out.model_version = a.ep.manifest.version;
   out.attempts = static_cast<int>(t.attempts.size());
@@ -1126,9 +1137,9 @@ asio::awaitable<engine::InferenceResult> Gateway::run(EndpointRuntime& ep, const
       if (!plan_attempt(a)) break;
       for (int step_index = 0; step_index < a.step_count && !a.lease; ++step_index) {
         const policy::RouteStep step = a.steps[static_cast<std::size_t>(step_index)];
-        pool::WorkerPool& pool = *ep.tier(step.tier).pool;
-        const auto avoid_here = a.failed_tier == step.tier ? a.avoid : std::nullopt;
-        a.used = step.tier;
+        pool::WorkerPool& pool = *ep.pools[step.pool].pool;
+        const auto avoid_here = a.failed_pool == step.pool ? a.avoid : std::nullopt;
+        a.used = step.pool;
         if (!step.wait) {
           a.lease = pool.try_acquire(avoid_here);
           continue;
@@ -1147,7 +1158,7 @@ asio::awaitable<engine::InferenceResult> Gateway::run(EndpointRuntime& ep, const
             a.wait_failed = true;
           }
         }
-        if (!end_wait(a, step.tier, queued)) break;
+        if (!end_wait(a, step.pool, queued)) break;
       }
       if (!a.lease) {
         no_lease(a);
@@ -1170,9 +1181,8 @@ http::Reply Gateway::admin_workers() const {
   bool first = true;
   for (const auto& ep : runtimes_) {
    if (ep->stopped) continue;  // a released version
-   for (const TierRuntime* tier : {&ep->dedicated, &ep->serverless}) {
-    if (!tier->pool) continue;
-    for (const auto& w : tier->pool->describe()) {
+   for (const PoolRuntime& p : ep->pools) {
+    for (const auto& w : p.pool->describe()) {
       if (!first) body += ',';
       first = false;
       body += R"({"id":")" + v2::json_escape(w.id) + R"(","endpoint":")" + v2::json_escape(w.endpoint) +

@@ -38,6 +38,9 @@ struct GatewayOptions {
   std::string self_exe;
   std::vector<std::string> worker_log_args;  // extra arguments for every reference worker
   std::uint64_t seed = 0;
+  /// Makes the provider of a pool; null: every pool's workers are local processes.
+  std::function<std::unique_ptr<pool::Provider>(const EndpointConfig&, const ModelManifest&, const PoolConfig&)>
+      provider_for;
   // Optional services, owned by the caller and outliving the gateway; null: feature off.
   AdminApi* admin = nullptr;                // /admin/v1/models, /blobs, /requests, /deployments
   registry::AuditWriter* audit = nullptr;   // one record per inference request
@@ -82,8 +85,13 @@ struct InferTrace {
   double cost_usd = 0;
 };
 
-struct TierRuntime {
-  std::unique_ptr<pool::WorkerPool> pool;  // null when the endpoint has no such pool
+/// One pool of an endpoint version, with what the request path keeps beside it.
+struct PoolRuntime {
+  std::string name;                          // the pool's (PoolConfig::name)
+  policy::Tier kind = policy::Tier::dedicated;
+  int min_ready = 0;                         // dedicated replicas, serverless min: "warm" for a rollout
+  bool scales_from_zero = false;             // serverless with min 0
+  std::unique_ptr<pool::WorkerPool> pool;
   std::unique_ptr<policy::CostMeter> cost;
   Counter* cost_total = nullptr;
   int reserved_workers = 0;  // dedicated: billed whether running or not
@@ -93,15 +101,19 @@ struct TierRuntime {
   // Cached children for the common case (a 200), so the hot path does no label lookups.
   Counter* requests_ok = nullptr;
   Histogram* duration = nullptr;
-  /// What the router sees of this tier now. Until this tier has measured its service time,
+  std::unique_ptr<policy::Autoscaler> autoscaler;  // serverless pools
+  Gauge* desired_workers = nullptr;
+  Gauge* panic = nullptr;
+  TimePoint last_poke{};
+  /// What the router sees of this pool now. Until this pool has measured its service time,
   /// `service_prior_ms` stands in (EndpointRuntime::service_prior_ms).
   [[nodiscard]] policy::TierState state(double service_prior_ms, double cold_start_hint_ms) const;
 };
 
 struct EndpointSlot;
 
-/// One model version of an endpoint with its tier pools. An endpoint has one; during a rollout,
-/// two (the stable version and the candidate).
+/// One model version of an endpoint with its pools. An endpoint has one; during a rollout, two
+/// (the stable version and the candidate).
 struct EndpointRuntime {
   EndpointConfig config;
   EndpointSlot* slot = nullptr;
@@ -111,25 +123,21 @@ struct EndpointRuntime {
   ModelManifest manifest;
   std::string upstream_infer_target;  // /v2/models/{name the worker serves}/infer
   policy::RoutingPolicy routing = policy::RoutingPolicy::dedicated_first;
-  TierRuntime dedicated;
-  TierRuntime serverless;
-  std::unique_ptr<policy::Autoscaler> autoscaler;  // serverless only
+  std::vector<PoolRuntime> pools;  // in EndpointConfig::pools() order; at most policy::kMaxPools
   policy::RetryBudget retry_budget;
   Gauge* in_flight = nullptr;
-  Gauge* desired_workers = nullptr;
-  Gauge* panic = nullptr;
-  TimePoint last_poke{};
-  TierRuntime& tier(policy::Tier t) { return t == policy::Tier::dedicated ? dedicated : serverless; }
-  /// The service time `t` is assumed to take until it has measured enough of its own: what
-  /// its workers reported of themselves when they started (the reference worker times its
-  /// warm-up run), else what the other tier's workers reported or measured; 0 when unknown.
-  [[nodiscard]] double service_prior_ms(const TierRuntime& t) const;
-  /// A cold-start estimate for a pool that has not started a worker yet: the other pool's
+  /// The first pool of `kind`; null when there is none.
+  [[nodiscard]] const PoolRuntime* first_of(policy::Tier kind) const;
+  /// The service time pool `index` is assumed to take until it has measured enough of its own:
+  /// what its workers reported of themselves when they started (the reference worker times its
+  /// warm-up run), else what another pool's workers reported or measured; 0 when unknown.
+  [[nodiscard]] double service_prior_ms(std::size_t index) const;
+  /// A cold-start estimate for a pool that has not started a worker yet: another pool's
   /// (same model), else an optimistic prior, so that an empty serverless pool is tried (and
   /// learns) rather than refused on a guess.
   [[nodiscard]] double cold_start_hint_ms() const;
   [[nodiscard]] bool any_ready() const;
-  /// The latest failed worker start of either pool (dedicated first); empty when none.
+  /// The latest failed worker start of any pool (in pool order); empty when none.
   [[nodiscard]] std::string last_start_failure() const;
 };
 
@@ -191,7 +199,8 @@ private:
   EndpointRuntime& pick(EndpointSlot& slot, std::string_view session, std::string_view version);
   /// The v2 frontend: maps the POST onto the engine and the result back (v2_frontend.hpp).
   boost::asio::awaitable<http::Reply> serve_v2(EndpointRuntime& endpoint, http::Request& request);
-  void control(EndpointRuntime& endpoint, TimePoint now);
+  /// The autoscaler of a serverless pool.
+  void control(EndpointRuntime& endpoint, PoolRuntime& pool, TimePoint now);
   /// Every request but an inference POST to a known endpoint (those go straight to infer()).
   boost::asio::awaitable<http::Reply> route(http::Request& request);
   http::Reply no_such_version(const EndpointRuntime& endpoint, std::string_view version);
@@ -208,7 +217,7 @@ private:
   bool plan_attempt(Attempts& a);
   /// Records a queue wait (`queued`: the slot was not free at once); false: the wait failed
   /// (a.last_error).
-  bool end_wait(Attempts& a, policy::Tier tier_waited, bool queued);
+  bool end_wait(Attempts& a, std::size_t pool_waited, bool queued);
   void no_lease(Attempts& a);
   void start_upstream(Attempts& a);
   /// true: try again elsewhere; false: stop (answered on success, else a.last_error).

@@ -229,8 +229,7 @@ void RolloutManager::tick(TimePoint now) {
     } else {
       // Blue/green switches only to a fully warm version.
       ready = true;
-      if (c.dedicated.pool) ready = c.dedicated.pool->snapshot().ready_workers >= c.config.dedicated->replicas;
-      if (c.serverless.pool) ready = ready && c.serverless.pool->snapshot().ready_workers >= c.config.serverless->min;
+      for (const PoolRuntime& p : c.pools) ready = ready && p.pool->snapshot().ready_workers >= p.min_ready;
     }
     auto decision = rollout->machine->tick(now, ready, rollout->baseline, rollout->canary, c.last_start_failure());
     apply(*rollout, decision);

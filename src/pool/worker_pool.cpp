@@ -122,7 +122,7 @@ WorkerPool::WorkerPool(asio::io_context& io, std::unique_ptr<Provider> provider,
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     auto& info = slots_[i].info;
     info.id = (options_.worker_id_prefix.empty() ? options_.endpoint : options_.worker_id_prefix) + "-" +
-              options_.tier.substr(0, 3) + "-" + std::to_string(i);
+              (options_.worker_infix.empty() ? options_.tier : options_.worker_infix) + "-" + std::to_string(i);
     info.endpoint = options_.endpoint;
     info.tier = options_.tier;
     info.model_version = options_.model_version;

@@ -41,7 +41,8 @@ struct WorkerInfo {
 struct PoolOptions {
   std::string endpoint;
   std::string worker_id_prefix;  // default: the endpoint's name (a rollout's candidate adds its version)
-  std::string tier;  // "dedicated" or "serverless"
+  std::string tier;  // the pool's name: "dedicated" or "serverless" for the two config keys
+  std::string worker_infix;  // in worker ids, {prefix}-{infix}-{n}: "ded", "ser"; empty: the name
   int replicas = 1;         // workers started with the pool (serverless: min)
   int max_workers = 1;      // slots; a dedicated pool has exactly `replicas`
   bool scalable = false;    // serverless: set_desired() moves the count between 0 and max_workers

@@ -83,6 +83,7 @@ struct ProviderPoolTest : ::testing::Test {
     PoolOptions options;
     options.endpoint = "digits";
     options.tier = "dedicated";
+    options.worker_infix = "ded";
     options.replicas = replicas;
     options.max_workers = max_workers > 0 ? max_workers : replicas;
     options.scalable = scalable;
