@@ -223,8 +223,10 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
     p.pool = std::make_unique<pool::WorkerPool>(io_, provider_for(*rt, pc), std::move(po), metrics_);
     p.cost_total = &cost_family.with({rt->config.name, pc.name});
     p.queue_wait = &queue_waits_.with({rt->config.name, pc.name});
-    p.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, pc.name, "200"});
-    p.duration = &durations_.with({rt->config.name, rt->manifest.version, pc.name});
+    // Requests are counted by the kind of capacity that answered, as x-tandem-tier says.
+    const std::string kind(policy::to_string(p.kind));
+    p.requests_ok = &requests_.with({rt->config.name, rt->manifest.version, kind, "200"});
+    p.duration = &durations_.with({rt->config.name, rt->manifest.version, kind});
   }
   EndpointRuntime* raw = rt.get();
   for (std::size_t i = 0; i < rt->pools.size(); ++i) {
