@@ -235,8 +235,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       // Rate-limited: under a sustained burst every queued request would poke.
       PoolRuntime& p = raw->pools[i];
       const TimePoint now = clock_.now();
-      if (now - p.last_poke < std::chrono::milliseconds(10) && p.pool->snapshot().live_workers > 0) return;
-      p.last_poke = now;
+      if (!p.activator.should_poke(now, [&p] { return p.pool->snapshot().live_workers > 0; })) return;
       control(*raw, p, now);
     });
   }
@@ -287,7 +286,8 @@ double EndpointRuntime::service_prior_ms(std::size_t index) const {
     if (&other != &own && other.pool->service_prior_ms() > 0) return other.pool->service_prior_ms();
   for (const PoolRuntime& other : pools)
     if (&other != &own && other.service.measured()) return other.service.mean_ms();
-  return 0;
+  // Last, what the model declares of itself (service_ms: in its manifest).
+  return manifest.declared_service_ms;
 }
 
 double EndpointRuntime::cold_start_hint_ms() const {

@@ -104,7 +104,7 @@ struct PoolRuntime {
   std::unique_ptr<policy::Autoscaler> autoscaler;  // serverless pools
   Gauge* desired_workers = nullptr;
   Gauge* panic = nullptr;
-  TimePoint last_poke{};
+  policy::ActivatorLimit activator;
   /// What the router sees of this pool now. Until this pool has measured its service time,
   /// `service_prior_ms` stands in (EndpointRuntime::service_prior_ms).
   [[nodiscard]] policy::TierState state(double service_prior_ms, double cold_start_hint_ms) const;
@@ -130,7 +130,8 @@ struct EndpointRuntime {
   [[nodiscard]] const PoolRuntime* first_of(policy::Tier kind) const;
   /// The service time pool `index` is assumed to take until it has measured enough of its own:
   /// what its workers reported of themselves when they started (the reference worker times its
-  /// warm-up run), else what another pool's workers reported or measured; 0 when unknown.
+  /// warm-up run), else what another pool's workers reported or measured, else the manifest's
+  /// `service_ms`; 0 when unknown.
   [[nodiscard]] double service_prior_ms(std::size_t index) const;
   /// A cold-start estimate for a pool that has not started a worker yet: another pool's
   /// (same model), else an optimistic prior, so that an empty serverless pool is tried (and

@@ -188,6 +188,13 @@ Result<ModelManifest> parse_model_manifest(const std::string& text, const std::f
     m.schema.outputs = std::move(*outputs);
     if (root["max_batch_size"]) m.schema.max_batch_size = root["max_batch_size"].as<std::int64_t>();
     m.lineage = parse_lineage(root["lineage"]);
+    if (const auto& service = root["service_ms"]; service && !service.IsNull()) {
+      double ms = 0;
+      if (!service.IsScalar() || !YAML::convert<double>::decode(service, ms) || !(ms > 0 && ms < 3'600'000))
+        return make_error(ErrorCode::invalid_request,
+                          where + ": service_ms: expected milliseconds per request, above 0 and below 3600000");
+      m.declared_service_ms = ms;
+    }
     if (const auto& batching = root["batching"]; batching && !batching.IsNull()) {
       auto config = parse_batching(batching, m.schema, where);
       if (!config) return config.error();

@@ -60,6 +60,9 @@ struct ModelManifest {
   ModelSchema schema;
   ModelLineage lineage;
   std::optional<BatchingConfig> batching;  // absent: no dynamic batching
+  /// `service_ms:` the model's own estimate of one request on a worker, in ms: the router's
+  /// prior until a worker reports or the pool measures one; 0: none declared.
+  double declared_service_ms = 0;
   std::string manifest_sha256;
   std::string artifact_sha256;
   std::string digest;   // the version id: model_version_digest(manifest_sha256, artifact_sha256)

@@ -128,7 +128,7 @@ WorkerPool::WorkerPool(asio::io_context& io, std::unique_ptr<Provider> provider,
     info.model_version = options_.model_version;
     info.provider = std::string(provider_->name());
   }
-  demand_changed_at_ = demand_period_start_ = steady_clock::now();
+  demand_ = policy::DemandIntegral(steady_clock::now());
 }
 
 void WorkerPool::start() {
@@ -209,8 +209,7 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const W
   auto startup = std::chrono::duration<double, std::milli>(slot.ready_at - slot.started_at).count();
   cold_starts_.inc();
   cold_start_seconds_.observe(startup / 1000.0);
-  cold_start_ms_avg_ = cold_start_measured_ ? 0.7 * cold_start_ms_avg_ + 0.3 * startup : startup;
-  cold_start_measured_ = true;
+  cold_start_.observe(startup);
   spdlog::info("worker {} ready at {} after {:.1f} ms", slot.info.id, slot.info.address, startup);
   notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
 }
@@ -326,28 +325,20 @@ void WorkerPool::notify(std::size_t count) {
 }
 
 void WorkerPool::track_demand() {
-  // Twice a request: the coarse clock, never before the last change (take_demand() sets that
-  // from a precise reading).
-  const auto now = std::max(coarse_steady_now(), demand_changed_at_);
+  // Twice a request: the coarse clock (the integral never runs backwards: take_demand() moves
+  // it on with a precise reading).
   int in_flight = 0;
   for (const auto& slot : slots_) in_flight += slot.info.in_flight;
-  demand_integral_ += std::chrono::duration<double>(now - demand_changed_at_).count() *
-                      static_cast<double>(in_flight + static_cast<int>(waiters_.size()));
-  demand_changed_at_ = now;
+  demand_.advance(coarse_steady_now(), in_flight + static_cast<int>(waiters_.size()));
 }
 
 PoolDemand WorkerPool::take_demand(steady_clock::time_point now) {
-  track_demand();
-  PoolDemand demand;
-  double period = std::chrono::duration<double>(now - demand_period_start_).count();
-  demand.average_concurrency = period > 0 ? demand_integral_ / period : 0.0;
   auto snap = snapshot();
+  const policy::DemandPeriod period = demand_.take(now, snap.in_flight + snap.waiting);
+  PoolDemand demand;
+  demand.average_concurrency = period.average_concurrency;
   demand.instant_demand = snap.in_flight + snap.waiting;
-  demand.arrivals = arrivals_;
-  demand_integral_ = 0;
-  arrivals_ = 0;
-  demand_period_start_ = now;
-  demand_changed_at_ = now;
+  demand.arrivals = period.arrivals;
   return demand;
 }
 
@@ -357,7 +348,7 @@ PoolSnapshot WorkerPool::snapshot() const {
   s.max_concurrency_per_worker = options_.max_concurrency_per_worker;
   s.waiting = static_cast<int>(waiters_.size());
   s.queue_max = options_.queue_max;
-  s.cold_start_ms = cold_start_measured_ ? cold_start_ms_avg_ : 0.0;
+  s.cold_start_ms = cold_start_.mean_ms();
   std::optional<steady_clock::time_point> now;
   for (const auto& slot : slots_) {
     s.in_flight += slot.info.in_flight;
@@ -447,14 +438,14 @@ std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
 std::optional<Lease> WorkerPool::try_acquire(std::optional<std::size_t> avoid_index) {
   if (shutting_down_ || !waiters_.empty()) return std::nullopt;  // FIFO: do not overtake the queue
   auto lease = pick(avoid_index);
-  if (lease) ++arrivals_;
+  if (lease) demand_.arrival();
   return lease;
 }
 
 asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point deadline,
                                                    std::optional<std::size_t> avoid_index) {
   const auto arrived = steady_clock::now();
-  ++arrivals_;
+  demand_.arrival();
   bool was_queued = false;
   bool poked = false;
   for (;;) {

@@ -8,6 +8,7 @@
 #include "http/types.hpp"
 #include "http/upstream_pool.hpp"
 #include "policy/outlier.hpp"
+#include "policy/pool_estimators.hpp"
 #include "policy/restart_backoff.hpp"
 #include "pool/provider.hpp"
 #include "telemetry/metrics.hpp"
@@ -143,7 +144,7 @@ public:
   void on_demand(std::function<void()> hook) { demand_hook_ = std::move(hook); }
   [[nodiscard]] PoolSnapshot snapshot() const;
   /// Moving average of worker start to ready, in ms; 0 until a worker has started.
-  [[nodiscard]] double cold_start_ms() const { return cold_start_measured_ ? cold_start_ms_avg_ : 0.0; }
+  [[nodiscard]] double cold_start_ms() const { return cold_start_.mean_ms(); }
   /// The service time per request the latest ready worker reported of itself when it started
   /// (its ready line's `service_ms=`), in ms; 0 when none did.
   [[nodiscard]] double service_prior_ms() const { return service_prior_ms_; }
@@ -214,10 +215,7 @@ private:
   bool shutting_down_ = false;
   std::function<void()> demand_hook_;
   // Demand accounting: integral of (in flight + waiting) over time since the last take.
-  std::chrono::steady_clock::time_point demand_changed_at_{};
-  std::chrono::steady_clock::time_point demand_period_start_{};
-  double demand_integral_ = 0;  // request-seconds
-  int arrivals_ = 0;
+  policy::DemandIntegral demand_;
   Counter& restarts_;
   Family<Counter>& queue_rejections_;
   Counter& cold_starts_;
@@ -225,8 +223,7 @@ private:
   Counter& scale_events_up_;
   Counter& scale_events_down_;
   Counter& ejections_;
-  double cold_start_ms_avg_ = 0;
-  bool cold_start_measured_ = false;
+  policy::ColdStartEstimate cold_start_;
   double service_prior_ms_ = 0;
   std::string last_start_failure_;
   std::chrono::steady_clock::time_point last_start_failure_at_{};
