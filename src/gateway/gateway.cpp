@@ -186,6 +186,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
     PoolRuntime& p = rt->pools.emplace_back();
     p.name = pc.name;
     auto po = make_pool_options(*rt, pc.name);
+    po.kind = pc.serverless ? "serverless" : "dedicated";
     if (const auto& spec = pc.dedicated) {
       p.kind = policy::Tier::dedicated;
       p.min_ready = spec->replicas;
@@ -614,6 +615,7 @@ void Gateway::finish_trace(const EndpointRuntime& ep, std::string_view body, Inf
     o.endpoint = ep.config.name;
     o.model_version = ep.manifest.version;
     o.tier = t.tier;
+    o.pool = result.pool;
     o.worker = t.worker;
     o.status = status;
     o.error = t.error;
@@ -1188,7 +1190,8 @@ http::Reply Gateway::admin_workers() const {
       if (!first) body += ',';
       first = false;
       body += R"({"id":")" + v2::json_escape(w.id) + R"(","endpoint":")" + v2::json_escape(w.endpoint) +
-              R"(","tier":")" + w.tier + R"(","state":")" + std::string(pool::to_string(w.state)) +
+              R"(","tier":")" + w.tier + R"(","pool":")" + v2::json_escape(w.pool) + R"(","state":")" +
+              std::string(pool::to_string(w.state)) +
               R"(","provider":")" + w.provider + R"(","instance":)" +
               (w.instance.empty() ? "null" : "\"" + v2::json_escape(w.instance) + "\"") +
               // A local worker's instance is its process id, also given as a number.

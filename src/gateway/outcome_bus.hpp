@@ -21,6 +21,7 @@ struct Outcome {
   std::string_view endpoint;
   std::string_view model_version;
   std::string_view tier; // dedicated, serverless, or none (refused before any pool)
+  std::string_view pool; // the pool that answered (or was tried last); empty when none
   std::string_view worker;
   int status = 0;                 // the HTTP status answered
   std::optional<ErrorCode> error; // unset: answered by a worker with 2xx

@@ -124,7 +124,8 @@ WorkerPool::WorkerPool(asio::io_context& io, std::unique_ptr<Provider> provider,
     info.id = (options_.worker_id_prefix.empty() ? options_.endpoint : options_.worker_id_prefix) + "-" +
               (options_.worker_infix.empty() ? options_.tier : options_.worker_infix) + "-" + std::to_string(i);
     info.endpoint = options_.endpoint;
-    info.tier = options_.tier;
+    info.tier = options_.kind;
+    info.pool = options_.tier;
     info.model_version = options_.model_version;
     info.provider = std::string(provider_->name());
   }

@@ -28,7 +28,8 @@ std::string_view to_string(WorkerState state);
 struct WorkerInfo {
   std::string id;
   std::string endpoint;
-  std::string tier;
+  std::string tier;  // the capacity kind: dedicated or serverless
+  std::string pool;  // the pool's name (the kind, for the two config keys)
   WorkerState state = WorkerState::stopped;
   std::string provider;  // which kind of provider runs it: local, ...
   std::string instance;  // the provider's own id for it (local: the process id); empty when not running
@@ -44,6 +45,7 @@ struct PoolOptions {
   std::string worker_id_prefix;  // default: the endpoint's name (a rollout's candidate adds its version)
   std::string tier;  // the pool's name: "dedicated" or "serverless" for the two config keys
   std::string worker_infix;  // in worker ids, {prefix}-{infix}-{n}: "ded", "ser"; empty: the name
+  std::string kind = "dedicated";  // the capacity kind: dedicated or serverless
   int replicas = 1;         // workers started with the pool (serverless: min)
   int max_workers = 1;      // slots; a dedicated pool has exactly `replicas`
   bool scalable = false;    // serverless: set_desired() moves the count between 0 and max_workers

@@ -129,6 +129,8 @@ endpoints:
   };
   Gateway engine(io, config, {*manifest}, reaper, metrics, clock, options);
   EXPECT_EQ(providers_made, (std::set<std::string>{"dedicated", "serverless", "rented"}));
+  std::multiset<std::string> observed;  // what the outcome bus saw of each request
+  engine.outcomes().subscribe("digits", [&](const Outcome& o) { observed.insert(std::string(o.pool)); });
   engine.start();
   for (int i = 0; i < 200 && !engine.all_endpoints_ready(); ++i) io.run_for(std::chrono::milliseconds(5));
   ASSERT_TRUE(engine.all_endpoints_ready());
@@ -157,6 +159,7 @@ endpoints:
     EXPECT_EQ(r.model_version, manifest->version);
   }
   EXPECT_EQ(pools, (std::multiset<std::string>{"dedicated", "rented", "serverless"}));
+  EXPECT_EQ(observed, pools) << "each outcome names its pool";
   EXPECT_EQ(tier_of["rented"], "dedicated");
   EXPECT_EQ(tier_of["serverless"], "serverless");
   for (const auto& r : results) {
