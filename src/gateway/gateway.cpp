@@ -804,7 +804,8 @@ asio::awaitable<http::Reply> Gateway::serve_v2(EndpointRuntime& ep, http::Reques
   // A malformed header is still an inference request: answered, counted and audited by the
   // engine like any other refusal.
   const std::optional<Error> refused = v2_inference_request(request, ep.config.name, in);
-  co_return v2_reply(co_await run(ep, in, refused ? &*refused : nullptr));
+  engine::InferenceResult result = co_await run(ep, in, refused ? &*refused : nullptr);
+  co_return v2_reply(std::move(result));
 }
 
 /// One inference request's state, allocated once per request. infer() keeps only a pointer to

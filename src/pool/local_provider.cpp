@@ -154,8 +154,10 @@ asio::awaitable<void> await_ready_pipe(asio::io_context& io, std::shared_ptr<Loc
 
 asio::awaitable<void> await_ready_probe(asio::io_context& io, std::shared_ptr<LocalWorker> worker,
                                         WorkerAddress address, std::chrono::milliseconds timeout_ms) {
-  auto outcome = co_await probe_until_ready(io, address.endpoint, address.host, steady_clock::now() + timeout_ms,
-                                            [worker] { return worker->waiting_for_ready(); });
+  // Named, not temporaries of the co_await expression (see health_probe.hpp).
+  const std::function<bool()> wanted = [worker] { return worker->waiting_for_ready(); };
+  const auto deadline = steady_clock::now() + timeout_ms;
+  const ProbeOutcome outcome = co_await probe_until_ready(io, address, deadline, wanted);
   if (outcome == ProbeOutcome::ready) worker->on_ready(address, 0);
   if (outcome == ProbeOutcome::timed_out) worker->on_start_timeout(timeout_ms);
 }

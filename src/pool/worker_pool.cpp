@@ -181,12 +181,13 @@ void WorkerPool::launch(std::size_t index) {
 
 asio::awaitable<void> WorkerPool::reprobe(std::size_t index, std::uint64_t generation) {
   const WorkerAddress address = slots_[index].address;
-  auto wanted = [this, index, generation] {
+  // Named, not temporaries of the co_await expression (see health_probe.hpp).
+  const std::function<bool()> wanted = [this, index, generation] {
     return slots_[index].generation == generation && !shutting_down_ &&
            slots_[index].info.state == WorkerState::starting;
   };
-  auto outcome = co_await probe_until_ready(io_, address.endpoint, address.host,
-                                            steady_clock::now() + options_.start_timeout_ms, wanted);
+  const auto deadline = steady_clock::now() + options_.start_timeout_ms;
+  const ProbeOutcome outcome = co_await probe_until_ready(io_, address, deadline, wanted);
   if (outcome == ProbeOutcome::ready) mark_ready(index, generation, address);
   if (outcome == ProbeOutcome::timed_out) {
     spdlog::error("worker {} did not answer its health check within {} ms; stopping it", slots_[index].info.id,

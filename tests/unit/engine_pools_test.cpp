@@ -144,7 +144,8 @@ endpoints:
     engine::InferenceRequest request;
     request.endpoint = "digits";
     request.body = body;
-    results.push_back(co_await engine.infer(request));
+    engine::InferenceResult result = co_await engine.infer(request);
+    results.push_back(std::move(result));
   };
   for (int i = 0; i < 3; ++i) asio::co_spawn(io, one(), asio::detached);
   for (int i = 0; i < 1000 && results.size() < 3; ++i) io.run_for(std::chrono::milliseconds(5));
