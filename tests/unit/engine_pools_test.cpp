@@ -16,25 +16,40 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
+/// One in-process worker: a v2 server on the test's io_context.
+struct InProcessWorker {
+  pool::WorkerEvents events;
+  std::unique_ptr<http::Server> server;
+  bool running = true;
+};
+
+/// The workers' servers belong to the test, not to the provider: they must outlive the engine's
+/// connections to them (the engine goes first, then their sessions end) and go before the
+/// io_context does.
+struct Fleet {
+  std::vector<std::shared_ptr<InProcessWorker>> workers;
+};
+
 /// Workers that are HTTP servers on this io_context: each answers an inference after 50 ms.
 class InProcessProvider final : public pool::Provider {
 public:
-  InProcessProvider(asio::io_context& io, MetricsRegistry& metrics, std::string pool, std::vector<std::string>& log)
-      : io_(io), metrics_(metrics), pool_(std::move(pool)), log_(log) {}
+  InProcessProvider(asio::io_context& io, MetricsRegistry& metrics, Fleet& fleet, std::string pool,
+                    std::vector<std::string>& log)
+      : io_(io), metrics_(metrics), fleet_(fleet), pool_(std::move(pool)), log_(log) {}
   [[nodiscard]] std::string_view name() const override { return "in-process"; }
 
-  Result<std::unique_ptr<pool::ProviderWorker>> start(const pool::WorkerStart& start,
+  Result<std::unique_ptr<pool::ProviderWorker>> start(const pool::WorkerStart& /*start*/,
                                                       pool::WorkerEvents events) override {
-    auto worker = std::make_shared<Worker>();
+    auto worker = std::make_shared<InProcessWorker>();
     worker->events = std::move(events);
-    const std::string id = start.worker_id;
+    // The handler refers to the test's objects only: it may run after the provider is gone.
     worker->server = std::make_unique<http::Server>(
         io_, HttpLimits{},
-        [this, id](http::Request& request) -> asio::awaitable<http::Reply> {
+        [&io = io_, &log = log_, pool = pool_](http::Request& request) -> asio::awaitable<http::Reply> {
           if (request.method() == http::bhttp::verb::post) {
-            asio::steady_timer work(io_, std::chrono::milliseconds(50));
+            asio::steady_timer work(io, std::chrono::milliseconds(50));
             co_await work.async_wait(asio::as_tuple(asio::use_awaitable));
-            log_.push_back(pool_ + ":" + std::string(request["host"]));
+            log.push_back(pool + ":" + std::string(request["host"]));
             co_return http::json_response(
                 200, R"({"model_name":"digits","outputs":[{"name":"label","datatype":"INT64","shape":[1],"data":[7]}]})");
           }
@@ -44,6 +59,7 @@ public:
     auto bound = worker->server->listen("127.0.0.1", 0);
     if (!bound) return bound.error();
     worker->server->start();
+    fleet_.workers.push_back(worker);
     // Events never fire inside start(): the pool learns of readiness on the next turn.
     asio::post(io_, [worker, endpoint = *bound, host = pool_ + ".workers.internal"] {
       if (worker->events.ready) worker->events.ready({host, endpoint}, 50);
@@ -52,13 +68,8 @@ public:
   }
 
 private:
-  struct Worker {
-    pool::WorkerEvents events;
-    std::unique_ptr<http::Server> server;
-    bool running = true;
-  };
   struct Handle final : pool::ProviderWorker {
-    Handle(asio::io_context& io, std::shared_ptr<Worker> w) : io(io), worker(std::move(w)) {}
+    Handle(asio::io_context& io, std::shared_ptr<InProcessWorker> w) : io(io), worker(std::move(w)) {}
     Handle(const Handle&) = delete;
     Handle& operator=(const Handle&) = delete;
     ~Handle() override { worker->events = {}; }
@@ -75,10 +86,11 @@ private:
     [[nodiscard]] bool running() const override { return worker->running; }
     [[nodiscard]] std::string instance() const override { return "in-process"; }
     asio::io_context& io;
-    std::shared_ptr<Worker> worker;
+    std::shared_ptr<InProcessWorker> worker;
   };
   asio::io_context& io_;
   MetricsRegistry& metrics_;
+  Fleet& fleet_;
   std::string pool_;
   std::vector<std::string>& log_;
 };
@@ -120,14 +132,17 @@ endpoints:
   MetricsRegistry metrics;
   SteadyClock clock;
   pool::ChildReaper reaper(io);
+  Fleet fleet;
   std::vector<std::string> served;  // pool:Host of every request a worker answered
   std::set<std::string> providers_made;
   GatewayOptions options;
   options.provider_for = [&](const EndpointConfig&, const ModelManifest&, const PoolConfig& pc) {
     providers_made.insert(pc.name);
-    return std::make_unique<InProcessProvider>(io, metrics, pc.name, served);
+    return std::make_unique<InProcessProvider>(io, metrics, fleet, pc.name, served);
   };
-  Gateway engine(io, config, {*manifest}, reaper, metrics, clock, options);
+  auto owned = std::make_unique<Gateway>(io, config, std::vector<ModelManifest>{*manifest}, reaper, metrics, clock,
+                                         options);
+  Gateway& engine = *owned;
   EXPECT_EQ(providers_made, (std::set<std::string>{"dedicated", "serverless", "rented"}));
   std::multiset<std::string> observed;  // what the outcome bus saw of each request
   engine.outcomes().subscribe("digits", [&](const Outcome& o) { observed.insert(std::string(o.pool)); });
@@ -173,8 +188,12 @@ endpoints:
             (std::multiset<std::string>{"dedicated:dedicated.workers.internal", "rented:rented.workers.internal",
                                         "serverless:serverless.workers.internal"}));
 
+  // The engine goes first (its connections to the workers close), then the workers' sessions
+  // end, then their servers go, before the io_context.
   engine.shutdown();
-  io.run_for(std::chrono::milliseconds(20));
+  owned.reset();
+  for (auto& w : fleet.workers) w->server->stop();
+  io.run_for(std::chrono::milliseconds(100));
 }
 
 } // namespace
