@@ -237,7 +237,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       PoolRuntime& p = raw->pools[i];
       const TimePoint now = clock_.now();
       if (!p.activator.should_poke(now, [&p] { return p.pool->snapshot().live_workers > 0; })) return;
-      control(*raw, p, now);
+      control(p, now);
     });
   }
   return rt;
@@ -344,7 +344,7 @@ asio::awaitable<void> Gateway::controller_loop() {
           p.cost_total->inc(p.cost->accrue(elapsed, p.reserved_workers));
         } else {
           p.cost_total->inc(p.cost->accrue(elapsed, p.pool->billable_workers()));
-          control(*ep, p, now);
+          control(p, now);
         }
       }
     }
@@ -352,7 +352,7 @@ asio::awaitable<void> Gateway::controller_loop() {
   }
 }
 
-void Gateway::control(EndpointRuntime& /*ep*/, PoolRuntime& p, TimePoint now) {
+void Gateway::control(PoolRuntime& p, TimePoint now) {
   if (!p.autoscaler || stopping_) return;
   auto& pool = *p.pool;
   auto demand = pool.take_demand(now);
@@ -470,10 +470,17 @@ asio::awaitable<http::Reply> Gateway::handle(http::Request& request) {
   return route(request);
 }
 
+namespace {
+
+Error no_such_version_error(const EndpointRuntime& ep, std::string_view version) {
+  return {ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " + v2::quote_value(version) +
+                                    " (serving " + ep.manifest.version + ")"};
+}
+
+} // namespace
+
 http::Reply Gateway::no_such_version(const EndpointRuntime& ep, std::string_view version) {
-  return error_response({ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
-                                                   v2::quote_value(version) + " (serving " + ep.manifest.version +
-                                                   ")"}, "");
+  return error_response(no_such_version_error(ep, version), "");
 }
 
 asio::awaitable<http::Reply> Gateway::route(http::Request& request) {
@@ -614,24 +621,24 @@ void Gateway::finish_trace(const EndpointRuntime& ep, std::string_view body, Inf
     o.runtime = &ep;
     o.endpoint = ep.config.name;
     o.model_version = ep.manifest.version;
-    o.tier = t.tier;
+    o.tier = result.tier;
     o.pool = result.pool;
-    o.worker = t.worker;
+    o.worker = result.worker;
     o.status = status;
     o.error = t.error;
-    o.attempts = static_cast<int>(t.attempts.size());
-    o.queue_ms = to_ms(t.queue);
+    o.attempts = result.attempts;
+    o.queue_ms = result.queue_ms;
     o.cold_start_ms = to_ms(t.cold_start);
-    o.upstream_ms = to_ms(t.upstream);
-    o.total_ms = to_ms(clock_.now() - t.started);
-    o.cost_usd = t.cost_usd;
+    o.upstream_ms = result.upstream_ms;
+    o.total_ms = result.total_ms;
+    o.cost_usd = result.cost_usd;
     o.body = result.body;
     outcomes_.publish(o);
   }
   if (spdlog::should_log(spdlog::level::debug)) {
     LogContext context(t.request_id, t.trace_id);
     spdlog::debug("{} -> {} tier={} worker={} attempts={} total_ms={:.3f}", ep.config.name, status, t.tier,
-                  t.worker, t.attempts.size(), to_ms(clock_.now() - t.started));
+                  t.worker, result.attempts, result.total_ms);
   }
   // Last, because the record takes the trace's strings instead of copying them.
   if (options_.audit) {
@@ -646,12 +653,12 @@ void Gateway::finish_trace(const EndpointRuntime& ep, std::string_view body, Inf
     r.worker = std::move(t.worker);
     r.status = status;
     r.error_code = std::move(t.error_code);
-    r.attempts = static_cast<int>(t.attempts.size());
-    r.queue_ms = to_ms(t.queue);
+    r.attempts = result.attempts;
+    r.queue_ms = result.queue_ms;
     r.cold_start_ms = to_ms(t.cold_start);
-    r.upstream_ms = to_ms(t.upstream);
-    r.total_ms = to_ms(clock_.now() - t.started);
-    r.cost_usd = t.cost_usd;
+    r.upstream_ms = result.upstream_ms;
+    r.total_ms = result.total_ms;
+    r.cost_usd = result.cost_usd;
     if (options_.audit_input_sha256) {
       // SHA-256 runs at ~1.7 GB/s: 0.8 ms for a 1.3 MB tensor, which the client waited for. A
       // body of a few KiB or more is hashed once its reply is written; a small one at once,
@@ -791,9 +798,7 @@ asio::awaitable<engine::InferenceResult> Gateway::infer(const engine::InferenceR
   EndpointRuntime& ep = pick(*it->second, request.session, request.version);
   if (!request.version.empty() && request.version != ep.manifest.version && request.version != ep.manifest.digest) {
     engine::InferenceResult unknown;
-    unknown.error = Error{ErrorCode::not_found, "model \"" + ep.config.name + "\" has no version " +
-                                                    v2::quote_value(request.version) + " (serving " +
-                                                    ep.manifest.version + ")"};
+    unknown.error = no_such_version_error(ep, request.version);
     co_return unknown;
   }
   co_return co_await run(ep, request);
@@ -921,11 +926,11 @@ bool Gateway::plan_attempt(Attempts& a) {
   input.low_priority = a.low_priority;
   input.retry_pool = a.failed_pool;
   const double cold_hint_ms = ep.cold_start_hint_ms();
-  std::array<policy::TierState, policy::kMaxPools> states{};
+  // As many states as pools (nearly always one or two): no heap, nothing built for pools not there.
+  boost::container::small_vector<policy::TierState, 2> states;
   const std::size_t pool_count = ep.pools.size();
-  for (std::size_t i = 0; i < pool_count; ++i)
-    states[i] = ep.pools[i].state(ep.service_prior_ms(i), cold_hint_ms);
-  const policy::RouteDecision decision = policy::route(input, std::span(states.data(), pool_count));
+  for (std::size_t i = 0; i < pool_count; ++i) states.push_back(ep.pools[i].state(ep.service_prior_ms(i), cold_hint_ms));
+  const policy::RouteDecision decision = policy::route(input, std::span(states.data(), states.size()));
   a.steps = decision.steps;
   a.step_count = decision.count;
   if (a.attempt == 0) {

@@ -201,7 +201,7 @@ private:
   /// The v2 frontend: maps the POST onto the engine and the result back (v2_frontend.hpp).
   boost::asio::awaitable<http::Reply> serve_v2(EndpointRuntime& endpoint, http::Request& request);
   /// The autoscaler of a serverless pool.
-  void control(EndpointRuntime& endpoint, PoolRuntime& pool, TimePoint now);
+  void control(PoolRuntime& pool, TimePoint now);
   /// Every request but an inference POST to a known endpoint (those go straight to infer()).
   boost::asio::awaitable<http::Reply> route(http::Request& request);
   http::Reply no_such_version(const EndpointRuntime& endpoint, std::string_view version);
