@@ -49,7 +49,7 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
                                 "Requests for no known route or model, by HTTP status.", {"code"})),
       workers_gauge_(metrics.gauge("tandem_workers", "Workers by endpoint, tier and state.",
                                    {"endpoint", "tier", "state"})),
-      tick_ms_(config.server.autoscaler_tick_ms), ticker_(io),
+      tick_ms_(config.server.autoscaler_tick_ms),
       spillovers_(metrics.counter("tandem_spillovers_total",
                                   "Requests served by another tier than the policy's preferred one, by reason.",
                                   {"endpoint", "from", "to", "reason"})),
@@ -59,6 +59,11 @@ Gateway::Gateway(asio::io_context& io, const Config& config, std::vector<ModelMa
                                       "Retries not made because the endpoint's retry budget was spent.",
                                       {"endpoint"})),
       options_(std::move(options)), limits_(config.server.limits) {
+  timers_ = options_.timers;
+  if (timers_ == nullptr) {
+    own_timers_ = std::make_unique<AsioTimers>(io, clock);
+    timers_ = own_timers_.get();
+  }
   for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
     auto slot = std::make_unique<EndpointSlot>();
     slot->name = config.endpoints[i].name;
@@ -221,7 +226,7 @@ std::unique_ptr<EndpointRuntime> Gateway::make_runtime(const EndpointConfig& con
       p.panic = &panic_family.with({rt->config.name, pc.name});
       p.desired_workers->set(sspec->min);
     }
-    p.pool = std::make_unique<pool::WorkerPool>(io_, provider_for(*rt, pc), std::move(po), metrics_);
+    p.pool = std::make_unique<pool::WorkerPool>(io_, *timers_, provider_for(*rt, pc), std::move(po), metrics_);
     p.cost_total = &cost_family.with({rt->config.name, pc.name});
     p.queue_wait = &queue_waits_.with({rt->config.name, pc.name});
     // Requests are counted by the kind of capacity that answered, as x-tandem-tier says.
@@ -302,7 +307,7 @@ bool EndpointRuntime::any_ready() const {
   // one: not while its starts are failing (each inference would wait, then get 503).
   for (const PoolRuntime& p : pools) {
     if (p.pool->any_ready()) return true;
-    if (p.scales_from_zero && !p.pool->start_failing(std::chrono::steady_clock::now())) return true;
+    if (p.scales_from_zero && !p.pool->start_failing(p.pool->clock().now())) return true;
   }
   return false;
 }
@@ -317,39 +322,36 @@ void Gateway::start() {
   for (auto& ep : runtimes_)
     for (PoolRuntime& p : ep->pools) p.pool->start();
   last_tick_ = clock_.now();
-  asio::co_spawn(io_, controller_loop(), asio::detached);
+  ticker_ = timers_->call_after(tick_ms_, [this] { tick(); });
 }
 
-asio::awaitable<void> Gateway::controller_loop() {
-  while (!stopping_) {
-    ticker_.expires_after(tick_ms_);
-    auto [ec] = co_await ticker_.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec || stopping_) co_return;
-    const TimePoint now = clock_.now();
-    const Duration elapsed = now - last_tick_;
-    last_tick_ = now;
-    for (auto& ep : runtimes_) {
-      if (ep->stopped) continue;
-      if (ep->retiring && ep->active == 0) {
-        // Released by a rollout and drained: its workers stop now.
-        ep->stopped = true;
-        for (PoolRuntime& p : ep->pools) p.pool->shutdown();
-        spdlog::info("endpoint {}: version {} released", ep->config.name, ep->manifest.version);
-        continue;
-      }
-      // Metering: dedicated reservations accrue while the server runs; serverless workers
-      // accrue while they run (cold start and idle included).
-      for (PoolRuntime& p : ep->pools) {
-        if (p.kind == policy::Tier::dedicated) {
-          p.cost_total->inc(p.cost->accrue(elapsed, p.reserved_workers));
-        } else {
-          p.cost_total->inc(p.cost->accrue(elapsed, p.pool->billable_workers()));
-          control(p, now);
-        }
+void Gateway::tick() {
+  if (stopping_) return;
+  const TimePoint now = clock_.now();
+  const Duration elapsed = now - last_tick_;
+  last_tick_ = now;
+  for (auto& ep : runtimes_) {
+    if (ep->stopped) continue;
+    if (ep->retiring && ep->active == 0) {
+      // Released by a rollout and drained: its workers stop now.
+      ep->stopped = true;
+      for (PoolRuntime& p : ep->pools) p.pool->shutdown();
+      spdlog::info("endpoint {}: version {} released", ep->config.name, ep->manifest.version);
+      continue;
+    }
+    // Metering: dedicated reservations accrue while the server runs; serverless workers
+    // accrue while they run (cold start and idle included).
+    for (PoolRuntime& p : ep->pools) {
+      if (p.kind == policy::Tier::dedicated) {
+        p.cost_total->inc(p.cost->accrue(elapsed, p.reserved_workers));
+      } else {
+        p.cost_total->inc(p.cost->accrue(elapsed, p.pool->billable_workers()));
+        control(p, now);
       }
     }
-    if (rollouts_) rollouts_->tick(now);
   }
+  if (rollouts_) rollouts_->tick(now);
+  ticker_ = timers_->call_after(tick_ms_, [this] { tick(); });
 }
 
 void Gateway::control(PoolRuntime& p, TimePoint now) {
@@ -369,6 +371,8 @@ void Gateway::control(PoolRuntime& p, TimePoint now) {
   p.panic->set(decision.panic ? 1 : 0);
   pool.set_desired(decision.desired_workers);
 }
+
+Gateway::~Gateway() { ticker_.cancel(); }
 
 void Gateway::shutdown() {
   stopping_ = true;

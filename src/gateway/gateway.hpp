@@ -2,6 +2,7 @@
 // The request path: HTTP in, validate against the endpoint's schema, lease a worker slot from
 // the endpoint's pool, forward over a pooled keep-alive connection, retry once elsewhere on a
 // transport failure or 5xx, answer with the x-tandem-* headers clients rely on, count everything.
+#include "base/asio_timers.hpp"
 #include "base/clock.hpp"
 #include "config/config.hpp"
 #include "base/ids.hpp"
@@ -38,6 +39,9 @@ struct GatewayOptions {
   std::string self_exe;
   std::vector<std::string> worker_log_args;  // extra arguments for every reference worker
   std::uint64_t seed = 0;
+  /// What the pools and the controller wait on; null: Asio timers on the given clock (live).
+  /// The simulator passes its own, on its own clock (the same one as `clock`).
+  Timers* timers = nullptr;
   /// Makes the provider of a pool; null: every pool's workers are local processes.
   std::function<std::unique_ptr<pool::Provider>(const EndpointConfig&, const ModelManifest&, const PoolConfig&)>
       provider_for;
@@ -158,6 +162,9 @@ public:
   Gateway(boost::asio::io_context& io, const Config& config, std::vector<ModelManifest> manifests,
           pool::ChildReaper& reaper, MetricsRegistry& metrics, const Clock& clock,
           GatewayOptions options);
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+  ~Gateway() override;
 
   /// Starts the pools and the controller loop (autoscaler and cost metering every tick).
   void start();
@@ -193,7 +200,8 @@ public:
   boost::asio::awaitable<engine::InferenceResult> infer(const engine::InferenceRequest& request) override;
 
 private:
-  boost::asio::awaitable<void> controller_loop();
+  /// The controller's tick: metering, the autoscalers, rollouts; then the next tick is set.
+  void tick();
   std::unique_ptr<EndpointRuntime> make_runtime(const EndpointConfig& config, ModelManifest manifest,
                                                 const std::string& worker_prefix);
   /// The version that serves a request: the pinned one, else the split (sticky by `session`).
@@ -265,7 +273,9 @@ private:
   std::chrono::milliseconds tick_ms_;
   TimePoint last_tick_{};
   bool stopping_ = false;
-  boost::asio::steady_timer ticker_;
+  std::unique_ptr<AsioTimers> own_timers_;  // when the options gave none
+  Timers* timers_ = nullptr;
+  TimerHandle ticker_;
   Family<Counter>& spillovers_;
   Family<Counter>& rejected_;
   Family<Counter>& retries_denied_;

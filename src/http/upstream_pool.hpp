@@ -4,6 +4,7 @@
 // (that is not an application retry: the request never reached the worker).
 #include "base/status.hpp"
 #include "http/types.hpp"
+#include "http/upstream.hpp"
 #include "http/upstream_response.hpp"
 
 #include <chrono>
@@ -13,20 +14,18 @@
 
 namespace tandem::http {
 
-class UpstreamPool {
+class UpstreamPool final : public Upstream {
 public:
   /// Lives on the io thread that owns the executor. close() drops idle connections.
   UpstreamPool(asio::any_io_executor executor, const tcp::endpoint& endpoint, std::size_t max_idle,
                std::size_t max_response_bytes);
-  UpstreamPool(const UpstreamPool&) = delete;
-  UpstreamPool& operator=(const UpstreamPool&) = delete;
 
   /// Sends the request and reads the response before the deadline. Errors:
   /// timeout (deadline passed), upstream_error (connect/transport failure).
   /// `head` is a complete request head (see wire.hpp), `body` goes after it uncopied.
   asio::awaitable<Result<UpstreamResponse>> send(std::string_view head, std::string_view body,
-                                         std::chrono::steady_clock::time_point deadline);
-  void close();
+                                                 std::chrono::steady_clock::time_point deadline) override;
+  void close() override;
 
 private:
   asio::any_io_executor executor_;

@@ -6,6 +6,7 @@
 // cloud's pods are others, behind the same three events.
 #include "base/status.hpp"
 #include "http/types.hpp"
+#include "http/upstream.hpp"
 
 #include <chrono>
 #include <functional>
@@ -71,6 +72,11 @@ public:
   [[nodiscard]] virtual std::string_view name() const = 0;
   /// Starts a worker. An Error when it cannot even be started (no events follow then).
   virtual Result<std::unique_ptr<ProviderWorker>> start(const WorkerStart& start, WorkerEvents events) = 0;
+  /// How the pool sends requests to a worker that became ready at `address`: keep-alive
+  /// HTTP/1.1 to it (at most `max_idle` idle connections, responses up to `max_response_bytes`)
+  /// unless the provider's workers speak something else.
+  virtual std::shared_ptr<http::Upstream> connect(boost::asio::io_context& io, const WorkerAddress& address,
+                                                  std::size_t max_idle, std::size_t max_response_bytes);
 };
 
 } // namespace tandem::pool

@@ -21,15 +21,16 @@ using std::chrono::steady_clock;
 namespace {
 
 /// The time, read on first use only: most calls to pick() and snapshot() need none.
-steady_clock::time_point read_once(std::optional<steady_clock::time_point>& now) {
-  if (!now) now = steady_clock::now();
+steady_clock::time_point read_once(const Clock& clock, std::optional<steady_clock::time_point>& now) {
+  if (!now) now = clock.now();
   return *now;
 }
 
 /// Whether a worker is ejected, reading the clock only for one that has been ejected at some
 /// time: otherwise it was a clock read per request, twice.
-bool ejected_now(const policy::OutlierState& outlier, std::optional<steady_clock::time_point>& now) {
-  return outlier.ejected_until != steady_clock::time_point{} && outlier.ejected(read_once(now));
+bool ejected_now(const Clock& clock, const policy::OutlierState& outlier,
+                 std::optional<steady_clock::time_point>& now) {
+  return outlier.ejected_until != steady_clock::time_point{} && outlier.ejected(read_once(clock, now));
 }
 
 } // namespace
@@ -47,7 +48,7 @@ std::string_view to_string(WorkerState state) {
 // ---- Lease ----------------------------------------------------------------------------------
 
 Lease::Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
-             std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id, const std::string* host)
+             std::shared_ptr<http::Upstream> upstream, std::string worker_id, const std::string* host)
     : pool_(pool), index_(index), generation_(generation), upstream_(std::move(upstream)),
       worker_id_(std::move(worker_id)), host_(host) {}
 
@@ -88,9 +89,9 @@ void Lease::release() {
 
 // ---- WorkerPool -----------------------------------------------------------------------------
 
-WorkerPool::WorkerPool(asio::io_context& io, std::unique_ptr<Provider> provider, PoolOptions options,
-                       MetricsRegistry& metrics)
-    : io_(io), provider_(std::move(provider)), options_(std::move(options)),
+WorkerPool::WorkerPool(asio::io_context& io, Timers& timers, std::unique_ptr<Provider> provider,
+                       PoolOptions options, MetricsRegistry& metrics)
+    : io_(io), timers_(timers), clock_(timers.clock()), provider_(std::move(provider)), options_(std::move(options)),
       rng_(std::hash<std::string>{}(options_.endpoint + options_.tier)),
       restarts_(metrics.counter("tandem_worker_restarts_total",
                                 "Workers restarted after they exited or failed to start.",
@@ -129,7 +130,13 @@ WorkerPool::WorkerPool(asio::io_context& io, std::unique_ptr<Provider> provider,
     info.model_version = options_.model_version;
     info.provider = std::string(provider_->name());
   }
-  demand_ = policy::DemandIntegral(steady_clock::now());
+  demand_ = policy::DemandIntegral(clock_.now());
+}
+
+WorkerPool::~WorkerPool() {
+  // Nothing of this pool may run after it: its timers hold `this`.
+  for (auto& slot : slots_) slot.restart_timer.cancel();
+  ejection_timer_.cancel();
 }
 
 void WorkerPool::start() {
@@ -143,7 +150,7 @@ void WorkerPool::launch(std::size_t index) {
   if (shutting_down_) return;
   auto& slot = slots_[index];
   const std::uint64_t generation = ++slot.generation;
-  slot.started_at = steady_clock::now();  // also the base of the backoff if the start fails below
+  slot.started_at = clock_.now();  // also the base of the backoff if the start fails below
   slot.outlier = {};                      // a new worker starts with a clean record
   slot.last_error_line.clear();
   WorkerEvents events;
@@ -176,7 +183,7 @@ void WorkerPool::launch(std::size_t index) {
   slot.info.instance = slot.worker->instance();
   slot.info.address.clear();
   slot.info.in_flight = 0;
-  slot.started_at = steady_clock::now();
+  slot.started_at = clock_.now();
 }
 
 asio::awaitable<void> WorkerPool::reprobe(std::size_t index, std::uint64_t generation) {
@@ -186,7 +193,7 @@ asio::awaitable<void> WorkerPool::reprobe(std::size_t index, std::uint64_t gener
     return slots_[index].generation == generation && !shutting_down_ &&
            slots_[index].info.state == WorkerState::starting;
   };
-  const auto deadline = steady_clock::now() + options_.start_timeout_ms;
+  const auto deadline = clock_.now() + options_.start_timeout_ms;
   const ProbeOutcome outcome = co_await probe_until_ready(io_, address, deadline, wanted);
   if (outcome == ProbeOutcome::ready) mark_ready(index, generation, address);
   if (outcome == ProbeOutcome::timed_out) {
@@ -203,10 +210,9 @@ void WorkerPool::mark_ready(std::size_t index, std::uint64_t generation, const W
   slot.info.state = WorkerState::ready;
   slot.address = address;
   slot.info.address = address.url();
-  slot.upstream = std::make_shared<http::UpstreamPool>(
-      io_.get_executor(), address.endpoint, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
-      options_.max_response_bytes);
-  slot.ready_at = steady_clock::now();
+  slot.upstream = provider_->connect(io_, address, static_cast<std::size_t>(options_.max_concurrency_per_worker) + 4,
+                                     options_.max_response_bytes);
+  slot.ready_at = clock_.now();
   last_ready_at_ = slot.ready_at;
   auto startup = std::chrono::duration<double, std::milli>(slot.ready_at - slot.started_at).count();
   cold_starts_.inc();
@@ -232,7 +238,7 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, bool timed
   }
   if (timed_out) slot.start_timed_out = true;
   const std::string ended = how.empty() ? std::string("not started") : how;
-  auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - slot.started_at);
+  auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - slot.started_at);
   if (slot.upstream) {
     slot.upstream->close();
     slot.upstream.reset();
@@ -263,11 +269,9 @@ void WorkerPool::on_exit(std::size_t index, std::uint64_t generation, bool timed
                decision.delay_ms.count());
   restarts_.inc();
   ++slot.info.restarts;
-  slot.restart_at = steady_clock::now() + decision.delay_ms;
-  auto timer = std::make_shared<asio::steady_timer>(io_, decision.delay_ms);
-  timer->async_wait([this, index, generation, timer](const boost::system::error_code& ec) {
-    if (ec || slots_[index].generation != generation) return;
-    launch(index);
+  slot.restart_at = clock_.now() + decision.delay_ms;
+  slot.restart_timer = timers_.call_at(slot.restart_at, [this, index, generation] {
+    if (slots_[index].generation == generation) launch(index);
   });
 }
 
@@ -296,7 +300,7 @@ void WorkerPool::report(std::size_t index, std::uint64_t generation, bool succes
   if (slot.generation != generation) return;
   // Ejection windows are seconds long: a coarse read (a kernel tick behind at most) will do, and
   // this runs once per request.
-  const TimePoint now = coarse_steady_now();
+  const TimePoint now = clock_.coarse_now();
   int ejected_now = 0;
   int running = 0;
   for (const auto& s : slots_) {
@@ -309,11 +313,23 @@ void WorkerPool::report(std::size_t index, std::uint64_t generation, bool succes
                  std::chrono::duration_cast<std::chrono::milliseconds>(slot.outlier.ejected_until - now).count(),
                  options_.outlier.consecutive_failures);
     // Requests waiting for a slot are re-checked when it returns (or another frees up).
-    auto timer = std::make_shared<asio::steady_timer>(io_, slot.outlier.ejected_until - now);
-    timer->async_wait([this, timer](const boost::system::error_code& ec) {
-      if (!ec) notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
-    });
+    schedule_ejection_check(now);
   }
+}
+
+void WorkerPool::schedule_ejection_check(TimePoint now) {
+  // One timer, at the earliest end of an ejection still running.
+  TimePoint next = TimePoint::max();
+  for (const auto& s : slots_)
+    if (s.outlier.ejected_until > now) next = std::min(next, s.outlier.ejected_until);
+  if (next == TimePoint::max() || (ejection_check_at_ != TimePoint{} && ejection_check_at_ <= next)) return;
+  ejection_timer_.cancel();
+  ejection_check_at_ = next;
+  ejection_timer_ = timers_.call_at(next, [this] {
+    ejection_check_at_ = {};
+    notify(static_cast<std::size_t>(options_.max_concurrency_per_worker));
+    schedule_ejection_check(clock_.now());
+  });
 }
 
 void WorkerPool::notify(std::size_t count) {
@@ -331,7 +347,7 @@ void WorkerPool::track_demand() {
   // it on with a precise reading).
   int in_flight = 0;
   for (const auto& slot : slots_) in_flight += slot.info.in_flight;
-  demand_.advance(coarse_steady_now(), in_flight + static_cast<int>(waiters_.size()));
+  demand_.advance(clock_.coarse_now(), in_flight + static_cast<int>(waiters_.size()));
 }
 
 PoolDemand WorkerPool::take_demand(steady_clock::time_point now) {
@@ -357,7 +373,7 @@ PoolSnapshot WorkerPool::snapshot() const {
     switch (slot.info.state) {
     case WorkerState::ready:
       ++s.live_workers;
-      if (ejected_now(slot.outlier, now)) {
+      if (ejected_now(clock_, slot.outlier, now)) {
         ++s.ejected_workers;
         break;
       }
@@ -372,7 +388,7 @@ PoolSnapshot WorkerPool::snapshot() const {
     case WorkerState::stopped:
       // A worker about to be restarted is on its way; one in a long crash-loop back-off is not,
       // so requests skip the tier instead of waiting for it.
-      if (slot.wanted && !shutting_down_ && slot.restart_at - read_once(now) < std::chrono::seconds(1))
+      if (slot.wanted && !shutting_down_ && slot.restart_at - read_once(clock_, now) < std::chrono::seconds(1))
         ++s.starting_workers;
       break;
     }
@@ -424,7 +440,7 @@ std::optional<Lease> WorkerPool::pick(std::optional<std::size_t> avoid_index) {
   std::optional<steady_clock::time_point> now;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const auto& s = slots_[i];
-    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr && !ejected_now(s.outlier, now),
+    loads[i] = {s.info.state == WorkerState::ready && s.upstream != nullptr && !ejected_now(clock_, s.outlier, now),
                 avoid_index && *avoid_index == i, s.info.in_flight, options_.max_concurrency_per_worker};
   }
   auto picked = policy::pick_worker(loads, rng_());
@@ -446,7 +462,7 @@ std::optional<Lease> WorkerPool::try_acquire(std::optional<std::size_t> avoid_in
 
 asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point deadline,
                                                    std::optional<std::size_t> avoid_index) {
-  const auto arrived = steady_clock::now();
+  const auto arrived = clock_.now();
   demand_.arrival();
   bool was_queued = false;
   bool poked = false;
@@ -464,7 +480,7 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
     if (waiters_.empty() || was_queued) {
       if (auto lease = pick(avoid_index)) {
         const auto& slot = slots_[lease->worker_index()];
-        if (was_queued && slot.ready_at >= arrived) lease->set_cold_start(steady_clock::now() - arrived);
+        if (was_queued && slot.ready_at >= arrived) lease->set_cold_start(clock_.now() - arrived);
         co_return std::move(*lease);
       }
     }
@@ -481,12 +497,15 @@ asio::awaitable<Result<Lease>> WorkerPool::acquire(steady_clock::time_point dead
                                " are busy and its queue is full (" + options_.tier + ".queue_max " +
                                std::to_string(options_.queue_max) + ")");
     }
-    if (steady_clock::now() >= deadline) break;
+    if (clock_.now() >= deadline) break;
     track_demand();
-    Waiter waiter{asio::steady_timer(io_), false};
-    waiter.timer.expires_at(deadline);
+    // The wait ends when notify() or the deadline cancels the timer, which itself never expires:
+    // the deadline is one of the pool's timers, so that it runs on simulated time too.
+    Waiter waiter{asio::steady_timer(io_, steady_clock::time_point::max()), false};
+    TimerHandle deadline_timer = timers_.call_at(deadline, [&waiter] { waiter.timer.cancel(); });
     auto it = was_queued ? waiters_.insert(waiters_.begin(), &waiter) : waiters_.insert(waiters_.end(), &waiter);
     co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    deadline_timer.cancel();
     track_demand();
     if (!waiter.notified) {
       waiters_.erase(it);
@@ -527,7 +546,7 @@ void WorkerPool::note_start_failure(std::string what, std::size_t index, std::ui
   start_failure_generation_ = generation;
   const std::string& said = index < slots_.size() ? slots_[index].last_error_line : std::string();
   last_start_failure_ = said.empty() ? start_failure_base_ : start_failure_base_ + ": " + said;
-  last_start_failure_at_ = steady_clock::now();
+  last_start_failure_at_ = clock_.now();
 }
 
 void WorkerPool::on_stderr_closed(std::size_t index, std::uint64_t generation, const std::string& last_error) {
@@ -542,14 +561,14 @@ bool WorkerPool::start_failing(steady_clock::time_point now, std::chrono::millis
 }
 
 bool WorkerPool::any_ready() const {
-  const TimePoint now = steady_clock::now();
+  const TimePoint now = clock_.now();
   for (const auto& s : slots_)
     if (s.info.state == WorkerState::ready && !s.outlier.ejected(now)) return true;
   return false;
 }
 
 std::vector<WorkerInfo> WorkerPool::describe() const {
-  const TimePoint now = steady_clock::now();
+  const TimePoint now = clock_.now();
   std::vector<WorkerInfo> out;
   out.reserve(slots_.size());
   for (const auto& s : slots_) {

@@ -6,7 +6,8 @@
 #include "config/config.hpp"
 #include "base/status.hpp"
 #include "http/types.hpp"
-#include "http/upstream_pool.hpp"
+#include "http/upstream.hpp"
+#include "base/timers.hpp"
 #include "policy/outlier.hpp"
 #include "policy/pool_estimators.hpp"
 #include "policy/restart_backoff.hpp"
@@ -87,14 +88,14 @@ class Lease {
 public:
   Lease() = default;
   Lease(WorkerPool* pool, std::size_t index, std::uint64_t generation,
-        std::shared_ptr<http::UpstreamPool> upstream, std::string worker_id, const std::string* host);
+        std::shared_ptr<http::Upstream> upstream, std::string worker_id, const std::string* host);
   Lease(Lease&& other) noexcept;
   Lease& operator=(Lease&& other) noexcept;
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
   ~Lease();
 
-  [[nodiscard]] http::UpstreamPool& upstream() const { return *upstream_; }
+  [[nodiscard]] http::Upstream& upstream() const { return *upstream_; }
   [[nodiscard]] const std::string& worker_id() const { return worker_id_; }
   [[nodiscard]] std::size_t worker_index() const { return index_; }
   /// The worker's host as it is addressed: the upstream request's Host header.
@@ -116,7 +117,7 @@ private:
   WorkerPool* pool_ = nullptr;
   std::size_t index_ = 0;
   std::uint64_t generation_ = 0;
-  std::shared_ptr<http::UpstreamPool> upstream_;
+  std::shared_ptr<http::Upstream> upstream_;
   std::string worker_id_;
   const std::string* host_ = nullptr; // the slot's, which outlives the lease
   std::optional<std::chrono::steady_clock::duration> cold_start_;
@@ -125,11 +126,13 @@ private:
 
 class WorkerPool {
 public:
-  /// Lives on the io thread. Workers are started through `provider`.
-  WorkerPool(boost::asio::io_context& io, std::unique_ptr<Provider> provider, PoolOptions options,
+  /// Lives on the io thread. Workers are started through `provider`; time is read from and
+  /// waited on through `timers` (live: the steady clock; the simulator: its own).
+  WorkerPool(boost::asio::io_context& io, Timers& timers, std::unique_ptr<Provider> provider, PoolOptions options,
              MetricsRegistry& metrics);
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
+  ~WorkerPool();
 
   void start();
   /// Waits (bounded queue, until the deadline) for a free slot on a ready worker. The worker
@@ -172,6 +175,8 @@ public:
   [[nodiscard]] const std::string& last_start_failure() const { return last_start_failure_; }
   [[nodiscard]] std::vector<WorkerInfo> describe() const;
   [[nodiscard]] const PoolOptions& options() const { return options_; }
+  /// The time this pool runs on.
+  [[nodiscard]] const Clock& clock() const { return clock_; }
 
 private:
   friend class Lease;
@@ -180,13 +185,14 @@ private:
     bool start_timed_out = false;  // killed for not becoming ready in time: the reason to report
     std::string last_error_line;   // the latest error its stderr showed (this generation)
     std::uint64_t generation = 0;
-    std::shared_ptr<http::UpstreamPool> upstream;
+    std::shared_ptr<http::Upstream> upstream;
     std::chrono::steady_clock::time_point started_at{};
     std::chrono::steady_clock::time_point ready_at{};
     int consecutive_failures = 0;
     bool wanted = false;  // the pool wants this slot running (restart it if it exits)
     policy::OutlierState outlier;
     std::chrono::steady_clock::time_point restart_at{};  // when a pending restart fires
+    TimerHandle restart_timer;
     WorkerAddress address;
     std::unique_ptr<ProviderWorker> worker;  // the started worker, until its exit
     std::uint64_t worker_generation = 0;     // the generation it was started as
@@ -209,6 +215,12 @@ private:
   void track_demand();
 
   boost::asio::io_context& io_;
+  Timers& timers_;
+  const Clock& clock_;
+  // Requests waiting for a slot are re-checked when an ejection ends (the earliest pending).
+  TimerHandle ejection_timer_;
+  TimePoint ejection_check_at_{};  // when it fires; the epoch when none is pending
+  void schedule_ejection_check(TimePoint now);
   std::unique_ptr<Provider> provider_;
   PoolOptions options_;
   std::vector<Slot> slots_;

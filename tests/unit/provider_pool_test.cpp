@@ -1,5 +1,6 @@
 // The pool over a provider that is not `local`: workers that exist only as handles this test
 // drives, so that what the pool does with the seam's three events is checked on its own.
+#include "base/asio_timers.hpp"
 #include "pool/worker_pool.hpp"
 
 #include <gtest/gtest.h>
@@ -74,6 +75,8 @@ public:
 
 struct ProviderPoolTest : ::testing::Test {
   asio::io_context io;
+  SteadyClock clock;
+  AsioTimers timers{io, clock};
   MetricsRegistry metrics;
   ScriptedProvider* provider = nullptr;
 
@@ -89,7 +92,7 @@ struct ProviderPoolTest : ::testing::Test {
     options.scalable = scalable;
     options.max_concurrency_per_worker = 2;
     options.model_version = "v3";
-    return std::make_unique<WorkerPool>(io, std::move(owned), options, metrics);
+    return std::make_unique<WorkerPool>(io, timers, std::move(owned), options, metrics);
   }
   /// Runs what the pool has posted (a restart with no delay is a timer of 0 ms).
   void settle() {
