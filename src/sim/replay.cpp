@@ -92,6 +92,7 @@ asio::awaitable<void> Replay::serve(std::size_t index) {
   auto body = bodies_.find(arrival.endpoint);
   engine::InferenceRequest request;
   request.endpoint = arrival.endpoint;
+  request.priority = arrival.priority;
   request.body = body == bodies_.end() ? std::string_view() : std::string_view(body->second);
   engine::InferenceResult result = co_await engine_.infer(request);
   if (result.after_answer) result.after_answer(request.body);

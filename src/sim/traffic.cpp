@@ -29,7 +29,7 @@ std::vector<Arrival> poisson_with_bursts(const TrafficSpec& spec, std::uint64_t 
     const bool in_burst = burst < bursts.size() && bursts[burst].first <= t;
     const double rate = in_burst ? spec.burst_rps : spec.base_rps;
     if (unit(rng) * top_rps >= rate) continue;
-    out.push_back({std::chrono::duration_cast<Duration>(std::chrono::duration<double>(t)), spec.endpoint});
+    out.push_back({std::chrono::duration_cast<Duration>(std::chrono::duration<double>(t)), spec.endpoint, spec.priority});
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // Request arrivals for a simulation or a replay: Poisson at a base rate, with bursts at a
 // higher rate that start at random (Poisson too) and last a fixed time. Seeded.
 #include "base/clock.hpp"
+#include "engine/inference.hpp"
 
 #include <cstdint>
 #include <string>
@@ -13,6 +14,7 @@ namespace tandem::sim {
 struct Arrival {
   Duration at{0};
   std::string endpoint;
+  engine::Priority priority = engine::Priority::normal;
 };
 
 struct TrafficSpec {
@@ -22,6 +24,7 @@ struct TrafficSpec {
   double burst_rps = 0;              // during a burst, instead of base_rps; 0: no bursts
   Duration burst_every{std::chrono::minutes(10)};  // mean time between burst starts
   Duration burst_length{std::chrono::seconds(30)};
+  engine::Priority priority = engine::Priority::normal;  // of every request
 };
 
 /// Arrivals in time order.

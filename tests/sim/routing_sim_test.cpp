@@ -1,198 +1,109 @@
-// The tier router and admission control in simulated time: a discrete-event model of two pools
-// (deterministic service times, FIFO queues, serverless cold starts) drives the same pure
-// policy the gateway uses. Minutes of traffic run in milliseconds.
-#include "policy/outlier.hpp"
-#include "policy/tier_router.hpp"
+// The tier router and admission control in simulated time, on the real engine: the gateway's
+// request path, pools and autoscaler built from a configuration, with the `sim` provider's
+// workers (10 ms a request, alone on a worker) on the event loop's clock. A minute of traffic
+// runs in milliseconds.
+#include "policy/router.hpp"
+#include "sim/simulation.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <deque>
-#include <queue>
+#include <filesystem>
 #include <random>
-#include <vector>
 
 namespace tandem::policy {
 namespace {
 
-struct SimTier {
-  bool exists = false;
-  bool scalable = false;
-  int workers_ready = 0;
-  std::vector<double> starting_ready_at;  // serverless workers on their way
-  int max_workers = 0;
-  int slots_per_worker = 1;
-  int in_flight = 0;
-  std::deque<int> queue;  // request ids
-  double service_ms = 10;
-  double cold_start_ms = 20;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
 
-  TierState state() const {
-    TierState s;
-    s.exists = exists;
-    s.scalable = scalable;
-    s.ready_workers = workers_ready;
-    s.starting_workers = static_cast<int>(starting_ready_at.size());
-    s.max_workers = max_workers;
-    s.max_concurrency_per_worker = slots_per_worker;
-    s.in_flight = in_flight;
-    s.waiting = static_cast<int>(queue.size());
-    s.queue_max = 10'000;
-    s.service_ms = service_ms;
-    s.cold_start_ms = cold_start_ms;
-    s.reserved = !scalable;
-    s.price_per_second = scalable ? 0.001097 : 2.69 / 3600;
-    s.scaledown_window_s = 60;
-    return s;
-  }
-  bool has_free_slot() const { return in_flight < workers_ready * slots_per_worker; }
-};
-
-struct Result {
+struct Outcome {
+  sim::ReplayReport report;
   int admitted = 0;
-  int rejected = 0;
+  int rejected = 0;  // 429
   int on_dedicated = 0;
   int on_serverless = 0;
-  int serverless_started = 0;
-  std::vector<double> latency_ms;  // admitted requests
-  double p95() {
-    if (latency_ms.empty()) return 0;
-    std::sort(latency_ms.begin(), latency_ms.end());
-    return latency_ms[latency_ms.size() * 95 / 100];
-  }
+  int serverless_peak = 0;  // live serverless workers at most
+  double p95_ms = 0;        // of admitted requests
 };
 
-// Poisson arrivals at `rate_per_s(t)` for `duration_ms`; every request routed by `route()`.
-Result simulate(RoutingPolicy policy, SimTier dedicated, SimTier serverless, double slo_ms,
-                const std::function<double(double)>& rate_per_s, double duration_ms, bool low_priority = false,
-                unsigned seed = 7) {
-  struct Event {
-    double at;
-    int kind;  // 0 arrival, 1 completion, 2 worker ready
-    int tier;  // 0 dedicated, 1 serverless
-    int request;
-    bool operator>(const Event& o) const { return at > o.at; }
-  };
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
-  std::mt19937_64 rng(seed);
-  std::vector<double> arrived_at;
-  Result result;
-  SimTier* tiers[2] = {&dedicated, &serverless};
-  auto start_service = [&](int tier, int request, double now) {
-    tiers[tier]->in_flight++;
-    events.push({now + tiers[tier]->service_ms, 1, tier, request});
-  };
-  double next_arrival = 0;
-  events.push({0, 0, 0, 0});
-  while (!events.empty()) {
-    Event e = events.top();
-    events.pop();
-    double now = e.at;
-    if (e.kind == 0) {
-      if (now > duration_ms) continue;
-      int id = static_cast<int>(arrived_at.size());
-      arrived_at.push_back(now);
-      RouteInput in;
-      in.policy = policy;
-      in.budget_ms = slo_ms;
-      in.deadline_ms = 2000;
-      in.low_priority = low_priority;
-      auto d = route(in, dedicated.state(), serverless.state());
-      if (d.reject != RejectReason::none) {
-        ++result.rejected;
-      } else {
-        bool placed = false;
-        for (int s = 0; s < d.count && !placed; ++s) {
-          int tier = d.steps[static_cast<std::size_t>(s)].tier == Tier::dedicated ? 0 : 1;
-          SimTier& t = *tiers[tier];
-          if (t.has_free_slot() && t.queue.empty()) {
-            start_service(tier, id, now);
-            placed = true;
-          } else if (d.steps[static_cast<std::size_t>(s)].wait) {
-            t.queue.push_back(id);
-            placed = true;
-            // The activator: a scalable pool with no room starts a worker.
-            int live = t.workers_ready + static_cast<int>(t.starting_ready_at.size());
-            int capacity_coming = live * t.slots_per_worker;
-            if (t.scalable && live < t.max_workers && t.in_flight + static_cast<int>(t.queue.size()) > capacity_coming) {
-              t.starting_ready_at.push_back(now + t.cold_start_ms);
-              events.push({now + t.cold_start_ms, 2, tier, 0});
-              ++result.serverless_started;
-            }
-          }
-          if (placed) (tier == 0 ? result.on_dedicated : result.on_serverless)++;
-        }
-        if (placed) ++result.admitted;
-        else ++result.rejected;
-      }
-      double gap = std::exponential_distribution<double>(rate_per_s(now) / 1000.0)(rng);
-      next_arrival = now + gap;
-      events.push({next_arrival, 0, 0, 0});
-    } else if (e.kind == 1) {
-      SimTier& t = *tiers[e.tier];
-      t.in_flight--;
-      result.latency_ms.push_back(now - arrived_at[static_cast<std::size_t>(e.request)]);
-      if (!t.queue.empty() && t.has_free_slot()) {
-        int next = t.queue.front();
-        t.queue.pop_front();
-        start_service(e.tier, next, now);
-      }
-    } else {
-      SimTier& t = *tiers[e.tier];
-      t.starting_ready_at.erase(t.starting_ready_at.begin());
-      t.workers_ready++;
-      while (!t.queue.empty() && t.has_free_slot()) {
-        int next = t.queue.front();
-        t.queue.pop_front();
-        start_service(e.tier, next, now);
-      }
-    }
+/// `serverless_max` 0: no serverless pool.
+Outcome simulate(const std::string& routing, int dedicated, int serverless_max, double rps, Duration length,
+                 engine::Priority priority = engine::Priority::normal) {
+  std::string yaml = "endpoints:\n  digits:\n    model: ../models/digits\n    slo: {p95_ms: 50, timeout_ms: 1000}\n"
+                     "    routing: " + routing + "\n";
+  if (dedicated > 0)
+    yaml += "    dedicated: {replicas: " + std::to_string(dedicated) + ", max_concurrency_per_worker: 1}\n";
+  if (serverless_max > 0)
+    yaml += "    serverless: {min: 0, max: " + std::to_string(serverless_max) +
+            ", max_concurrency_per_worker: 1, target_concurrency: 1}\n";
+  auto parsed = parse_config(yaml, fs::path(TANDEM_SOURCE_DIR) / "examples");
+  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
+  sim::SimulationSpec spec;
+  spec.config = *parsed;
+  auto manifest = load_model_manifest(spec.config.endpoints[0].model_dir);
+  EXPECT_TRUE(manifest.ok()) << manifest.error().message;
+  spec.manifests = {*manifest};
+  std::string pixels = "0";
+  for (int i = 1; i < 64; ++i) pixels += ",0";
+  spec.bodies = {{"digits", R"({"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,64],"data":[)" + pixels + "]}]}"}};
+  spec.default_workers.service = 10ms;
+  spec.default_workers.service_cv = 0;
+  spec.default_workers.cold_start = 20ms;
+  spec.default_workers.cold_start_cv = 0;
+  spec.seed = 5;
+  sim::TrafficSpec traffic;
+  traffic.endpoint = "digits";
+  traffic.length = length;
+  traffic.base_rps = rps;
+  traffic.priority = priority;
+  spdlog::set_level(spdlog::level::err);
+  sim::Simulation simulation(std::move(spec));
+  Outcome out;
+  out.report = simulation.run(sim::poisson_with_bursts(traffic, 9));
+  spdlog::set_level(spdlog::level::info);
+  std::vector<double> latencies;
+  for (const sim::RequestRecord& r : out.report.requests) {
+    if (r.status == 429) ++out.rejected;
+    if (r.status != 200) continue;
+    ++out.admitted;
+    latencies.push_back(r.total_ms);
+    out.on_dedicated += r.tier == "dedicated" ? 1 : 0;
+    out.on_serverless += r.tier == "serverless" ? 1 : 0;
   }
-  return result;
-}
-
-SimTier dedicated_pool(int workers) {
-  SimTier t;
-  t.exists = true;
-  t.workers_ready = workers;
-  t.max_workers = workers;
-  return t;
-}
-
-SimTier serverless_pool(int max) {
-  SimTier t;
-  t.exists = true;
-  t.scalable = true;
-  t.max_workers = max;
-  return t;
+  if (const sim::PoolTrack* t = out.report.track("digits", "serverless")) out.serverless_peak = t->peak_live;
+  if (!latencies.empty()) {
+    std::sort(latencies.begin(), latencies.end());
+    out.p95_ms = latencies[latencies.size() * 95 / 100];
+  }
+  return out;
 }
 
 TEST(RoutingSim, SpilloverBeginsWhenDedicatedIsSaturated) {
   // Two dedicated workers at 10 ms: 200 requests/s of capacity.
-  auto light = simulate(RoutingPolicy::dedicated_first, dedicated_pool(2), serverless_pool(8), 50,
-                        [](double) { return 60.0; }, 60'000);
-  EXPECT_EQ(light.on_serverless, 0) << "well below capacity nothing spills";
+  auto light = simulate("dedicated-first", 2, 8, 60, 60s);
+  EXPECT_EQ(light.on_serverless, 0) << "well below capacity nothing spills: " << light.report.summary();
   EXPECT_EQ(light.rejected, 0);
-  auto heavy = simulate(RoutingPolicy::dedicated_first, dedicated_pool(2), serverless_pool(8), 50,
-                        [](double) { return 400.0; }, 60'000);
-  EXPECT_GT(heavy.on_serverless, heavy.admitted / 4) << "at twice the capacity, a large share spills";
+  auto heavy = simulate("dedicated-first", 2, 8, 400, 60s);
+  EXPECT_GT(heavy.on_serverless, heavy.admitted / 4) << "at twice the capacity, a large share spills: "
+                                                     << heavy.report.summary();
   EXPECT_GT(heavy.on_dedicated, heavy.admitted / 3) << "dedicated stays busy";
-  EXPECT_EQ(heavy.rejected, 0) << "serverless absorbs the burst";
-  EXPECT_LE(heavy.p95(), 50.0);
+  EXPECT_LE(heavy.rejected, heavy.admitted / 100) << "serverless absorbs the burst: " << heavy.report.summary();
+  EXPECT_LE(heavy.p95_ms, 50.0);
 }
 
 TEST(RoutingSim, CostOptimalAndDedicatedFirstBothKeepSteadyLoadOnDedicated) {
-  for (auto policy : {RoutingPolicy::dedicated_first, RoutingPolicy::cost_optimal}) {
-    auto r = simulate(policy, dedicated_pool(4), serverless_pool(4), 50, [](double) { return 150.0; }, 60'000);
-    EXPECT_EQ(r.serverless_started, 0);
-    EXPECT_EQ(r.on_serverless, 0);
+  for (const char* routing : {"dedicated-first", "cost-optimal"}) {
+    auto r = simulate(routing, 4, 4, 150, 60s);
+    EXPECT_EQ(r.serverless_peak, 0) << routing << ": " << r.report.summary();
+    EXPECT_EQ(r.on_serverless, 0) << routing;
   }
 }
 
 TEST(RoutingSim, LowPriorityNeverScalesUp) {
-  auto r = simulate(RoutingPolicy::dedicated_first, dedicated_pool(1), serverless_pool(8), 50,
-                    [](double) { return 500.0; }, 30'000, /*low_priority=*/true);
-  EXPECT_EQ(r.serverless_started, 0);
+  auto r = simulate("dedicated-first", 1, 8, 500, 30s, engine::Priority::low);
+  EXPECT_EQ(r.serverless_peak, 0) << r.report.summary();
   EXPECT_EQ(r.on_serverless, 0);
   EXPECT_GT(r.rejected, 0) << "shed under pressure";
   EXPECT_GT(r.on_dedicated, 0) << "idle dedicated capacity is used";
@@ -200,14 +111,14 @@ TEST(RoutingSim, LowPriorityNeverScalesUp) {
 
 TEST(RoutingSim, UnderThreeTimesOverloadAdmittedRequestsMeetTheSlo) {
   // Capacity: 2 workers x 10 ms = 200/s. Offered: 600/s. SLO p95 50 ms.
-  auto r = simulate(RoutingPolicy::dedicated_only, dedicated_pool(2), SimTier{}, 50, [](double) { return 600.0; },
-                    120'000);
-  double admitted_share = static_cast<double>(r.admitted) / (r.admitted + r.rejected);
+  auto r = simulate("dedicated-only", 2, 0, 600, 120s);
+  const double admitted_share = static_cast<double>(r.admitted) / (r.admitted + r.rejected);
   std::printf("3x overload: admitted %.1f%%, admitted p95 %.1f ms, goodput %.0f/s\n", 100 * admitted_share,
-              r.p95(), r.admitted / 120.0);
-  EXPECT_LE(r.p95(), 50.0);
+              r.p95_ms, r.admitted / 120.0);
+  EXPECT_LE(r.p95_ms, 50.0);
   EXPECT_NEAR(r.admitted / 120.0, 200.0, 20.0) << "goodput holds at capacity";
   EXPECT_GT(r.rejected, r.admitted) << "the excess is refused, not queued";
+  EXPECT_EQ(r.report.count_at_least(500), 0) << r.report.summary();
 }
 
 TEST(RoutingSim, NoRetryStormWhenHalfOfTheAttemptsFail) {
