@@ -2,8 +2,8 @@
 
 namespace tandem::sim {
 
-EventLoop::EventLoop(boost::asio::io_context& io, TimePoint start)
-    : io_(io), keep_running_(boost::asio::make_work_guard(io)), clock_(start) {}
+EventLoop::EventLoop(boost::asio::io_context& io, TimePoint start) :
+    io_(io), keep_running_(boost::asio::make_work_guard(io)), clock_(start) {}
 
 TimerHandle EventLoop::call_at(TimePoint at, std::function<void()> fn) {
   auto state = std::make_shared<TimerState>();
@@ -17,7 +17,7 @@ bool EventLoop::step(TimePoint end) {
   while (!queue_.empty() && queue_.top().state->cancelled) queue_.pop();
   if (queue_.empty() || queue_.top().at > end) return false;
   // Moved out before pop(): the top is const only so that its key is not changed in place.
-  Event next = std::move(const_cast<Event&>(queue_.top()));  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  Event next = std::move(const_cast<Event&>(queue_.top())); // NOLINT(cppcoreguidelines-pro-type-const-cast)
   queue_.pop();
   clock_.set(next.at);
   ++fired_;

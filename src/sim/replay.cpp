@@ -23,8 +23,8 @@ int ReplayReport::count_at_least(int status) const {
 }
 
 int ReplayReport::count_pool(std::string_view pool) const {
-  return static_cast<int>(
-      std::count_if(requests.begin(), requests.end(), [&](const RequestRecord& r) { return r.pool == pool; }));
+  return static_cast<int>(std::count_if(requests.begin(), requests.end(),
+                                        [&](const RequestRecord& r) { return r.pool == pool; }));
 }
 
 const PoolTrack* ReplayReport::track(std::string_view endpoint, std::string_view pool) const {
@@ -37,12 +37,13 @@ std::string ReplayReport::digest() const {
   std::string text;
   text.reserve(requests.size() * 64);
   for (const RequestRecord& r : requests) {
-    text += std::to_string(r.arrived.count()) + ' ' + r.pool + ' ' + r.worker + ' ' + std::to_string(r.status) +
-            ' ' + r.error + ' ' + fixed_decimal(r.total_ms, 3) + ' ' + fixed_decimal(r.cost_usd * 1e6, 3) + '\n';
+    text += std::to_string(r.arrived.count()) + ' ' + r.pool + ' ' + r.worker + ' ' +
+            std::to_string(r.status) + ' ' + r.error + ' ' + fixed_decimal(r.total_ms, 3) + ' ' +
+            fixed_decimal(r.cost_usd * 1e6, 3) + '\n';
   }
   for (const PoolTrack& t : pools)
-    text += t.endpoint + '/' + t.pool + ' ' + std::to_string(t.peak_desired) + ' ' + std::to_string(t.peak_live) +
-            ' ' + fixed_decimal(t.metered_cost_usd * 1e6, 3) + '\n';
+    text += t.endpoint + '/' + t.pool + ' ' + std::to_string(t.peak_desired) + ' ' +
+            std::to_string(t.peak_live) + ' ' + fixed_decimal(t.metered_cost_usd * 1e6, 3) + '\n';
   return sha256_hex(text);
 }
 
@@ -52,9 +53,9 @@ std::string ReplayReport::summary() const {
   std::string out = std::to_string(requests.size()) + " requests:";
   for (auto [status, n] : statuses) out += " " + std::to_string(n) + "x" + std::to_string(status);
   for (const PoolTrack& t : pools)
-    out += "; " + t.endpoint + "/" + t.pool + ": " + std::to_string(count_pool(t.pool)) + " served, peak desired " +
-           std::to_string(t.peak_desired) + ", peak live " + std::to_string(t.peak_live) + ", cost $" +
-           fixed_decimal(t.metered_cost_usd, 4);
+    out += "; " + t.endpoint + "/" + t.pool + ": " + std::to_string(count_pool(t.pool)) +
+           " served, peak desired " + std::to_string(t.peak_desired) + ", peak live " +
+           std::to_string(t.peak_live) + ", cost $" + fixed_decimal(t.metered_cost_usd, 4);
   return out;
 }
 
@@ -66,8 +67,9 @@ bool warm(gateway::Gateway& engine) {
 }
 
 Replay::Replay(asio::io_context& io, Timers& timers, gateway::Gateway& engine,
-               std::map<std::string, std::string, std::less<>> bodies)
-    : io_(io), timers_(timers), engine_(engine), bodies_(std::move(bodies)) {}
+               std::map<std::string, std::string, std::less<>> bodies) :
+    io_(io),
+    timers_(timers), engine_(engine), bodies_(std::move(bodies)) {}
 
 Replay::~Replay() {
   for (TimerHandle& t : timers_set_) t.cancel();
@@ -81,9 +83,8 @@ void Replay::schedule(std::vector<Arrival> trace, TimePoint start, Duration samp
   sample_every_ = sample_every;
   timers_set_.reserve(trace_.size() + 1);
   for (std::size_t i = 0; i < trace_.size(); ++i)
-    timers_set_.push_back(timers_.call_at(start + trace_[i].at, [this, i] {
-      asio::co_spawn(io_, serve(i), asio::detached);
-    }));
+    timers_set_.push_back(
+        timers_.call_at(start + trace_[i].at, [this, i] { asio::co_spawn(io_, serve(i), asio::detached); }));
   sample();
 }
 
@@ -119,8 +120,9 @@ void Replay::sample() {
     for (gateway::EndpointRuntime* runtime : {slot->stable, slot->candidate}) {
       if (runtime == nullptr) continue;
       for (const gateway::PoolRuntime& p : runtime->pools) {
-        auto it = std::find_if(tracks_.begin(), tracks_.end(),
-                               [&](const PoolTrack& t) { return t.endpoint == slot->name && t.pool == p.name; });
+        auto it = std::find_if(tracks_.begin(), tracks_.end(), [&](const PoolTrack& t) {
+          return t.endpoint == slot->name && t.pool == p.name;
+        });
         if (it == tracks_.end()) it = tracks_.insert(tracks_.end(), PoolTrack{slot->name, p.name});
         const pool::PoolSnapshot snap = p.pool->snapshot();
         const int desired = p.desired_workers ? static_cast<int>(p.desired_workers->value()) : p.min_ready;
@@ -131,7 +133,8 @@ void Replay::sample() {
       }
     }
   }
-  if (!done() || finished_ == 0) timers_set_.push_back(timers_.call_after(sample_every_, [this] { sample(); }));
+  if (!done() || finished_ == 0)
+    timers_set_.push_back(timers_.call_after(sample_every_, [this] { sample(); }));
 }
 
 ReplayReport Replay::report() const {

@@ -18,18 +18,18 @@ namespace tandem::sim {
 
 /// What happened to one request of the trace.
 struct RequestRecord {
-  Duration arrived{0};  // from the trace's start
+  Duration arrived{0}; // from the trace's start
   std::string endpoint;
-  std::string pool;  // the pool that answered; empty: none did
-  std::string tier;  // its capacity kind, or "none"
+  std::string pool; // the pool that answered; empty: none did
+  std::string tier; // its capacity kind, or "none"
   std::string worker;
-  int status = 0;          // what a frontend would answer
-  std::string error;       // the error code's name; empty on success
+  int status = 0;    // what a frontend would answer
+  std::string error; // the error code's name; empty on success
   double retry_after_s = 0;
   double total_ms = 0;
   double queue_ms = 0;
   double upstream_ms = 0;  // on the worker
-  bool cold_start = false;  // waited for a worker that started after it arrived
+  bool cold_start = false; // waited for a worker that started after it arrived
   double cost_usd = 0;
   bool finished = false;
 };
@@ -38,10 +38,10 @@ struct RequestRecord {
 struct PoolTrack {
   std::string endpoint;
   std::string pool;
-  int peak_desired = 0;  // the autoscaler's highest wish (serverless pools; dedicated: replicas)
-  int peak_live = 0;     // started workers, starting ones included
+  int peak_desired = 0; // the autoscaler's highest wish (serverless pools; dedicated: replicas)
+  int peak_live = 0;    // started workers, starting ones included
   int peak_ready = 0;
-  double metered_cost_usd = 0;  // what the cost meter accrued
+  double metered_cost_usd = 0; // what the cost meter accrued
 };
 
 struct ReplayReport {

@@ -23,7 +23,7 @@ struct Call {
 struct Fleet::Worker : std::enable_shared_from_this<Fleet::Worker> {
   std::string id;
   pool::WorkerEvents events;
-  bool running = true;  // started and not yet gone
+  bool running = true; // started and not yet gone
   TimerHandle ready_timer;
   std::set<Call*> calls;
   int serving = 0;
@@ -39,7 +39,7 @@ struct Fleet::Worker : std::enable_shared_from_this<Fleet::Worker> {
     ready_timer.cancel();
     fleet->running_.erase(id);
     timers->call_after(Duration(0), [self = shared_from_this(), exit = std::move(exit)] {
-      auto exited = self->events.exited;  // the pool may detach from inside the call
+      auto exited = self->events.exited; // the pool may detach from inside the call
       if (exited) exited(exit);
       for (Call* call : self->calls) {
         call->dropped = true;
@@ -72,11 +72,13 @@ class SimUpstream final : public http::Upstream {
 public:
   using ServiceTime = std::function<Duration(int serving)>;
   SimUpstream(asio::io_context& io, Timers& timers, std::weak_ptr<Fleet::Worker> worker, ServiceTime service,
-              const std::string& body)
-      : io_(io), timers_(timers), worker_(std::move(worker)), service_(std::move(service)), body_(body) {}
+              const std::string& body) :
+      io_(io),
+      timers_(timers), worker_(std::move(worker)), service_(std::move(service)), body_(body) {}
 
-  asio::awaitable<Result<http::UpstreamResponse>> send(std::string_view /*head*/, std::string_view /*body*/,
-                                                       std::chrono::steady_clock::time_point deadline) override {
+  asio::awaitable<Result<http::UpstreamResponse>>
+  send(std::string_view /*head*/, std::string_view /*body*/,
+       std::chrono::steady_clock::time_point deadline) override {
     const std::shared_ptr<Fleet::Worker> worker = worker_.lock();
     if (!worker || !worker->running)
       co_return make_error(ErrorCode::upstream_error, "the simulated worker is gone (connection refused)");
@@ -107,7 +109,7 @@ private:
   asio::io_context& io_;
   Timers& timers_;
   std::weak_ptr<Fleet::Worker> worker_;
-  ServiceTime service_;  // of one request, given how many the worker serves with it
+  ServiceTime service_; // of one request, given how many the worker serves with it
   const std::string& body_;
 };
 
@@ -123,8 +125,10 @@ bool Fleet::crash(const std::string& worker_id) {
   return true;
 }
 
-SimProvider::SimProvider(asio::io_context& io, Timers& timers, Fleet& fleet, WorkerModel model, std::uint64_t seed)
-    : io_(io), timers_(timers), fleet_(fleet), model_(std::move(model)), rng_(seed) {}
+SimProvider::SimProvider(asio::io_context& io, Timers& timers, Fleet& fleet, WorkerModel model,
+                         std::uint64_t seed) :
+    io_(io),
+    timers_(timers), fleet_(fleet), model_(std::move(model)), rng_(seed) {}
 
 Duration SimProvider::draw(Duration mean, double cv) {
   if (cv <= 0 || mean.count() <= 0) return mean;
@@ -149,7 +153,8 @@ Result<std::unique_ptr<pool::ProviderWorker>> SimProvider::start(const pool::Wor
   if (cold > start.start_timeout) {
     // As a worker that never became ready: stopped at its start timeout.
     worker->ready_timer = timers_.call_after(start.start_timeout, [weak = std::weak_ptr(worker)] {
-      if (auto w = weak.lock()) w->end({pool::WorkerExit::Kind::start_timed_out, "killed at its start timeout"});
+      if (auto w = weak.lock())
+        w->end({pool::WorkerExit::Kind::start_timed_out, "killed at its start timeout"});
     });
   } else {
     by_port_[port] = worker;
@@ -166,7 +171,8 @@ Result<std::unique_ptr<pool::ProviderWorker>> SimProvider::start(const pool::Wor
 }
 
 std::shared_ptr<http::Upstream> SimProvider::connect(asio::io_context& io, const pool::WorkerAddress& address,
-                                                     std::size_t /*max_idle*/, std::size_t /*max_response_bytes*/) {
+                                                     std::size_t /*max_idle*/,
+                                                     std::size_t /*max_response_bytes*/) {
   std::weak_ptr<Fleet::Worker> worker;
   if (auto it = by_port_.find(address.endpoint.port()); it != by_port_.end()) {
     worker = it->second;

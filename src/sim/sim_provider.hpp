@@ -16,9 +16,9 @@ namespace tandem::sim {
 
 /// How one pool's simulated workers behave.
 struct WorkerModel {
-  Duration cold_start{std::chrono::seconds(2)};  // mean start to ready
-  double cold_start_cv = 0.2;                    // its coefficient of variation (log-normal)
-  Duration service{std::chrono::milliseconds(50)};  // mean time of one request alone on a worker
+  Duration cold_start{std::chrono::seconds(2)};    // mean start to ready
+  double cold_start_cv = 0.2;                      // its coefficient of variation (log-normal)
+  Duration service{std::chrono::milliseconds(50)}; // mean time of one request alone on a worker
   double service_cv = 0.3;
   /// Each further request being served on the same worker makes one this much slower (0.1:
   /// 10 % per neighbour), as a GPU shared by concurrent requests does.
@@ -48,7 +48,8 @@ private:
 class SimProvider final : public pool::Provider {
 public:
   /// Everything runs on `io` with `timers` (the simulator's event loop).
-  SimProvider(boost::asio::io_context& io, Timers& timers, Fleet& fleet, WorkerModel model, std::uint64_t seed);
+  SimProvider(boost::asio::io_context& io, Timers& timers, Fleet& fleet, WorkerModel model,
+              std::uint64_t seed);
   [[nodiscard]] std::string_view name() const override { return "sim"; }
   Result<std::unique_ptr<pool::ProviderWorker>> start(const pool::WorkerStart& start,
                                                       pool::WorkerEvents events) override;

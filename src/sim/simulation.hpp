@@ -17,17 +17,17 @@
 namespace tandem::sim {
 
 struct Crash {
-  Duration at{0};  // from the trace's start
+  Duration at{0}; // from the trace's start
   std::string worker_id;
 };
 
 struct SimulationSpec {
   Config config;
-  std::vector<ModelManifest> manifests;  // in config.endpoints order
+  std::vector<ModelManifest> manifests; // in config.endpoints order
   /// Worker behaviour by pool name; pools not named get `default_workers`.
   std::map<std::string, WorkerModel, std::less<>> workers;
   WorkerModel default_workers;
-  std::map<std::string, std::string, std::less<>> bodies;  // the request body per endpoint
+  std::map<std::string, std::string, std::less<>> bodies; // the request body per endpoint
   std::vector<Crash> crashes;
   std::uint64_t seed = 1;
   /// The trace starts once every pool's warm workers are ready (see warm()), or after this.
@@ -54,7 +54,7 @@ private:
   boost::asio::io_context io_;
   EventLoop loop_;
   MetricsRegistry metrics_;
-  pool::ChildReaper reaper_;  // the engine takes one; no sim worker is a process
+  pool::ChildReaper reaper_; // the engine takes one; no sim worker is a process
   Fleet fleet_;
   std::unique_ptr<gateway::Gateway> engine_;
 };

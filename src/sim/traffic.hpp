@@ -21,10 +21,10 @@ struct TrafficSpec {
   std::string endpoint;
   Duration length{std::chrono::minutes(1)};
   double base_rps = 5;
-  double burst_rps = 0;              // during a burst, instead of base_rps; 0: no bursts
-  Duration burst_every{std::chrono::minutes(10)};  // mean time between burst starts
+  double burst_rps = 0;                           // during a burst, instead of base_rps; 0: no bursts
+  Duration burst_every{std::chrono::minutes(10)}; // mean time between burst starts
   Duration burst_length{std::chrono::seconds(30)};
-  engine::Priority priority = engine::Priority::normal;  // of every request
+  engine::Priority priority = engine::Priority::normal; // of every request
 };
 
 /// Arrivals in time order.

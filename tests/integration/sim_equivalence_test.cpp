@@ -37,7 +37,7 @@ std::vector<Arrival> short_trace() {
   traffic.endpoint = "digits";
   traffic.length = 8s;
   traffic.base_rps = 15;
-  traffic.burst_rps = 70;  // the dedicated worker serves 40 a second: bursts spill over
+  traffic.burst_rps = 70; // the dedicated worker serves 40 a second: bursts spill over
   traffic.burst_every = 3s;
   traffic.burst_length = 2s;
   return poisson_with_bursts(traffic, 11);
@@ -45,8 +45,8 @@ std::vector<Arrival> short_trace() {
 
 struct LiveRun {
   ReplayReport report;
-  std::map<std::string, double> service_ms;     // mean upstream time by pool
-  std::map<std::string, double> cold_start_ms;  // measured by each pool
+  std::map<std::string, double> service_ms;    // mean upstream time by pool
+  std::map<std::string, double> cold_start_ms; // measured by each pool
 };
 
 LiveRun run_live(const Config& config, const ModelManifest& manifest, const std::vector<Arrival>& trace,
@@ -58,7 +58,7 @@ LiveRun run_live(const Config& config, const ModelManifest& manifest, const std:
   pool::ChildReaper reaper(io);
   gateway::GatewayOptions options;
   options.self_exe = tandem::testing::tandem_binary().string();
-  options.worker_log_args = {"--fault-delay-ms", "50"};  // a model that takes 50 ms
+  options.worker_log_args = {"--fault-delay-ms", "50"}; // a model that takes 50 ms
   options.timers = &timers;
   gateway::Gateway engine(io, config, {manifest}, reaper, metrics, clock, options);
   engine.start();
@@ -106,9 +106,9 @@ TEST(SimEquivalence, TheSameTraceLiveAndSimulatedPicksTheSamePoolsAndScalesAsFar
   spec.bodies = {{"digits", body}};
   for (const char* pool : {"dedicated", "serverless"}) {
     WorkerModel model;
-    model.service = std::chrono::duration_cast<Duration>(
-        std::chrono::duration<double, std::milli>(live.service_ms.count(pool) ? live.service_ms.at(pool) : 50.0));
-    model.service_cv = 0;  // a fixed delay: the live workers take 50 ms and a little more
+    model.service = std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::milli>(
+        live.service_ms.count(pool) ? live.service_ms.at(pool) : 50.0));
+    model.service_cv = 0; // a fixed delay: the live workers take 50 ms and a little more
     model.cold_start = std::chrono::duration_cast<Duration>(
         std::chrono::duration<double, std::milli>(std::max(1.0, live.cold_start_ms.at(pool))));
     model.cold_start_cv = 0.1;
@@ -124,8 +124,8 @@ TEST(SimEquivalence, TheSameTraceLiveAndSimulatedPicksTheSamePoolsAndScalesAsFar
   for (std::size_t i = 0; i < trace.size(); ++i)
     same += live.report.requests[i].pool == simulated.requests[i].pool ? 1 : 0;
   const double agreement = static_cast<double>(same) / static_cast<double>(trace.size());
-  std::printf("live: %s\nsimulated: %s\npool agreement %.1f%% of %zu requests\n", live.report.summary().c_str(),
-              simulated.summary().c_str(), agreement * 100, trace.size());
+  std::printf("live: %s\nsimulated: %s\npool agreement %.1f%% of %zu requests\n",
+              live.report.summary().c_str(), simulated.summary().c_str(), agreement * 100, trace.size());
   // The trace must exercise both pools for the comparison to mean anything.
   EXPECT_GT(live.report.count_pool("serverless"), 20) << live.report.summary();
   EXPECT_GT(live.report.count_pool("dedicated"), 20) << live.report.summary();

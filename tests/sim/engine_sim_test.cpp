@@ -44,7 +44,7 @@ endpoints:
   dedicated.service_cv = 0.25;
   dedicated.cold_start = 20s;
   WorkerModel serverless = dedicated;
-  serverless.service = 55ms;  // a smaller GPU
+  serverless.service = 55ms; // a smaller GPU
   serverless.cold_start = 4s;
   serverless.cold_start_cv = 0.3;
   spec.workers = {{"dedicated", dedicated}, {"serverless", serverless}};
@@ -57,14 +57,16 @@ std::vector<Arrival> bursty_hour(std::uint64_t seed) {
   TrafficSpec traffic;
   traffic.endpoint = "digits";
   traffic.length = 1h;
-  traffic.base_rps = 10;    // a quarter of the dedicated pool's 100 requests a second
-  traffic.burst_rps = 150;  // half again above it
+  traffic.base_rps = 10;   // a quarter of the dedicated pool's 100 requests a second
+  traffic.burst_rps = 150; // half again above it
   traffic.burst_every = 10min;
   traffic.burst_length = 45s;
   return poisson_with_bursts(traffic, seed);
 }
 
-double cpu_seconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
+double cpu_seconds() {
+  return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+}
 
 struct Quiet {
   Quiet() { spdlog::set_level(spdlog::level::err); }

@@ -21,18 +21,20 @@ namespace fs = std::filesystem;
 struct Outcome {
   sim::ReplayReport report;
   int admitted = 0;
-  int rejected = 0;  // 429
+  int rejected = 0; // 429
   int on_dedicated = 0;
   int on_serverless = 0;
-  int serverless_peak = 0;  // live serverless workers at most
-  double p95_ms = 0;        // of admitted requests
+  int serverless_peak = 0; // live serverless workers at most
+  double p95_ms = 0;       // of admitted requests
 };
 
 /// `serverless_max` 0: no serverless pool.
 Outcome simulate(const std::string& routing, int dedicated, int serverless_max, double rps, Duration length,
                  engine::Priority priority = engine::Priority::normal) {
-  std::string yaml = "endpoints:\n  digits:\n    model: ../models/digits\n    slo: {p95_ms: 50, timeout_ms: 1000}\n"
-                     "    routing: " + routing + "\n";
+  std::string yaml =
+      "endpoints:\n  digits:\n    model: ../models/digits\n    slo: {p95_ms: 50, timeout_ms: 1000}\n"
+      "    routing: " +
+      routing + "\n";
   if (dedicated > 0)
     yaml += "    dedicated: {replicas: " + std::to_string(dedicated) + ", max_concurrency_per_worker: 1}\n";
   if (serverless_max > 0)
@@ -47,7 +49,8 @@ Outcome simulate(const std::string& routing, int dedicated, int serverless_max, 
   spec.manifests = {*manifest};
   std::string pixels = "0";
   for (int i = 1; i < 64; ++i) pixels += ",0";
-  spec.bodies = {{"digits", R"({"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,64],"data":[)" + pixels + "]}]}"}};
+  spec.bodies = {{"digits", R"({"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,64],"data":[)" +
+                                pixels + "]}]}"}};
   spec.default_workers.service = 10ms;
   spec.default_workers.service_cv = 0;
   spec.default_workers.cold_start = 20ms;
@@ -86,10 +89,11 @@ TEST(RoutingSim, SpilloverBeginsWhenDedicatedIsSaturated) {
   EXPECT_EQ(light.on_serverless, 0) << "well below capacity nothing spills: " << light.report.summary();
   EXPECT_EQ(light.rejected, 0);
   auto heavy = simulate("dedicated-first", 2, 8, 400, 60s);
-  EXPECT_GT(heavy.on_serverless, heavy.admitted / 4) << "at twice the capacity, a large share spills: "
-                                                     << heavy.report.summary();
+  EXPECT_GT(heavy.on_serverless, heavy.admitted / 4)
+      << "at twice the capacity, a large share spills: " << heavy.report.summary();
   EXPECT_GT(heavy.on_dedicated, heavy.admitted / 3) << "dedicated stays busy";
-  EXPECT_LE(heavy.rejected, heavy.admitted / 100) << "serverless absorbs the burst: " << heavy.report.summary();
+  EXPECT_LE(heavy.rejected, heavy.admitted / 100)
+      << "serverless absorbs the burst: " << heavy.report.summary();
   EXPECT_LE(heavy.p95_ms, 50.0);
 }
 
